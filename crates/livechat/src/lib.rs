@@ -1,0 +1,20 @@
+//! The LiveChat v2 webhook domain, as the public v2 documentation describes it.
+//!
+//! This crate does no I/O: it knows the event types, the data types each one
+//! supports (the documentation's table), the payload shapes, how an incoming
+//! platform event is validated, how a target URL is checked and masked, and how
+//! PHP-style form bodies (`fields[0][name]=...`) are read. The server and the
+//! receiver SDK both build on it, so the two can never drift apart.
+
+pub mod error;
+pub mod event;
+pub mod form;
+pub mod payload;
+pub mod target;
+pub mod types;
+
+pub use error::ValidationError;
+pub use event::{IncomingEvent, Sections};
+pub use payload::{render_payload, PayloadParts};
+pub use target::TargetUrl;
+pub use types::{DataType, DataTypes, EventType};
