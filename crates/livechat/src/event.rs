@@ -52,9 +52,8 @@ impl IncomingEvent {
         for (key, value) in fields {
             match key.as_str() {
                 "event_type" => {
-                    let s: String = serde_json::from_str(value.get()).map_err(|_| {
-                        ValidationError::new("event_type", "must be a string")
-                    })?;
+                    let s: String = serde_json::from_str(value.get())
+                        .map_err(|_| ValidationError::new("event_type", "must be a string"))?;
                     event_type = Some(s.parse::<EventType>()?);
                 }
                 "license_id" => {
@@ -134,7 +133,10 @@ impl IncomingEvent {
     }
 }
 
-fn typed<T: DeserializeOwned>(sections: &Sections, t: DataType) -> Result<Option<T>, ValidationError> {
+fn typed<T: DeserializeOwned>(
+    sections: &Sections,
+    t: DataType,
+) -> Result<Option<T>, ValidationError> {
     let Some(raw) = &sections[t.index()] else {
         return Ok(None);
     };
@@ -195,20 +197,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ev.license_id, "1025707");
-        assert!(ev.sections[0].as_ref().unwrap().get().contains("\"future\":{\"x\":1.50}"));
+        assert!(ev.sections[0]
+            .as_ref()
+            .unwrap()
+            .get()
+            .contains("\"future\":{\"x\":1.50}"));
         assert_eq!(ev.chat_tags, Some(("C1".into(), r#"["a","b"]"#.into())));
 
-        let err = IncomingEvent::from_json(br#"{"event_type":"chat_started","license_id":"1","chat":{"id":"C"}}"#)
-            .unwrap_err();
+        let err = IncomingEvent::from_json(
+            br#"{"event_type":"chat_started","license_id":"1","chat":{"id":"C"}}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.field, "visitor");
         let err = IncomingEvent::from_json(br#"{"event_type":"visitor_queued","license_id":"1","visitor":{"id":"V"},"ticket":{"id":"T"}}"#)
             .unwrap_err();
         assert_eq!(err.field, "ticket");
-        let err = IncomingEvent::from_json(br#"{"event_type":"ticket_created","license_id":"1","ticket":{"status":"open"}}"#)
-            .unwrap_err();
+        let err = IncomingEvent::from_json(
+            br#"{"event_type":"ticket_created","license_id":"1","ticket":{"status":"open"}}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.field, "ticket");
-        let err = IncomingEvent::from_json(br#"{"event_type":"chat_started","license_id":"1","vistor":{}}"#)
-            .unwrap_err();
+        let err = IncomingEvent::from_json(
+            br#"{"event_type":"chat_started","license_id":"1","vistor":{}}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.field, "vistor");
     }
 }

@@ -50,7 +50,12 @@ fn split_key(key: &str) -> Result<Vec<String>, ValidationError> {
     Ok(path)
 }
 
-fn insert(node: &mut Value, path: &[String], value: Value, key: &str) -> Result<(), ValidationError> {
+fn insert(
+    node: &mut Value,
+    path: &[String],
+    value: Value,
+    key: &str,
+) -> Result<(), ValidationError> {
     let bad = |msg: &str| ValidationError::new(key.to_string(), msg.to_string());
     let (first, rest) = path.split_first().expect("paths are never empty");
     let last = rest.is_empty();
@@ -126,7 +131,10 @@ mod tests {
 
     #[test]
     fn appends_with_empty_brackets() {
-        let v = parse("event_type=chat_started&data_types[]=chat&data_types[]=visitor&url=https%3A%2F%2Fx.io").unwrap();
+        let v = parse(
+            "event_type=chat_started&data_types[]=chat&data_types[]=visitor&url=https%3A%2F%2Fx.io",
+        )
+        .unwrap();
         assert_eq!(v["data_types"], json!(["chat", "visitor"]));
     }
 

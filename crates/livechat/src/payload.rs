@@ -207,7 +207,12 @@ mod tests {
 
     #[test]
     fn renders_exactly_the_chosen_types_in_order() {
-        let sections = [raw(r#"{"id":"C1","x":1.50}"#), raw(r#"{"id":"V1"}"#), None, None];
+        let sections = [
+            raw(r#"{"id":"C1","x":1.50}"#),
+            raw(r#"{"id":"V1"}"#),
+            None,
+            None,
+        ];
         let body = render_payload(&PayloadParts {
             event_type: EventType::ChatStarted,
             token: "t0k",
@@ -228,7 +233,10 @@ mod tests {
             "visitor":{"id":"S1354547427.0c151b0e1b","name":"John","email":"john.smith@gmail.com","country":"PL"},
             "event_unique_id":"0123456789abcdef0123456789abcdef"}"#;
         let p: WebhookPayload = serde_json::from_str(doc).unwrap();
-        assert_eq!(p.visitor.as_ref().unwrap().email.as_deref(), Some("john.smith@gmail.com"));
+        assert_eq!(
+            p.visitor.as_ref().unwrap().email.as_deref(),
+            Some("john.smith@gmail.com")
+        );
         assert_eq!(p.visitor.as_ref().unwrap().extra["country"], "PL");
         assert_eq!(p.event(), Some(EventType::ChatStarted));
     }

@@ -37,8 +37,11 @@ impl TargetUrl {
         if input.len() > MAX_URL_LEN {
             return Err(err("is longer than 500 characters"));
         }
-        let url = Url::parse(input)
-            .map_err(|e| err(&format!("must be an absolute http:// or https:// URL ({e})")))?;
+        let url = Url::parse(input).map_err(|e| {
+            err(&format!(
+                "must be an absolute http:// or https:// URL ({e})"
+            ))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(err("must be an absolute http:// or https:// URL"));
         }
@@ -112,13 +115,23 @@ mod tests {
         let c = t.credentials().unwrap();
         assert_eq!((c.user.as_str(), c.password.as_str()), ("user", "p@ss"));
         assert_eq!(t.masked(), "https://user:****@hooks.example.com/path?q=1");
-        assert_eq!(t.without_credentials().as_str(), "https://hooks.example.com/path?q=1");
+        assert_eq!(
+            t.without_credentials().as_str(),
+            "https://hooks.example.com/path?q=1"
+        );
         assert!(!format!("{t:?}{c:?}").contains("p@ss"));
     }
 
     #[test]
     fn rejects_what_is_not_absolute_http() {
-        for bad in ["", "ftp://x.io", "/relative", "example.com/hook", "http://", "mailto:a@b.c"] {
+        for bad in [
+            "",
+            "ftp://x.io",
+            "/relative",
+            "example.com/hook",
+            "http://",
+            "mailto:a@b.c",
+        ] {
             assert_eq!(TargetUrl::parse(bad).unwrap_err().field, "url", "{bad}");
         }
         assert!(TargetUrl::parse(&format!("https://x.io/{}", "a".repeat(600))).is_err());

@@ -136,7 +136,9 @@ impl FromStr for DataType {
             .into_iter()
             .find(|d| d.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown data type {s:?}; expected chat, visitor, pre_chat_survey or ticket")
+                format!(
+                    "unknown data type {s:?}; expected chat, visitor, pre_chat_survey or ticket"
+                )
             })
     }
 }
@@ -189,7 +191,10 @@ impl DataTypes {
 
     /// Parses a webhook's requested data types and checks them against the
     /// table for `event`. Duplicates are folded; order does not matter.
-    pub fn parse_for<S: AsRef<str>>(event: EventType, names: &[S]) -> Result<Self, ValidationError> {
+    pub fn parse_for<S: AsRef<str>>(
+        event: EventType,
+        names: &[S],
+    ) -> Result<Self, ValidationError> {
         let mut set = DataTypes::default();
         for name in names {
             let name = name.as_ref();
@@ -222,7 +227,10 @@ mod tests {
             EventType::ChatStarted.supported().names(),
             ["chat", "visitor", "pre_chat_survey"]
         );
-        assert_eq!(EventType::ChatChanged.supported().names(), ["chat", "visitor"]);
+        assert_eq!(
+            EventType::ChatChanged.supported().names(),
+            ["chat", "visitor"]
+        );
         assert_eq!(EventType::TicketCreated.supported().names(), ["ticket"]);
     }
 
@@ -230,7 +238,10 @@ mod tests {
     fn data_types_are_checked_against_the_event() {
         let err = DataTypes::parse_for(EventType::VisitorQueued, &["chat"]).unwrap_err();
         assert_eq!(err.field, "data_types");
-        assert!(DataTypes::parse_for(EventType::ChatEnded, &["pre_chat_survey", "chat", "chat"]).is_ok());
+        assert!(
+            DataTypes::parse_for(EventType::ChatEnded, &["pre_chat_survey", "chat", "chat"])
+                .is_ok()
+        );
         assert!(DataTypes::parse_for(EventType::ChatEnded, &["nope"]).is_err());
     }
 }

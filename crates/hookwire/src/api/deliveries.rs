@@ -1,0 +1,150 @@
+//! The delivery log and redelivery.
+
+use super::auth::License;
+use super::error::{ApiResult, AppError};
+use super::views::{self, parse_rfc3339};
+use super::AppState;
+use crate::store::{now_millis, DeliveryQuery, DeliveryState};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    state: Option<String>,
+    /// Only deliveries older than this delivery id (the previous page's `next_before`).
+    before: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn page(
+    state: &AppState,
+    license: &str,
+    webhook_id: Option<&str>,
+    q: LogQuery,
+) -> ApiResult<Json<Value>> {
+    let wanted = q
+        .state
+        .as_deref()
+        .map(|s| {
+            DeliveryState::parse(s)
+                .ok_or_else(|| AppError::invalid("state", "must be pending, delivered or failed"))
+        })
+        .transpose()?;
+    let before = q
+        .before
+        .as_deref()
+        .map(|b| {
+            b.parse::<i64>()
+                .map_err(|_| AppError::invalid("before", "must be a delivery id"))
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(AppError::invalid(
+            "limit",
+            format!("must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    let deliveries = state
+        .store()
+        .list_deliveries(DeliveryQuery {
+            license_id: license,
+            webhook_id,
+            state: wanted,
+            before,
+            limit,
+        })
+        .await?;
+    let next_before = (deliveries.len() == limit)
+        .then(|| deliveries.last().map(|d| d.id.to_string()))
+        .flatten();
+    let list: Vec<Value> = deliveries.iter().map(views::delivery).collect();
+    Ok(Json(
+        json!({ "deliveries": list, "next_before": next_before }),
+    ))
+}
+
+/// Query-string rejections answer in our error format too.
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(q)| q)
+        .map_err(|e| AppError::invalid("query", e.body_text()))
+}
+
+pub async fn for_webhook(
+    State(state): State<AppState>,
+    License(license): License,
+    Path(id): Path<String>,
+    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = query(q)?;
+    if state.store().get_webhook(&license, &id).await?.is_none() {
+        return Err(AppError::NotFound(format!("no webhook {id}")));
+    }
+    page(&state, &license, Some(&id), q).await
+}
+
+pub async fn for_license(
+    State(state): State<AppState>,
+    License(license): License,
+    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = query(q)?;
+    page(&state, &license, None, q).await
+}
+
+pub async fn redeliver(
+    State(state): State<AppState>,
+    License(license): License,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let not_found = || AppError::NotFound(format!("no delivery {id}"));
+    let delivery_id: i64 = id.parse().map_err(|_| not_found())?;
+    if !state
+        .store()
+        .redeliver(&license, delivery_id, now_millis())
+        .await?
+    {
+        return Err(not_found());
+    }
+    state.engine().dispatcher().wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "state": "pending" })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinceQuery {
+    since: Option<String>,
+}
+
+pub async fn redeliver_failed(
+    State(state): State<AppState>,
+    License(license): License,
+    Path(id): Path<String>,
+    q: Result<Query<SinceQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let q = query(q)?;
+    let since = q
+        .since
+        .as_deref()
+        .ok_or_else(|| AppError::invalid("since", "is required (an RFC 3339 time)"))?;
+    let since = parse_rfc3339("since", since)?;
+    if state.store().get_webhook(&license, &id).await?.is_none() {
+        return Err(AppError::NotFound(format!("no webhook {id}")));
+    }
+    let count = state
+        .store()
+        .redeliver_failed_since(&license, &id, since, now_millis())
+        .await?;
+    state.engine().dispatcher().wake();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "redelivered": count }))))
+}

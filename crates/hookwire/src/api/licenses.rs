@@ -1,0 +1,53 @@
+//! Licenses: created by the chat platform, each with an API key shown once.
+
+use super::auth::Platform;
+use super::error::{ApiResult, AppError};
+use super::extract::{json, Body};
+use super::AppState;
+use crate::secret::{hash_secret, random_hex};
+use crate::store::{now_millis, StoreError};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewLicense {
+    license_id: Value,
+}
+
+/// Creates a license and its API key; the key is only ever shown here.
+pub async fn create(
+    State(state): State<AppState>,
+    _: Platform,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let input: NewLicense = json(&headers, &body)?;
+    let license_id = hookwire_livechat::event::parse_license_id(&input.license_id)?;
+    let api_key = create_license(state.store(), &license_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "license_id": license_id, "api_key": api_key })),
+    ))
+}
+
+/// Shared by the API and `hookwire licenses create`.
+pub async fn create_license(
+    store: &dyn crate::store::Store,
+    license_id: &str,
+) -> Result<String, AppError> {
+    let api_key = format!("hwk_{}", random_hex(24));
+    match store
+        .create_license(license_id, &hash_secret(&api_key), now_millis())
+        .await
+    {
+        Ok(()) => Ok(api_key),
+        Err(StoreError::Conflict) => Err(AppError::Conflict(format!(
+            "license {license_id} already exists"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,79 @@
+//! How stored things are shown in API answers. Passwords in URLs only ever
+//! appear masked.
+
+use crate::store::{DeliveryView, Millis, Webhook};
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+pub fn rfc3339(ms: Millis) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+pub fn parse_rfc3339(field: &str, text: &str) -> Result<Millis, super::error::AppError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Millis)
+        .map_err(|_| {
+            super::error::AppError::invalid(
+                field,
+                format!("{text:?} is not an RFC 3339 time such as 2026-11-25T12:00:00Z"),
+            )
+        })
+}
+
+/// LiveChat's license ids are numbers in its answers; others stay strings.
+fn licence_value(id: &str) -> Value {
+    match id.parse::<u64>() {
+        Ok(n) if !id.starts_with('0') || id == "0" => json!(n),
+        _ => json!(id),
+    }
+}
+
+/// A webhook as LiveChat's v2 API shows it (note the spelling `licence`).
+pub fn livechat_webhook(w: &Webhook) -> Value {
+    json!({
+        "licence": licence_value(&w.license_id),
+        "event_type": w.event_type.as_str(),
+        "data_types": w.data_types.names(),
+        "url": w.url.masked(),
+        "verified": true,
+        "token": w.token,
+        "id": w.id,
+    })
+}
+
+/// A webhook in hookwire's own API.
+pub fn webhook(w: &Webhook) -> Value {
+    json!({
+        "id": w.id,
+        "license_id": w.license_id,
+        "event_type": w.event_type.as_str(),
+        "data_types": w.data_types.names(),
+        "url": w.url.masked(),
+        "enabled": w.enabled,
+        "disabled_reason": w.disabled_reason,
+        "created_at": rfc3339(w.created_at),
+    })
+}
+
+pub fn delivery(d: &DeliveryView) -> Value {
+    json!({
+        "id": d.id.to_string(),
+        "event_id": d.event_id,
+        "webhook_id": d.webhook_id,
+        "event_type": d.event_type.as_str(),
+        "state": d.state.as_str(),
+        "created_at": rfc3339(d.created_at),
+        "next_attempt_at": d.next_attempt_at.map(rfc3339),
+        "attempts": d.attempts.iter().map(|a| json!({
+            "at": rfc3339(a.at),
+            "status": a.status,
+            "latency_ms": a.latency_ms,
+            "error": a.error,
+            "response_excerpt": a.response_excerpt,
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,207 @@
+//! Webhook configuration: LiveChat's v2 routes (`/webhooks`, `/v2/webhooks`)
+//! and hookwire's own (`/api/v1/webhooks`), over one validation path.
+
+use super::auth::License;
+use super::error::{ApiResult, AppError};
+use super::extract::{json_or_form, typed, Body};
+use super::{views, AppState};
+use crate::secret::random_hex;
+use crate::store::{now_millis, NewWebhook, Webhook, WebhookPatch};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use hookwire_livechat::{DataTypes, EventType, TargetUrl};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The most webhooks one license may have.
+pub const MAX_WEBHOOKS_PER_LICENSE: usize = 100;
+
+/// `data_types` as JSON lists it, as a lone string, or as PHP's `data_types[]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Names {
+    Many(Vec<String>),
+    One(String),
+}
+
+impl Names {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Names::Many(v) => v,
+            Names::One(s) if s.is_empty() => Vec::new(),
+            Names::One(s) => vec![s],
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWebhookInput {
+    event_type: Option<String>,
+    #[serde(default)]
+    data_types: Option<Names>,
+    url: Option<String>,
+}
+
+async fn create_webhook(state: &AppState, license_id: String, value: Value) -> ApiResult<Webhook> {
+    let input: NewWebhookInput = typed(value)?;
+    let event: EventType = input
+        .event_type
+        .ok_or_else(|| AppError::invalid("event_type", "is required"))?
+        .parse()?;
+    let names = input.data_types.map(Names::into_vec).unwrap_or_default();
+    let data_types = DataTypes::parse_for(event, &names)?;
+    let url = TargetUrl::parse(input.url.as_deref().unwrap_or(""))?;
+    let existing = state.store().list_webhooks(&license_id).await?;
+    if existing.len() >= MAX_WEBHOOKS_PER_LICENSE {
+        return Err(AppError::Conflict(format!(
+            "a license may have at most {MAX_WEBHOOKS_PER_LICENSE} webhooks"
+        )));
+    }
+    Ok(state
+        .store()
+        .create_webhook(NewWebhook {
+            id: random_hex(16),
+            license_id,
+            event_type: event,
+            data_types,
+            url,
+            token: random_hex(16),
+            created_at: now_millis(),
+        })
+        .await?)
+}
+
+async fn owned(state: &AppState, license_id: &str, id: &str) -> ApiResult<Webhook> {
+    state
+        .store()
+        .get_webhook(license_id, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no webhook {id}")))
+}
+
+// LiveChat v2.
+
+pub async fn v2_list(
+    State(state): State<AppState>,
+    License(license): License,
+) -> ApiResult<Json<Value>> {
+    let webhooks = state.store().list_webhooks(&license).await?;
+    let events: Vec<Value> = webhooks.iter().map(views::livechat_webhook).collect();
+    Ok(Json(json!({ "events": events })))
+}
+
+pub async fn v2_create(
+    State(state): State<AppState>,
+    License(license): License,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let value = json_or_form(&headers, &body)?;
+    let webhook = create_webhook(&state, license, value).await?;
+    Ok(Json(
+        json!({ "events": [views::livechat_webhook(&webhook)] }),
+    ))
+}
+
+pub async fn v2_delete(
+    State(state): State<AppState>,
+    License(license): License,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    if state
+        .store()
+        .delete_webhook(&license, &id, now_millis())
+        .await?
+    {
+        Ok(Json(
+            json!({ "result": "Push notification removed successfully" }),
+        ))
+    } else {
+        Err(AppError::NotFound(format!("no webhook {id}")))
+    }
+}
+
+// hookwire's own API.
+
+pub async fn list(
+    State(state): State<AppState>,
+    License(license): License,
+) -> ApiResult<Json<Value>> {
+    let webhooks = state.store().list_webhooks(&license).await?;
+    let list: Vec<Value> = webhooks.iter().map(views::webhook).collect();
+    Ok(Json(json!({ "webhooks": list })))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    License(license): License,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let value = json_or_form(&headers, &body)?;
+    let webhook = create_webhook(&state, license, value).await?;
+    Ok((StatusCode::CREATED, Json(views::webhook(&webhook))))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    License(license): License,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(views::webhook(&owned(&state, &license, &id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchInput {
+    url: Option<String>,
+    data_types: Option<Names>,
+    enabled: Option<bool>,
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    License(license): License,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let input: PatchInput = typed(json_or_form(&headers, &body)?)?;
+    let current = owned(&state, &license, &id).await?;
+    let patch = WebhookPatch {
+        url: input.url.as_deref().map(TargetUrl::parse).transpose()?,
+        data_types: input
+            .data_types
+            .map(|n| DataTypes::parse_for(current.event_type, &n.into_vec()))
+            .transpose()?,
+        enabled: input.enabled,
+    };
+    let updated = state
+        .store()
+        .update_webhook(&license, &id, patch)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no webhook {id}")))?;
+    if input.enabled == Some(true) {
+        // Deliveries held while it was disabled are due now.
+        state.engine().dispatcher().wake();
+    }
+    Ok(Json(views::webhook(&updated)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    License(license): License,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if state
+        .store()
+        .delete_webhook(&license, &id, now_millis())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound(format!("no webhook {id}")))
+    }
+}

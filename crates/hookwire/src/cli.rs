@@ -1,0 +1,171 @@
+//! The command line: `hookwire serve`, `hookwire licenses create`, `hookwire config`.
+
+use crate::config::{LogFormat, Overrides, Settings, DEFAULT_CONFIG};
+use crate::server::{self, BoxError, KeySource, RunningServer};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "hookwire",
+    version,
+    about = "A self-hosted webhook delivery server, LiveChat v2 compatible."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (HTTP API and delivery engine).
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Deliver to loopback and private addresses (trusted setups, tests).
+        #[arg(long)]
+        allow_private_targets: bool,
+    },
+    /// Manage licenses directly in the database.
+    Licenses {
+        #[command(subcommand)]
+        command: LicenseCommand,
+    },
+    /// Print the default configuration file, with every key documented.
+    Config,
+}
+
+#[derive(Subcommand)]
+enum LicenseCommand {
+    /// Create a license and print its API key (shown once).
+    Create {
+        license_id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// A TOML config file (see `hookwire config`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH.
+    #[arg(long)]
+    database: Option<String>,
+    /// Data directory (default ./hookwire-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl Common {
+    fn settings(&self, listen: Option<String>, allow_private: bool) -> Result<Settings, BoxError> {
+        let overrides = Overrides {
+            listen,
+            database: self.database.clone(),
+            data_dir: self.data_dir.clone(),
+            allow_private_targets: allow_private.then_some(true),
+        };
+        Ok(Settings::load(self.config.as_deref(), &overrides)?)
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), BoxError> {
+    match cli.command {
+        Command::Serve {
+            common,
+            listen,
+            allow_private_targets,
+        } => {
+            let settings = common.settings(listen, allow_private_targets)?;
+            init_logging(settings.log_format);
+            serve(settings).await
+        }
+        Command::Licenses {
+            command: LicenseCommand::Create { license_id, common },
+        } => {
+            let settings = common.settings(None, false)?;
+            hookwire_livechat::event::validate_license_id(&license_id)?;
+            let store = server::open_store(&settings, false).await?;
+            let key = crate::api::licenses::create_license(store.as_ref(), &license_id)
+                .await
+                .map_err(|e| e.body()["message"].as_str().unwrap_or("failed").to_string())?;
+            println!("license {license_id} created");
+            println!("API key (shown once, store it now): {key}");
+            Ok(())
+        }
+        Command::Config => {
+            print!("{DEFAULT_CONFIG}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), BoxError> {
+    let database = settings.database.to_string();
+    let data_dir = settings.data_dir.clone();
+    let server = RunningServer::start(settings).await?;
+    let url = format!("http://{}", server.addr);
+    println!("hookwire listening on {url}");
+    println!("  database: {database}");
+    println!("  data directory: {}", data_dir.display());
+    match &server.key_source {
+        KeySource::Configured => println!("  platform key: from HOOKWIRE_PLATFORM_KEY / config"),
+        KeySource::File { path, generated } => println!(
+            "  platform key: {} {}",
+            if *generated {
+                "generated into"
+            } else {
+                "read from"
+            },
+            path.display()
+        ),
+    }
+    println!("Create a license (prints its API key):");
+    println!(
+        "  curl -s -X POST {url}/api/v1/licenses -H \"Authorization: Bearer $(cat {})\" -d '{{\"license_id\":\"1025707\"}}'",
+        data_dir.join("platform.key").display()
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing attempts in flight");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HOOKWIRE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

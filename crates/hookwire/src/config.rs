@@ -1,0 +1,377 @@
+//! Configuration: the embedded defaults, then a TOML file, then `HOOKWIRE_*`
+//! environment variables, then command-line flags; parsed into validated
+//! [`Settings`] before anything uses them.
+
+use crate::secret::Secret;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The embedded defaults, which double as the documented example config.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// Every key the config accepts; environment variables are `HOOKWIRE_` + the
+/// key in capitals.
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database",
+    "sqlite_synchronous",
+    "platform_key",
+    "token_secret",
+    "token_ttl",
+    "allow_private_targets",
+    "attempt_timeout",
+    "retry_schedule",
+    "retry_jitter",
+    "acknowledge",
+    "per_target_concurrency",
+    "max_in_flight",
+    "lease",
+    "poll_interval",
+    "max_body_bytes",
+    "shutdown_grace",
+    "log_format",
+];
+
+/// The config as written, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    listen: String,
+    data_dir: PathBuf,
+    database: String,
+    sqlite_synchronous: String,
+    platform_key: Option<Secret>,
+    token_secret: Option<Secret>,
+    token_ttl: String,
+    allow_private_targets: bool,
+    attempt_timeout: String,
+    retry_schedule: Schedule,
+    retry_jitter: f64,
+    acknowledge: String,
+    per_target_concurrency: usize,
+    max_in_flight: usize,
+    lease: String,
+    poll_interval: String,
+    max_body_bytes: usize,
+    shutdown_grace: String,
+    log_format: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Schedule {
+    List(Vec<String>),
+    Text(String),
+}
+
+/// Values given on the command line; `None` leaves the lower layers alone.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_private_targets: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(ConfigError::invalid(
+                    "database",
+                    "sqlite:// needs a file path",
+                ));
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        Err(ConfigError::invalid(
+            "database",
+            format!("unsupported database URL {url:?}; expected sqlite://PATH"),
+        ))
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acknowledge {
+    /// Only HTTP 200 acknowledges, as LiveChat documents.
+    Only200,
+    AnySuccess,
+}
+
+impl Acknowledge {
+    pub fn accepts(self, status: u16) -> bool {
+        match self {
+            Acknowledge::Only200 => status == 200,
+            Acknowledge::AnySuccess => (200..300).contains(&status),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// How deliveries are attempted and retried.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub attempt_timeout: Duration,
+    pub retry_schedule: Vec<Duration>,
+    pub retry_jitter: f64,
+    pub acknowledge: Acknowledge,
+    pub per_target_concurrency: usize,
+    pub max_in_flight: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub allow_private_targets: bool,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    pub sqlite_synchronous: String,
+    pub platform_key: Option<Secret>,
+    pub token_secret: Option<Secret>,
+    pub token_ttl: Duration,
+    pub delivery: DeliverySettings,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("reading config: {0}")]
+    Load(String),
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads every layer: defaults, `file`, the environment, `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Load(format!(
+                    "{} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("HOOKWIRE_").only(KEYS))
+            .merge(Serialized::defaults(overrides));
+        let raw: RawSettings = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        Self::validate(raw)
+    }
+
+    /// The defaults alone plus `overrides`, ignoring the environment: for tests.
+    pub fn defaults_with(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let raw: RawSettings = Figment::from(Toml::string(DEFAULT_CONFIG))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
+        let listen = raw
+            .listen
+            .parse()
+            .map_err(|e| ConfigError::invalid("listen", format!("{:?}: {e}", raw.listen)))?;
+        let database = if raw.database.is_empty() {
+            DatabaseUrl::Sqlite(raw.data_dir.join("hookwire.db"))
+        } else {
+            DatabaseUrl::parse(&raw.database)?
+        };
+        let sqlite_synchronous = raw.sqlite_synchronous.to_ascii_lowercase();
+        if !matches!(sqlite_synchronous.as_str(), "full" | "normal") {
+            return Err(ConfigError::invalid(
+                "sqlite_synchronous",
+                "must be \"full\" or \"normal\"",
+            ));
+        }
+        let schedule: Vec<String> = match raw.retry_schedule {
+            Schedule::List(list) => list,
+            Schedule::Text(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        };
+        let retry_schedule = schedule
+            .iter()
+            .map(|s| duration("retry_schedule", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !(0.0..1.0).contains(&raw.retry_jitter) {
+            return Err(ConfigError::invalid(
+                "retry_jitter",
+                "must be at least 0 and below 1",
+            ));
+        }
+        let acknowledge = match raw.acknowledge.as_str() {
+            "200" => Acknowledge::Only200,
+            "2xx" => Acknowledge::AnySuccess,
+            other => {
+                return Err(ConfigError::invalid(
+                    "acknowledge",
+                    format!("{other:?}: expected \"200\" or \"2xx\""),
+                ))
+            }
+        };
+        let attempt_timeout = duration("attempt_timeout", &raw.attempt_timeout)?;
+        let lease = duration("lease", &raw.lease)?;
+        if lease <= attempt_timeout {
+            return Err(ConfigError::invalid(
+                "lease",
+                "must be longer than attempt_timeout",
+            ));
+        }
+        if raw.per_target_concurrency == 0 || raw.max_in_flight == 0 {
+            return Err(ConfigError::invalid(
+                "per_target_concurrency",
+                "concurrency limits must be at least 1",
+            ));
+        }
+        let log_format = match raw.log_format.as_str() {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::invalid(
+                    "log_format",
+                    format!("{other:?}: expected human or json"),
+                ))
+            }
+        };
+        let non_empty = |s: Option<Secret>| s.filter(|s| !s.expose().is_empty());
+        Ok(Settings {
+            listen,
+            data_dir: raw.data_dir,
+            database,
+            sqlite_synchronous,
+            platform_key: non_empty(raw.platform_key),
+            token_secret: non_empty(raw.token_secret),
+            token_ttl: duration("token_ttl", &raw.token_ttl)?,
+            delivery: DeliverySettings {
+                attempt_timeout,
+                retry_schedule,
+                retry_jitter: raw.retry_jitter,
+                acknowledge,
+                per_target_concurrency: raw.per_target_concurrency,
+                max_in_flight: raw.max_in_flight,
+                lease,
+                poll_interval: duration("poll_interval", &raw.poll_interval)?,
+                allow_private_targets: raw.allow_private_targets,
+            },
+            max_body_bytes: raw.max_body_bytes,
+            shutdown_grace: duration("shutdown_grace", &raw.shutdown_grace)?,
+            log_format,
+        })
+    }
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        ConfigError::invalid(
+            key,
+            format!("{text:?} is not a duration like 10s or 5m: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+// figment's Jail fixes the closure's error type; it is large, and only tests use it.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        let s = Settings::defaults_with(&Overrides::default()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.delivery.retry_schedule.len(), 10);
+        let total: Duration = s.delivery.retry_schedule.iter().sum();
+        let worst = total.as_secs_f64() * (1.0 + s.delivery.retry_jitter);
+        assert!(
+            worst < 6.0 * 3600.0,
+            "10 retries must fit in 6 hours, even with jitter"
+        );
+        assert_eq!(s.delivery.acknowledge, Acknowledge::Only200);
+        assert_eq!(
+            s.database,
+            DatabaseUrl::Sqlite("hookwire-data/hookwire.db".into())
+        );
+    }
+
+    #[test]
+    fn env_wins_over_file_and_parses_schedule_text() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "h.toml",
+                "retry_schedule = [\"1s\"]\nlisten = \"127.0.0.1:9000\"",
+            )?;
+            jail.set_env("HOOKWIRE_RETRY_SCHEDULE", "200ms,1s,5m");
+            let s = Settings::load(Some(Path::new("h.toml")), &Overrides::default()).unwrap();
+            assert_eq!(s.listen.port(), 9000);
+            assert_eq!(
+                s.delivery.retry_schedule,
+                [
+                    Duration::from_millis(200),
+                    Duration::from_secs(1),
+                    Duration::from_secs(300)
+                ]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKWIRE_ATTEMPT_TIMEOUT", "soon");
+            let err = Settings::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("attempt_timeout"), "{err}");
+            Ok(())
+        });
+    }
+}

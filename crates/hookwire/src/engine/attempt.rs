@@ -1,0 +1,232 @@
+//! One delivery attempt: render the body, POST it, classify what happened.
+
+use super::ssrf;
+use crate::config::{Acknowledge, DeliverySettings};
+use crate::secret::{event_token, Secret};
+use crate::store::DeliveryJob;
+use base64::Engine as _;
+use hookwire_livechat::{render_payload, PayloadParts, TargetUrl};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The part of a receiver's answer kept in the delivery log.
+pub const EXCERPT_BYTES: usize = 4096;
+/// The most of a receiver's answer read at all; past it the connection is dropped.
+const READ_CAP: usize = 64 * 1024;
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The receiver acknowledged (HTTP 200, or any 2xx if so configured).
+    Delivered {
+        status: u16,
+    },
+    Failed(Failure),
+}
+
+/// A failed attempt: what kind of failure, and whether retrying can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub status: Option<u16>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// An answer that is not an acknowledgement (3xx included: redirects are never followed).
+    Status,
+    Timeout,
+    Connect,
+    /// The answer started but broke off.
+    Body,
+    /// The SSRF guard refused the target.
+    Forbidden,
+    /// The stored URL no longer parses.
+    InvalidTarget,
+}
+
+impl Failure {
+    /// Every failure LiveChat would retry is retried; a target hookwire
+    /// refuses to contact, or cannot parse, is final until someone acts.
+    pub fn retryable(&self) -> bool {
+        !matches!(
+            self.kind,
+            FailureKind::Forbidden | FailureKind::InvalidTarget
+        )
+    }
+}
+
+/// The finished attempt, ready for the delivery log.
+#[derive(Debug, Clone)]
+pub struct AttemptReport {
+    pub outcome: AttemptOutcome,
+    pub latency: Duration,
+    pub response_excerpt: Option<String>,
+}
+
+/// Sends attempts over one pooled, keep-alive HTTP client.
+pub struct Sender {
+    client: reqwest::Client,
+    acknowledge: Acknowledge,
+    allow_private_targets: bool,
+    token_secret: Secret,
+}
+
+impl Sender {
+    pub fn new(settings: &DeliverySettings, token_secret: Secret) -> reqwest::Result<Arc<Self>> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.attempt_timeout)
+            .connect_timeout(settings.attempt_timeout)
+            .pool_max_idle_per_host(settings.per_target_concurrency)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .no_proxy();
+        if !settings.allow_private_targets {
+            builder = builder.dns_resolver(Arc::new(ssrf::GuardedResolver));
+        }
+        Ok(Arc::new(Sender {
+            client: builder.build()?,
+            acknowledge: settings.acknowledge,
+            allow_private_targets: settings.allow_private_targets,
+            token_secret,
+        }))
+    }
+
+    /// The exact body a delivery sends (the same on every retry).
+    pub fn body(&self, job: &DeliveryJob) -> Vec<u8> {
+        let token = event_token(&self.token_secret, &job.event.unique_id);
+        render_payload(&PayloadParts {
+            event_type: job.event.event_type,
+            token: &token,
+            license_id: &job.event.license_id,
+            sections: &job.event.sections,
+            data_types: job.data_types,
+            event_unique_id: &job.event.unique_id,
+        })
+    }
+
+    pub async fn attempt(&self, job: &DeliveryJob) -> AttemptReport {
+        let started = Instant::now();
+        let (outcome, excerpt) = self.send(job).await;
+        AttemptReport {
+            outcome,
+            latency: started.elapsed(),
+            response_excerpt: excerpt,
+        }
+    }
+
+    async fn send(&self, job: &DeliveryJob) -> (AttemptOutcome, Option<String>) {
+        let fail = |kind, status, detail: String| {
+            AttemptOutcome::Failed(Failure {
+                kind,
+                status,
+                detail,
+            })
+        };
+        let target = match TargetUrl::parse(&job.url) {
+            Ok(t) => t,
+            Err(e) => return (fail(FailureKind::InvalidTarget, None, e.to_string()), None),
+        };
+        let url = target.without_credentials();
+        if !self.allow_private_targets && ssrf::literal_host_forbidden(&url) {
+            return (
+                fail(FailureKind::Forbidden, None, ssrf::REFUSED.to_string()),
+                None,
+            );
+        }
+        let mut request = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(USER_AGENT, concat!("hookwire/", env!("CARGO_PKG_VERSION")))
+            .body(self.body(job));
+        if let Some(creds) = target.credentials() {
+            let pair = format!("{}:{}", creds.user, creds.password);
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            request = request.header(AUTHORIZATION, format!("Basic {encoded}"));
+        }
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return (classify(&e), None),
+        };
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        let mut broken = None;
+        while body.len() < READ_CAP {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        let excerpt = excerpt(&body);
+        if let Some(e) = broken {
+            let mut failure = match classify(&e) {
+                AttemptOutcome::Failed(f) => f,
+                AttemptOutcome::Delivered { .. } => unreachable!("classify only builds failures"),
+            };
+            if failure.kind != FailureKind::Timeout {
+                failure.kind = FailureKind::Body;
+            }
+            failure.status = Some(status);
+            return (AttemptOutcome::Failed(failure), excerpt);
+        }
+        if self.acknowledge.accepts(status) {
+            (AttemptOutcome::Delivered { status }, excerpt)
+        } else {
+            let detail = if (300..400).contains(&status) {
+                format!("HTTP {status}: redirects are not followed")
+            } else {
+                format!("HTTP {status}")
+            };
+            (fail(FailureKind::Status, Some(status), detail), excerpt)
+        }
+    }
+}
+
+fn excerpt(body: &[u8]) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    let cut = &body[..body.len().min(EXCERPT_BYTES)];
+    Some(String::from_utf8_lossy(cut).into_owned())
+}
+
+fn classify(e: &reqwest::Error) -> AttemptOutcome {
+    let chain = error_chain(e);
+    let (kind, detail) = if chain.contains(ssrf::REFUSED) {
+        (FailureKind::Forbidden, ssrf::REFUSED.to_string())
+    } else if e.is_timeout() {
+        (FailureKind::Timeout, "timed out".to_string())
+    } else if e.is_connect() {
+        (FailureKind::Connect, format!("connection failed: {chain}"))
+    } else {
+        (FailureKind::Body, format!("request failed: {chain}"))
+    };
+    AttemptOutcome::Failed(Failure {
+        kind,
+        status: None,
+        detail,
+    })
+}
+
+/// The error and its causes in one line, without the URL (it is in the log already).
+fn error_chain(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut parts = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,409 @@
+//! The dispatcher: turns claimed deliveries into attempts, fairly.
+//!
+//! Fresh deliveries arrive straight from ingest (already leased to this
+//! node); due retries and leftovers are claimed by the poller in bounded
+//! batches, so a backlog of any size streams from the database instead of
+//! filling memory. Each webhook has its own queue and an in-flight limit, and
+//! webhooks with work take turns, so one slow receiver cannot starve others.
+
+use super::attempt::{AttemptOutcome, Sender};
+use super::retry::RetryPolicy;
+use crate::config::DeliverySettings;
+use crate::store::{now_millis, AttemptRecord, DeliveryJob, Millis, NextState, Store};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Deliveries held in memory (queued or in flight) before the poller stops
+/// claiming and ingest stops handing off; the rest wait in the database.
+const HIGH_WATERMARK: usize = 20_000;
+/// Rows claimed per poll.
+const CLAIM_BATCH: usize = 1_000;
+/// A webhook's queue beyond this many times its concurrency is given back
+/// to the database, so no lease ages in memory behind a slow receiver.
+const QUEUE_PER_SLOT: usize = 8;
+/// How long a delivery given back for that reason waits before it is claimed again.
+const OVERFLOW_DELAY_MS: Millis = 5_000;
+
+/// What ingest and the API use to talk to the dispatcher.
+#[derive(Clone)]
+pub struct DispatcherHandle {
+    jobs: mpsc::UnboundedSender<Vec<DeliveryJob>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Deliveries in memory: queued or in flight.
+    held: AtomicUsize,
+    /// The earliest retry known to be due, so the poller wakes for it.
+    next_hint: AtomicI64,
+    wake: Notify,
+    shutdown: CancellationToken,
+}
+
+impl DispatcherHandle {
+    /// Whether fresh deliveries should be leased and handed over now.
+    pub fn has_room(&self) -> bool {
+        self.shared.held.load(Ordering::Relaxed) < HIGH_WATERMARK
+    }
+
+    pub fn submit(&self, jobs: Vec<DeliveryJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        self.shared.held.fetch_add(jobs.len(), Ordering::Relaxed);
+        if let Err(returned) = self.jobs.send(jobs) {
+            // The dispatcher has stopped; the leases expire and the work is resumed later.
+            self.shared
+                .held
+                .fetch_sub(returned.0.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Something became due now (a redelivery): look at once.
+    pub fn wake(&self) {
+        self.shared.next_hint.store(0, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+    }
+
+    pub fn held(&self) -> usize {
+        self.shared.held.load(Ordering::Relaxed)
+    }
+}
+
+/// The running dispatcher: its handle and the tasks to wait for at shutdown.
+pub struct Dispatcher {
+    pub handle: DispatcherHandle,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct Done {
+    delivery_id: i64,
+    webhook_id: String,
+}
+
+#[derive(Default)]
+struct Target {
+    in_flight: usize,
+    queue: VecDeque<DeliveryJob>,
+    in_ready: bool,
+}
+
+struct Core {
+    store: Arc<dyn Store>,
+    sender: Arc<Sender>,
+    retry: RetryPolicy,
+    settings: DeliverySettings,
+    shared: Arc<Shared>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    targets: HashMap<String, Target>,
+    ready: VecDeque<String>,
+    known: HashSet<i64>,
+    in_flight: usize,
+    attempts: tokio::task::JoinSet<()>,
+}
+
+impl Dispatcher {
+    pub fn start(
+        store: Arc<dyn Store>,
+        sender: Arc<Sender>,
+        settings: DeliverySettings,
+    ) -> Dispatcher {
+        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            held: AtomicUsize::new(0),
+            next_hint: AtomicI64::new(i64::MAX),
+            wake: Notify::new(),
+            shutdown: CancellationToken::new(),
+        });
+        let handle = DispatcherHandle {
+            jobs: jobs_tx,
+            shared: shared.clone(),
+        };
+        let core = Core {
+            store: store.clone(),
+            sender,
+            retry: RetryPolicy {
+                schedule: settings.retry_schedule.clone(),
+                jitter: settings.retry_jitter,
+            },
+            settings: settings.clone(),
+            shared: shared.clone(),
+            done_tx,
+            targets: HashMap::new(),
+            ready: VecDeque::new(),
+            known: HashSet::new(),
+            in_flight: 0,
+            attempts: tokio::task::JoinSet::new(),
+        };
+        let tasks = vec![
+            tokio::spawn(core.run(jobs_rx, done_rx)),
+            tokio::spawn(poll(store, handle.clone(), settings)),
+        ];
+        Dispatcher { handle, tasks }
+    }
+
+    /// Stops claiming and starting attempts, gives queued work back to the
+    /// database, and waits up to `grace` for attempts in flight.
+    pub async fn shutdown(self, grace: Duration) {
+        self.handle.shared.shutdown.cancel();
+        let wait_all = async {
+            for task in self.tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(grace, wait_all).await.is_err() {
+            tracing::warn!("shutdown grace period over with attempts still in flight; they resume at next start");
+        }
+    }
+}
+
+impl Core {
+    async fn run(
+        mut self,
+        mut jobs_rx: mpsc::UnboundedReceiver<Vec<DeliveryJob>>,
+        mut done_rx: mpsc::UnboundedReceiver<Done>,
+    ) {
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(done) = done_rx.recv() => self.finish(done),
+                Some(jobs) = jobs_rx.recv() => {
+                    for job in jobs {
+                        self.enqueue(job);
+                    }
+                }
+            }
+            self.give_back_overflow().await;
+            self.pump();
+        }
+        // Draining: queued work goes back to the database now, attempts in
+        // flight are awaited (the caller bounds this by the grace period).
+        jobs_rx.close();
+        while let Ok(jobs) = jobs_rx.try_recv() {
+            for job in jobs {
+                self.enqueue(job);
+            }
+        }
+        let queued: Vec<i64> = self
+            .targets
+            .values_mut()
+            .flat_map(|t| t.queue.drain(..))
+            .map(|j| j.delivery_id)
+            .collect();
+        if !queued.is_empty() {
+            if let Err(e) = self.store.release(queued, now_millis()).await {
+                tracing::warn!(error = %e, "could not give queued deliveries back; their leases will expire");
+            }
+        }
+        while self.attempts.join_next().await.is_some() {}
+    }
+
+    fn enqueue(&mut self, job: DeliveryJob) {
+        if !self.known.insert(job.delivery_id) {
+            // Claimed again after its lease ran out while it waited here.
+            self.shared.held.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let limit = self.settings.per_target_concurrency;
+        let target = self.targets.entry(job.webhook_id.clone()).or_default();
+        target.queue.push_back(job);
+        if !target.in_ready && target.in_flight < limit {
+            target.in_ready = true;
+            let id = target
+                .queue
+                .back()
+                .map(|j| j.webhook_id.clone())
+                .unwrap_or_default();
+            self.ready.push_back(id);
+        }
+    }
+
+    fn finish(&mut self, done: Done) {
+        self.known.remove(&done.delivery_id);
+        self.shared.held.fetch_sub(1, Ordering::Relaxed);
+        self.in_flight -= 1;
+        let limit = self.settings.per_target_concurrency;
+        if let Some(target) = self.targets.get_mut(&done.webhook_id) {
+            target.in_flight -= 1;
+            if target.queue.is_empty() && target.in_flight == 0 {
+                self.targets.remove(&done.webhook_id);
+            } else if !target.queue.is_empty() && !target.in_ready && target.in_flight < limit {
+                target.in_ready = true;
+                self.ready.push_back(done.webhook_id);
+            }
+        }
+        // Reap finished attempt tasks so the set does not grow.
+        while self.attempts.try_join_next().is_some() {}
+    }
+
+    /// Starts attempts, one per ready webhook in turn, while there is room.
+    fn pump(&mut self) {
+        let limit = self.settings.per_target_concurrency;
+        while self.in_flight < self.settings.max_in_flight {
+            let Some(id) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(target) = self.targets.get_mut(&id) else {
+                continue;
+            };
+            target.in_ready = false;
+            let Some(job) = target.queue.pop_front() else {
+                continue;
+            };
+            target.in_flight += 1;
+            if !target.queue.is_empty() && target.in_flight < limit {
+                target.in_ready = true;
+                self.ready.push_back(id);
+            }
+            self.in_flight += 1;
+            self.spawn_attempt(job);
+        }
+    }
+
+    fn spawn_attempt(&mut self, job: DeliveryJob) {
+        let sender = self.sender.clone();
+        let store = self.store.clone();
+        let retry = self.retry.clone();
+        let done = self.done_tx.clone();
+        let shared = self.shared.clone();
+        let span = tracing::info_span!(
+            "attempt",
+            event_id = %job.event.unique_id,
+            webhook_id = %job.webhook_id,
+            delivery_id = job.delivery_id,
+            attempt = job.attempts_in_round + 1,
+        );
+        self.attempts.spawn(
+            async move {
+                let report = sender.attempt(&job).await;
+                let now = now_millis();
+                let made = job.attempts_in_round + 1;
+                let (status, error, next) = match &report.outcome {
+                    AttemptOutcome::Delivered { status } => {
+                        (Some(*status), None, NextState::Delivered)
+                    }
+                    AttemptOutcome::Failed(f) => (
+                        f.status,
+                        Some(f.detail.clone()),
+                        retry.after_failure(made, now, f.retryable()),
+                    ),
+                };
+                let latency_ms = report.latency.as_millis() as i64;
+                match &next {
+                    NextState::Delivered => tracing::info!(status, latency_ms, "delivered"),
+                    NextState::RetryAt(at) => {
+                        tracing::info!(
+                            status,
+                            latency_ms,
+                            error,
+                            retry_in_ms = at - now,
+                            "attempt failed; will retry"
+                        );
+                        shared.next_hint.fetch_min(*at, Ordering::Relaxed);
+                    }
+                    NextState::Failed => {
+                        tracing::warn!(status, latency_ms, error, "attempt failed; no retries left")
+                    }
+                }
+                let record = AttemptRecord {
+                    delivery_id: job.delivery_id,
+                    at: now,
+                    status,
+                    latency_ms,
+                    error,
+                    response_excerpt: report.response_excerpt,
+                    next,
+                };
+                if let Err(e) = store.record_attempt(record).await {
+                    // The lease runs out and the delivery is attempted again:
+                    // at least once, never lost.
+                    tracing::error!(error = %e, "could not record the attempt");
+                }
+                let _ = done.send(Done {
+                    delivery_id: job.delivery_id,
+                    webhook_id: job.webhook_id,
+                });
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Gives back to the database what waits behind a webhook that cannot keep up.
+    async fn give_back_overflow(&mut self) {
+        let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
+        let mut ids = Vec::new();
+        for target in self.targets.values_mut() {
+            while target.queue.len() > cap {
+                if let Some(job) = target.queue.pop_back() {
+                    ids.push(job.delivery_id);
+                }
+            }
+        }
+        if ids.is_empty() {
+            return;
+        }
+        for id in &ids {
+            self.known.remove(id);
+        }
+        self.shared.held.fetch_sub(ids.len(), Ordering::Relaxed);
+        if let Err(e) = self
+            .store
+            .release(ids, now_millis() + OVERFLOW_DELAY_MS)
+            .await
+        {
+            tracing::warn!(error = %e, "could not give deliveries back; their leases will expire");
+        }
+    }
+}
+
+/// Claims due deliveries whenever there is room, then sleeps until the poll
+/// interval passes, a known retry falls due, or something wakes it.
+async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: DeliverySettings) {
+    let shared = handle.shared.clone();
+    let lease_ms = settings.lease.as_millis() as Millis;
+    let interval_ms = settings.poll_interval.as_millis() as Millis;
+    loop {
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        let now = now_millis();
+        if shared.next_hint.load(Ordering::Relaxed) <= now {
+            shared.next_hint.store(i64::MAX, Ordering::Relaxed);
+        }
+        let room = HIGH_WATERMARK.saturating_sub(handle.held());
+        let mut full = false;
+        if room > 0 {
+            let limit = room.min(CLAIM_BATCH);
+            match store.claim_due(now, limit, now + lease_ms).await {
+                Ok(jobs) => {
+                    full = jobs.len() == limit;
+                    handle.submit(jobs);
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming due deliveries failed; retrying"),
+            }
+        }
+        if full {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let until_hint = shared
+            .next_hint
+            .load(Ordering::Relaxed)
+            .saturating_sub(now_millis());
+        let sleep_ms = until_hint.clamp(1, interval_ms.max(1));
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The SSRF guard: webhook URLs are typed by strangers, so by default hookwire
+//! refuses to connect to addresses inside the machine or its network.
+//!
+//! Names are resolved here and the checked addresses are the ones connected
+//! to, so a DNS answer that changes between check and use cannot slip through.
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The message recorded in the delivery log when the guard refuses a target.
+pub const REFUSED: &str = "target resolves to a private address";
+
+/// Whether an address is off limits: loopback, private, link-local (cloud
+/// metadata included), CGNAT, multicast, unspecified, broadcast, documentation
+/// and reserved ranges, in IPv4, IPv6 and IPv4-mapped IPv6 forms.
+pub fn is_forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_v4(v4);
+            }
+            forbidden_v6(v6)
+        }
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64.0.0/10
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240 // reserved
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || ip.segments()[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible ::a.b.c.d
+        || (first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64 64:ff9b::/96
+}
+
+/// A resolver that drops forbidden addresses and fails when none are left.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardedResolver;
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !is_forbidden(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(Box::new(std::io::Error::other(REFUSED))
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Checks a URL's host when it is a literal IP, which never reaches a resolver.
+/// The URL parser has already normalised decimal, octal and hex IPv4 forms.
+pub fn literal_host_forbidden(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => forbidden_v4(ip),
+        Some(url::Host::Ipv6(ip)) => is_forbidden(IpAddr::V6(ip)),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+        }
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_internal_addresses_in_every_notation() {
+        for url in [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://017700000001/",
+            "http://10.1.2.3/",
+            "http://169.254.169.254/",
+            "http://100.64.0.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[fd00::1]/",
+            "http://[fe80::1]/",
+            "http://0.0.0.0/",
+            "http://255.255.255.255/",
+            "http://224.0.0.1/",
+            "http://localhost/",
+            "http://192.168.0.1/",
+            "http://172.16.0.1/",
+        ] {
+            assert!(
+                literal_host_forbidden(&url::Url::parse(url).unwrap()),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://93.184.216.34/",
+            "http://[2606:4700::1111]/",
+            "http://example.com/",
+        ] {
+            assert!(
+                !literal_host_forbidden(&url::Url::parse(url).unwrap()),
+                "{url}"
+            );
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! hookwire: a self-hosted webhook delivery server, LiveChat v2 compatible.
+//!
+//! The binary (`main.rs`) is a thin shell over [`cli`]. The layers, from the
+//! outside in: [`api`] (HTTP, the only module that knows axum), [`engine`]
+//! (ingest and delivery), [`store`] (the only module that knows SQL), with
+//! [`config`] and [`secret`] beside them. The LiveChat domain itself lives in
+//! the `hookwire-livechat` crate.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod secret;
+pub mod server;
+pub mod store;

@@ -1,0 +1,161 @@
+//! Wiring: settings in, a running hookwire out (store, dispatcher, HTTP API),
+//! and an orderly shutdown that drains.
+
+use crate::api::{self, AppState};
+use crate::config::{DatabaseUrl, Settings};
+use crate::engine::attempt::Sender;
+use crate::engine::dispatcher::Dispatcher;
+use crate::engine::Engine;
+use crate::secret::{hmac_sha256, random_hex, Secret};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the platform key came from, for the start-up message.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    Configured,
+    File { path: PathBuf, generated: bool },
+}
+
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub key_source: KeySource,
+    pub store: Arc<dyn Store>,
+    stop: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+    dispatcher: Dispatcher,
+    settings: Settings,
+}
+
+/// The platform key: configured, or read from (or generated into) the data directory.
+pub fn platform_key(settings: &Settings) -> Result<(Secret, KeySource), BoxError> {
+    if let Some(key) = &settings.platform_key {
+        return Ok((key.clone(), KeySource::Configured));
+    }
+    let path = settings.data_dir.join("platform.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let key = text.trim().to_string();
+        if !key.is_empty() {
+            return Ok((
+                Secret::new(key),
+                KeySource::File {
+                    path,
+                    generated: false,
+                },
+            ));
+        }
+    }
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        format!(
+            "creating data directory {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
+    let key = format!("hwp_{}", random_hex(24));
+    write_private(&path, &key).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok((
+        Secret::new(key),
+        KeySource::File {
+            path,
+            generated: true,
+        },
+    ))
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(format!("{text}\n").as_bytes())?;
+    file.sync_all()
+}
+
+/// Opens the configured database and brings its schema up to date. A node
+/// about to serve (`recover`) also takes back work a crash left behind.
+pub async fn open_store(settings: &Settings, recover: bool) -> Result<Arc<dyn Store>, BoxError> {
+    match &settings.database {
+        DatabaseUrl::Sqlite(path) => {
+            let sqlite = SqliteStore::open(path, &settings.sqlite_synchronous)
+                .map_err(|e| format!("opening {}: {e}", settings.database))?;
+            if recover {
+                let voided = sqlite.void_leases().await?;
+                if voided > 0 {
+                    tracing::info!(
+                        deliveries = voided,
+                        "resuming deliveries that were in flight at the last stop"
+                    );
+                }
+            }
+            Ok(Arc::new(sqlite))
+        }
+    }
+}
+
+impl RunningServer {
+    /// Starts everything and begins listening; returns once the port is bound.
+    pub async fn start(settings: Settings) -> Result<RunningServer, BoxError> {
+        let (platform_key, key_source) = platform_key(&settings)?;
+        let token_secret = settings.token_secret.clone().unwrap_or_else(|| {
+            Secret::new(hex::encode(hmac_sha256(
+                platform_key.expose().as_bytes(),
+                b"hookwire token secret",
+            )))
+        });
+        let store = open_store(&settings, true).await?;
+        let sender = Sender::new(&settings.delivery, token_secret.clone())?;
+        let dispatcher = Dispatcher::start(store.clone(), sender, settings.delivery.clone());
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            dispatcher.handle.clone(),
+            token_secret,
+            settings.token_ttl,
+            settings.delivery.lease,
+        ));
+        let state = AppState::new(store.clone(), engine, platform_key, settings.max_body_bytes);
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| format!("listening on {}: {e}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let app = api::router(state);
+        let stopped = stop.clone();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopped.cancelled().await })
+                .await
+        });
+        Ok(RunningServer {
+            addr,
+            key_source,
+            store,
+            stop,
+            http,
+            dispatcher,
+            settings,
+        })
+    }
+
+    /// Stops accepting requests, lets requests and attempts in flight finish
+    /// within the grace period, and gives queued work back to the database.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let grace = self.settings.shutdown_grace;
+        if tokio::time::timeout(grace, self.http).await.is_err() {
+            tracing::warn!("HTTP requests still open after the grace period");
+        }
+        self.dispatcher.shutdown(grace).await;
+    }
+}

@@ -1,0 +1,257 @@
+//! The store: everything hookwire keeps, behind one interface.
+//!
+//! Only this module knows SQL. Each backend (SQLite now; PostgreSQL fills the
+//! same trait) decides atomically, inside its transactions, what must not be
+//! decided in one node's memory: idempotency keys, the `chat_changed` tag
+//! rule, and which node owns a delivery (leases).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use hookwire_livechat::event::VisitorSummary;
+use hookwire_livechat::{DataTypes, EventType, Sections, TargetUrl};
+use std::sync::Arc;
+
+/// Milliseconds since the Unix epoch: every time the store keeps.
+pub type Millis = i64;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    /// The database refused a write or could not be reached (disk full, I/O
+    /// error, locked). Nothing was committed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("store is shut down")]
+    Closed,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: String,
+    pub license_id: String,
+    pub event_type: EventType,
+    pub data_types: DataTypes,
+    pub url: TargetUrl,
+    /// LiveChat's list answer shows a per-webhook token; it identifies the
+    /// subscription and grants nothing.
+    pub token: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub created_at: Millis,
+}
+
+pub struct NewWebhook {
+    pub id: String,
+    pub license_id: String,
+    pub event_type: EventType,
+    pub data_types: DataTypes,
+    pub url: TargetUrl,
+    pub token: String,
+    pub created_at: Millis,
+}
+
+#[derive(Default)]
+pub struct WebhookPatch {
+    pub url: Option<TargetUrl>,
+    pub data_types: Option<DataTypes>,
+    pub enabled: Option<bool>,
+}
+
+/// An event ready to be committed, with its deliveries decided in the same transaction.
+pub struct NewEvent {
+    pub unique_id: String,
+    pub license_id: String,
+    pub event_type: EventType,
+    pub sections: Sections,
+    pub token_hash: String,
+    pub token_expires_at: Millis,
+    pub chat_tags: Option<(String, String)>,
+    pub visitor: Option<VisitorSummary>,
+    /// The caller's idempotency key and a hash of the request it came with.
+    pub idempotency: Option<(String, String)>,
+    pub received_at: Millis,
+}
+
+#[derive(Debug)]
+pub enum IngestOutcome {
+    /// Committed. When the ingest asked for a hand-off, `deliveries` are leased
+    /// to this node and should go straight to its dispatcher.
+    Accepted {
+        event_id: String,
+        deliveries: Vec<DeliveryJob>,
+        delivery_count: usize,
+    },
+    /// The idempotency key was seen before with the same request.
+    Replayed {
+        event_id: String,
+        delivery_count: usize,
+    },
+    /// The idempotency key was seen before with a different request.
+    KeyReused,
+    UnknownLicense,
+}
+
+/// The immutable part of an event, shared by all its deliveries.
+#[derive(Debug)]
+pub struct EventBody {
+    pub unique_id: String,
+    pub license_id: String,
+    pub event_type: EventType,
+    pub sections: Sections,
+}
+
+/// One delivery, claimed by this node, with everything needed to attempt it.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub delivery_id: i64,
+    pub webhook_id: String,
+    pub url: String,
+    pub data_types: DataTypes,
+    /// Attempts made since the delivery was created or last redelivered.
+    pub attempts_in_round: u32,
+    pub event: Arc<EventBody>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeliveryState::Pending),
+            "delivered" => Some(DeliveryState::Delivered),
+            "failed" => Some(DeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextState {
+    Delivered,
+    RetryAt(Millis),
+    Failed,
+}
+
+/// One finished attempt, to be logged and applied to its delivery.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    pub at: Millis,
+    pub status: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub next: NextState,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptView {
+    pub at: Millis,
+    pub status: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub event_type: EventType,
+    pub state: DeliveryState,
+    pub created_at: Millis,
+    pub next_attempt_at: Option<Millis>,
+    pub attempts: Vec<AttemptView>,
+}
+
+pub struct DeliveryQuery<'a> {
+    pub license_id: &'a str,
+    pub webhook_id: Option<&'a str>,
+    pub state: Option<DeliveryState>,
+    /// Only deliveries with a smaller id (for paging, newest first).
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a license; `Conflict` if the id exists.
+    async fn create_license(
+        &self,
+        license_id: &str,
+        api_key_hash: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+    async fn license_by_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<String>>;
+
+    async fn create_webhook(&self, webhook: NewWebhook) -> StoreResult<Webhook>;
+    async fn list_webhooks(&self, license_id: &str) -> StoreResult<Vec<Webhook>>;
+    async fn get_webhook(&self, license_id: &str, id: &str) -> StoreResult<Option<Webhook>>;
+    async fn update_webhook(
+        &self,
+        license_id: &str,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> StoreResult<Option<Webhook>>;
+    /// Deletes a webhook; its pending deliveries end as failed. False if unknown.
+    async fn delete_webhook(&self, license_id: &str, id: &str, now: Millis) -> StoreResult<bool>;
+
+    /// Commits events and their deliveries. With `handoff_lease_until`, the
+    /// new deliveries are leased to the caller and returned for dispatch.
+    async fn ingest(
+        &self,
+        events: Vec<NewEvent>,
+        handoff_lease_until: Option<Millis>,
+    ) -> StoreResult<Vec<IngestOutcome>>;
+
+    /// Leases up to `limit` due deliveries (oldest due first) until `lease_until`.
+    async fn claim_due(
+        &self,
+        now: Millis,
+        limit: usize,
+        lease_until: Millis,
+    ) -> StoreResult<Vec<DeliveryJob>>;
+    /// Gives back leases of deliveries this node holds but will not attempt
+    /// now; they become due again no earlier than `due_at`.
+    async fn release(&self, delivery_ids: Vec<i64>, due_at: Millis) -> StoreResult<()>;
+    async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()>;
+
+    async fn list_deliveries(&self, query: DeliveryQuery<'_>) -> StoreResult<Vec<DeliveryView>>;
+    /// Makes a delivery pending again with a fresh retry budget. False if unknown.
+    async fn redeliver(&self, license_id: &str, delivery_id: i64, now: Millis)
+        -> StoreResult<bool>;
+    /// Redelivers every failed delivery of a webhook created since `since`; answers how many.
+    async fn redeliver_failed_since(
+        &self,
+        license_id: &str,
+        webhook_id: &str,
+        since: Millis,
+        now: Millis,
+    ) -> StoreResult<u64>;
+}
+
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}

@@ -1,0 +1,704 @@
+//! The embedded SQLite store: WAL mode, one group-committing writer thread,
+//! a few reader connections for queries.
+
+mod writer;
+
+use super::*;
+use hookwire_livechat::DataType;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use writer::{unavailable, Writer};
+
+const SCHEMA: &[&str] = &[include_str!("schema.sql")];
+const READERS: usize = 4;
+
+pub struct SqliteStore {
+    writer: Writer,
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    reader_slots: tokio::sync::Semaphore,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path, synchronous: &str) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(unavailable)?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
+        ))
+        .map_err(unavailable)?;
+        migrate(&conn)?;
+        let (writer, _thread) = Writer::spawn(conn);
+        Ok(SqliteStore {
+            writer,
+            path: path.to_path_buf(),
+            readers: Mutex::new(Vec::new()),
+            reader_slots: tokio::sync::Semaphore::new(READERS),
+        })
+    }
+
+    /// SQLite serves one node, so at start no other node can hold a lease:
+    /// every lease left by a crash is void and its delivery due again.
+    pub async fn void_leases(&self) -> StoreResult<usize> {
+        self.writer
+            .write(|c| {
+                c.execute(
+                    "UPDATE deliveries SET lease_until = 0 WHERE state = 'pending' AND lease_until > 0",
+                    [],
+                )
+                .map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let _slot = self
+            .reader_slots
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pooled = self.readers.lock().map(|mut v| v.pop()).unwrap_or(None);
+        let path = self.path.clone();
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open(&path)?;
+                    c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = 1;")?;
+                    c
+                }
+            };
+            let result = f(&conn);
+            Ok::<_, rusqlite::Error>((conn, result))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        .map_err(unavailable)?;
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(conn);
+        }
+        result.map_err(unavailable)
+    }
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(unavailable)?;
+    for (i, sql) in SCHEMA.iter().enumerate().skip(version.max(0) as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))
+        .map_err(|e| StoreError::Unavailable(format!("migration {}: {e}", i + 1)))?;
+    }
+    Ok(())
+}
+
+const WEBHOOK_COLUMNS: &str =
+    "id, license_id, event_type, data_types, url, token, enabled, disabled_reason, created_at";
+
+fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
+    let event: String = row.get(2)?;
+    let url: String = row.get(4)?;
+    let corrupt = |what: String| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
+    };
+    Ok(Webhook {
+        id: row.get(0)?,
+        license_id: row.get(1)?,
+        event_type: event
+            .parse()
+            .map_err(|e: hookwire_livechat::ValidationError| corrupt(e.to_string()))?,
+        data_types: DataTypes::from_bits(row.get(3)?),
+        url: TargetUrl::parse(&url).map_err(|e| corrupt(e.to_string()))?,
+        token: row.get(5)?,
+        enabled: row.get(6)?,
+        disabled_reason: row.get(7)?,
+        created_at: row.get(8)?,
+    })
+}
+
+fn query_webhook(c: &Connection, license_id: &str, id: &str) -> rusqlite::Result<Option<Webhook>> {
+    c.prepare_cached(&format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = ?1 AND id = ?2 AND deleted_at IS NULL"
+    ))?
+    .query_row(params![license_id, id], webhook_from_row)
+    .optional()
+}
+
+fn raw_section(text: Option<String>) -> Option<Box<RawValue>> {
+    text.and_then(|t| RawValue::from_string(t).ok())
+}
+
+fn event_from_columns(row: &Row<'_>, first: usize) -> rusqlite::Result<EventBody> {
+    let event_type: String = row.get(first + 2)?;
+    Ok(EventBody {
+        unique_id: row.get(first)?,
+        license_id: row.get(first + 1)?,
+        event_type: event_type
+            .parse()
+            .map_err(|e: hookwire_livechat::ValidationError| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    e.to_string().into(),
+                )
+            })?,
+        sections: [
+            raw_section(row.get(first + 3)?),
+            raw_section(row.get(first + 4)?),
+            raw_section(row.get(first + 5)?),
+            raw_section(row.get(first + 6)?),
+        ],
+    })
+}
+
+fn ingest_one(
+    c: &Connection,
+    ev: NewEvent,
+    handoff_lease_until: Option<Millis>,
+) -> rusqlite::Result<IngestOutcome> {
+    if let Some((key, body_hash)) = &ev.idempotency {
+        let seen: Option<(String, String, i64)> = c
+            .prepare_cached(
+                "SELECT body_hash, event_id, deliveries FROM idempotency_keys WHERE key = ?1",
+            )?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        if let Some((hash, event_id, count)) = seen {
+            return Ok(if &hash == body_hash {
+                IngestOutcome::Replayed {
+                    event_id,
+                    delivery_count: count as usize,
+                }
+            } else {
+                IngestOutcome::KeyReused
+            });
+        }
+    }
+    let known: Option<i64> = c
+        .prepare_cached("SELECT 1 FROM licenses WHERE license_id = ?1")?
+        .query_row([&ev.license_id], |r| r.get(0))
+        .optional()?;
+    if known.is_none() {
+        return Ok(IngestOutcome::UnknownLicense);
+    }
+
+    // The chat_changed rule: deliver only when the tag set differs from the
+    // last one seen for this chat; every chat event updates what was seen.
+    let mut deliver = true;
+    if let Some((chat_id, tags)) = &ev.chat_tags {
+        let previous: Option<String> = c
+            .prepare_cached("SELECT tags FROM chat_tags WHERE license_id = ?1 AND chat_id = ?2")?
+            .query_row(params![ev.license_id, chat_id], |r| r.get(0))
+            .optional()?;
+        if ev.event_type == EventType::ChatChanged && previous.as_deref() == Some(tags.as_str()) {
+            deliver = false;
+        }
+        c.prepare_cached(
+            "INSERT INTO chat_tags (license_id, chat_id, tags) VALUES (?1, ?2, ?3)
+             ON CONFLICT (license_id, chat_id) DO UPDATE SET tags = excluded.tags",
+        )?
+        .execute(params![ev.license_id, chat_id, tags])?;
+    }
+    if let Some(v) = &ev.visitor {
+        c.prepare_cached(
+            "INSERT INTO visitors (license_id, visitor_id, name, email, last_event_type, last_seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (license_id, visitor_id) DO UPDATE SET
+               name = COALESCE(excluded.name, visitors.name),
+               email = COALESCE(excluded.email, visitors.email),
+               last_event_type = excluded.last_event_type,
+               last_seen_at = excluded.last_seen_at",
+        )?
+        .execute(params![ev.license_id, v.id, v.name, v.email, ev.event_type.as_str(), ev.received_at])?;
+    }
+
+    let section_text = |t: DataType| ev.sections[t.index()].as_ref().map(|r| r.get());
+    c.prepare_cached(
+        "INSERT INTO events (unique_id, license_id, event_type, chat, visitor, pre_chat_survey, ticket,
+                             token_hash, token_expires_at, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        ev.unique_id,
+        ev.license_id,
+        ev.event_type.as_str(),
+        section_text(DataType::Chat),
+        section_text(DataType::Visitor),
+        section_text(DataType::PreChatSurvey),
+        section_text(DataType::Ticket),
+        ev.token_hash,
+        ev.token_expires_at,
+        ev.received_at,
+    ])?;
+    let event_seq = c.last_insert_rowid();
+
+    let mut targets: Vec<(String, String, u8)> = Vec::new();
+    if deliver {
+        let mut stmt = c.prepare_cached(
+            "SELECT id, url, data_types FROM webhooks
+             WHERE license_id = ?1 AND event_type = ?2 AND deleted_at IS NULL AND enabled = 1",
+        )?;
+        let rows = stmt.query_map(params![ev.license_id, ev.event_type.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        for row in rows {
+            targets.push(row?);
+        }
+    }
+    let lease = handoff_lease_until.unwrap_or(0);
+    let mut insert = c.prepare_cached(
+        "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
+                                 lease_until, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?5, ?5)",
+    )?;
+    let mut delivery_ids = Vec::with_capacity(targets.len());
+    for (webhook_id, _, data_types) in &targets {
+        insert.execute(params![
+            event_seq,
+            webhook_id,
+            ev.license_id,
+            data_types,
+            ev.received_at,
+            lease
+        ])?;
+        delivery_ids.push(c.last_insert_rowid());
+    }
+    if let Some((key, body_hash)) = &ev.idempotency {
+        c.prepare_cached(
+            "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![key, body_hash, ev.unique_id, targets.len() as i64, ev.received_at])?;
+    }
+
+    let delivery_count = targets.len();
+    let deliveries = if handoff_lease_until.is_some() && !targets.is_empty() {
+        let event = Arc::new(EventBody {
+            unique_id: ev.unique_id.clone(),
+            license_id: ev.license_id,
+            event_type: ev.event_type,
+            sections: ev.sections,
+        });
+        targets
+            .into_iter()
+            .zip(delivery_ids)
+            .map(|((webhook_id, url, bits), delivery_id)| DeliveryJob {
+                delivery_id,
+                webhook_id,
+                url,
+                data_types: DataTypes::from_bits(bits),
+                attempts_in_round: 0,
+                event: event.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(IngestOutcome::Accepted {
+        event_id: ev.unique_id,
+        deliveries,
+        delivery_count,
+    })
+}
+
+fn claim(
+    c: &Connection,
+    now: Millis,
+    limit: usize,
+    lease_until: Millis,
+) -> rusqlite::Result<Vec<DeliveryJob>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
+                e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket
+         FROM deliveries d
+         JOIN webhooks w ON w.id = d.webhook_id
+         JOIN events e ON e.seq = d.event_seq
+         WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND d.lease_until <= ?1
+           AND w.enabled = 1 AND w.deleted_at IS NULL
+         ORDER BY d.next_attempt_at
+         LIMIT ?2",
+    )?;
+    let mut events: HashMap<i64, Arc<EventBody>> = HashMap::new();
+    let mut jobs = Vec::new();
+    let mut rows = stmt.query(params![now, limit as i64])?;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(5)?;
+        let event = match events.get(&seq) {
+            Some(e) => e.clone(),
+            None => {
+                let e = Arc::new(event_from_columns(r, 6)?);
+                events.insert(seq, e.clone());
+                e
+            }
+        };
+        jobs.push(DeliveryJob {
+            delivery_id: r.get(0)?,
+            webhook_id: r.get(1)?,
+            url: r.get(2)?,
+            data_types: DataTypes::from_bits(r.get(3)?),
+            attempts_in_round: r.get(4)?,
+            event,
+        });
+    }
+    let mut lease = c.prepare_cached("UPDATE deliveries SET lease_until = ?1 WHERE id = ?2")?;
+    for job in &jobs {
+        lease.execute(params![lease_until, job.delivery_id])?;
+    }
+    Ok(jobs)
+}
+
+fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<DeliveryView>> {
+    let mut sql = String::from(
+        "SELECT d.id, e.unique_id, d.webhook_id, e.event_type, d.state, d.created_at, d.next_attempt_at
+         FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.license_id = ?",
+    );
+    let mut args: Vec<rusqlite::types::Value> = vec![q.license_id.into()];
+    if let Some(w) = q.webhook_id {
+        sql.push_str(" AND d.webhook_id = ?");
+        args.push(w.into());
+    }
+    if let Some(s) = q.state {
+        sql.push_str(" AND d.state = ?");
+        args.push(s.as_str().to_string().into());
+    }
+    if let Some(before) = q.before {
+        sql.push_str(" AND d.id < ?");
+        args.push(before.into());
+    }
+    sql.push_str(" ORDER BY d.id DESC LIMIT ?");
+    args.push((q.limit as i64).into());
+    let mut stmt = c.prepare(&sql)?;
+    let mut views: Vec<DeliveryView> = stmt
+        .query_map(params_from_iter(args), |r| {
+            let event_type: String = r.get(3)?;
+            let state: String = r.get(4)?;
+            let state = DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending);
+            Ok(DeliveryView {
+                id: r.get(0)?,
+                event_id: r.get(1)?,
+                webhook_id: r.get(2)?,
+                event_type: event_type.parse().unwrap_or(EventType::ChatStarted),
+                state,
+                created_at: r.get(5)?,
+                next_attempt_at: (state == DeliveryState::Pending)
+                    .then(|| r.get(6))
+                    .transpose()?,
+                attempts: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut attempts = c.prepare_cached(
+        "SELECT at, status, latency_ms, error, response_excerpt FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+    )?;
+    for view in &mut views {
+        view.attempts = attempts
+            .query_map([view.id], |r| {
+                Ok(AttemptView {
+                    at: r.get(0)?,
+                    status: r.get(1)?,
+                    latency_ms: r.get(2)?,
+                    error: r.get(3)?,
+                    response_excerpt: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(views)
+}
+
+struct OwnedQuery {
+    license_id: String,
+    webhook_id: Option<String>,
+    state: Option<DeliveryState>,
+    before: Option<i64>,
+    limit: usize,
+}
+
+fn conflict_or_unavailable(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict,
+        _ => unavailable(e),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_license(
+        &self,
+        license_id: &str,
+        api_key_hash: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let (id, hash) = (license_id.to_string(), api_key_hash.to_string());
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO licenses (license_id, api_key_hash, created_at) VALUES (?1, ?2, ?3)",
+                    params![id, hash, now],
+                )
+                .map(|_| ())
+                .map_err(conflict_or_unavailable)
+            })
+            .await
+    }
+
+    async fn license_by_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<String>> {
+        let hash = api_key_hash.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT license_id FROM licenses WHERE api_key_hash = ?1")?
+                .query_row([hash], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn create_webhook(&self, w: NewWebhook) -> StoreResult<Webhook> {
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO webhooks (id, license_id, event_type, data_types, url, token, enabled, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)",
+                    params![w.id, w.license_id, w.event_type.as_str(), w.data_types.bits(), w.url.as_stored(), w.token, w.created_at],
+                )
+                .map_err(conflict_or_unavailable)?;
+                Ok(Webhook {
+                    id: w.id,
+                    license_id: w.license_id,
+                    event_type: w.event_type,
+                    data_types: w.data_types,
+                    url: w.url,
+                    token: w.token,
+                    enabled: true,
+                    disabled_reason: None,
+                    created_at: w.created_at,
+                })
+            })
+            .await
+    }
+
+    async fn list_webhooks(&self, license_id: &str) -> StoreResult<Vec<Webhook>> {
+        let license = license_id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = ?1 AND deleted_at IS NULL ORDER BY created_at, id"
+            ))?
+            .query_map([license], webhook_from_row)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn get_webhook(&self, license_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
+        let (license, id) = (license_id.to_string(), id.to_string());
+        self.read(move |c| query_webhook(c, &license, &id)).await
+    }
+
+    async fn update_webhook(
+        &self,
+        license_id: &str,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> StoreResult<Option<Webhook>> {
+        let (license, id) = (license_id.to_string(), id.to_string());
+        self.writer
+            .write(move |c| {
+                if query_webhook(c, &license, &id).map_err(unavailable)?.is_none() {
+                    return Ok(None);
+                }
+                if let Some(url) = &patch.url {
+                    c.execute("UPDATE webhooks SET url = ?1 WHERE id = ?2", params![url.as_stored(), id])
+                        .map_err(unavailable)?;
+                }
+                if let Some(types) = patch.data_types {
+                    c.execute("UPDATE webhooks SET data_types = ?1 WHERE id = ?2", params![types.bits(), id])
+                        .map_err(unavailable)?;
+                }
+                if let Some(enabled) = patch.enabled {
+                    c.execute(
+                        "UPDATE webhooks SET enabled = ?1, disabled_reason = CASE WHEN ?1 THEN NULL ELSE 'disabled by the license' END WHERE id = ?2",
+                        params![enabled, id],
+                    )
+                    .map_err(unavailable)?;
+                }
+                query_webhook(c, &license, &id).map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn delete_webhook(&self, license_id: &str, id: &str, now: Millis) -> StoreResult<bool> {
+        let (license, id) = (license_id.to_string(), id.to_string());
+        self.writer
+            .write(move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE webhooks SET deleted_at = ?1 WHERE id = ?2 AND license_id = ?3 AND deleted_at IS NULL",
+                        params![now, id, license],
+                    )
+                    .map_err(unavailable)?;
+                if n > 0 {
+                    c.execute(
+                        "UPDATE deliveries SET state = 'failed', lease_until = 0, updated_at = ?1
+                         WHERE webhook_id = ?2 AND state = 'pending'",
+                        params![now, id],
+                    )
+                    .map_err(unavailable)?;
+                }
+                Ok(n > 0)
+            })
+            .await
+    }
+
+    async fn ingest(
+        &self,
+        events: Vec<NewEvent>,
+        handoff_lease_until: Option<Millis>,
+    ) -> StoreResult<Vec<IngestOutcome>> {
+        self.writer
+            .write(move |c| {
+                events
+                    .into_iter()
+                    .map(|ev| ingest_one(c, ev, handoff_lease_until))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn claim_due(
+        &self,
+        now: Millis,
+        limit: usize,
+        lease_until: Millis,
+    ) -> StoreResult<Vec<DeliveryJob>> {
+        self.writer
+            .write(move |c| claim(c, now, limit, lease_until).map_err(unavailable))
+            .await
+    }
+
+    async fn release(&self, delivery_ids: Vec<i64>, due_at: Millis) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "UPDATE deliveries SET lease_until = 0, next_attempt_at = MAX(next_attempt_at, ?2)
+                         WHERE id = ?1 AND state = 'pending'",
+                    )
+                    .map_err(unavailable)?;
+                for id in delivery_ids {
+                    stmt.execute(params![id, due_at]).map_err(unavailable)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn record_attempt(&self, r: AttemptRecord) -> StoreResult<()> {
+        self.writer
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO attempts (delivery_id, at, status, latency_ms, error, response_excerpt)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![r.delivery_id, r.at, r.status, r.latency_ms, r.error, r.response_excerpt])
+                })
+                .map_err(unavailable)?;
+                let (state, next) = match r.next {
+                    NextState::Delivered => ("delivered", r.at),
+                    NextState::RetryAt(at) => ("pending", at),
+                    NextState::Failed => ("failed", r.at),
+                };
+                c.prepare_cached(
+                    "UPDATE deliveries SET state = ?1, next_attempt_at = ?2, lease_until = 0,
+                         attempts_in_round = attempts_in_round + 1, updated_at = ?3
+                     WHERE id = ?4 AND state = 'pending'",
+                )
+                .and_then(|mut s| s.execute(params![state, next, r.at, r.delivery_id]))
+                .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_deliveries(&self, q: DeliveryQuery<'_>) -> StoreResult<Vec<DeliveryView>> {
+        let q = OwnedQuery {
+            license_id: q.license_id.to_string(),
+            webhook_id: q.webhook_id.map(str::to_string),
+            state: q.state,
+            before: q.before,
+            limit: q.limit,
+        };
+        self.read(move |c| list_deliveries(c, q)).await
+    }
+
+    async fn redeliver(
+        &self,
+        license_id: &str,
+        delivery_id: i64,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let license = license_id.to_string();
+        self.writer
+            .write(move |c| {
+                let exists: Option<i64> = c
+                    .query_row(
+                        "SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                         WHERE d.id = ?1 AND d.license_id = ?2 AND w.deleted_at IS NULL",
+                        params![delivery_id, license],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                if exists.is_none() {
+                    return Ok(false);
+                }
+                // A delivery being attempted right now keeps its lease; it is
+                // already on its way.
+                c.execute(
+                    "UPDATE deliveries SET state = 'pending', attempts_in_round = 0, next_attempt_at = ?1,
+                         lease_until = 0, updated_at = ?1
+                     WHERE id = ?2 AND NOT (state = 'pending' AND lease_until > ?1)",
+                    params![now, delivery_id],
+                )
+                .map_err(unavailable)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn redeliver_failed_since(
+        &self,
+        license_id: &str,
+        webhook_id: &str,
+        since: Millis,
+        now: Millis,
+    ) -> StoreResult<u64> {
+        let (license, webhook) = (license_id.to_string(), webhook_id.to_string());
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "UPDATE deliveries SET state = 'pending', attempts_in_round = 0, next_attempt_at = ?1,
+                         lease_until = 0, updated_at = ?1
+                     WHERE license_id = ?2 AND webhook_id = ?3 AND state = 'failed' AND created_at >= ?4
+                       AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)",
+                    params![now, license, webhook, since],
+                )
+                .map(|n| n as u64)
+                .map_err(unavailable)
+            })
+            .await
+    }
+}

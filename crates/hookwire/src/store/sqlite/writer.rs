@@ -1,0 +1,100 @@
+//! The single SQLite writer: one thread that owns the write connection and
+//! commits whatever operations are waiting as one transaction (group commit).
+//!
+//! SQLite allows one writer at a time, so funnelling every write through one
+//! thread costs nothing in concurrency and turns N commits (N fsyncs) into
+//! one. Each operation runs in its own savepoint, so one failing operation
+//! does not undo its neighbours; each caller is answered only after the
+//! commit that holds its work succeeded.
+
+use crate::store::{StoreError, StoreResult};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+/// How many operations one transaction may hold; bounds commit latency.
+const MAX_GROUP: usize = 512;
+/// Operations waiting for the writer; callers wait when it is full.
+const QUEUE: usize = 8192;
+
+type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
+/// An operation gets the connection, or the reason no transaction could be opened.
+type Op = Box<dyn for<'c> FnOnce(Result<&'c Connection, StoreError>) -> Reply + Send>;
+
+#[derive(Clone)]
+pub struct Writer {
+    ops: mpsc::Sender<Op>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`. It ends when every `Writer` is dropped.
+    pub fn spawn(conn: Connection) -> (Writer, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(conn, rx))
+            .expect("spawning the SQLite writer thread");
+        (Writer { ops: tx }, handle)
+    }
+
+    /// Runs `f` inside the next group transaction and answers once it is committed.
+    pub async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (done, answer) = oneshot::channel();
+        let op: Op = Box::new(move |conn| {
+            let result = conn.and_then(|conn| in_savepoint(conn, f));
+            Box::new(move |commit: StoreResult<()>| {
+                let _ = done.send(commit.and(result));
+            })
+        });
+        self.ops.send(op).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn run(conn: Connection, mut ops: mpsc::Receiver<Op>) {
+    while let Some(first) = ops.blocking_recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = StoreError::Unavailable(e.to_string());
+            first(Err(err.clone()))(Err(err));
+            continue;
+        }
+        let mut replies = vec![first(Ok(&conn))];
+        while replies.len() < MAX_GROUP {
+            match ops.try_recv() {
+                Ok(op) => replies.push(op(Ok(&conn))),
+                Err(_) => break,
+            }
+        }
+        let commit = conn
+            .execute_batch("COMMIT")
+            .map_err(|e| StoreError::Unavailable(e.to_string()));
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(commit.clone());
+        }
+    }
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("SAVEPOINT op").map_err(unavailable)?;
+    let result = f(conn);
+    let end = if result.is_ok() {
+        "RELEASE op"
+    } else {
+        "ROLLBACK TO op; RELEASE op"
+    };
+    conn.execute_batch(end).map_err(unavailable)?;
+    result
+}
+
+pub fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}

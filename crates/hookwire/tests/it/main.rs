@@ -1,0 +1,7 @@
+//! hookwire's integration tests: one binary, real servers, real databases.
+
+mod delivery;
+mod durability;
+mod ingest;
+mod support;
+mod webhooks_api;
