@@ -6,6 +6,7 @@
 //! PHP-style form bodies (`fields[0][name]=...`) are read. The server and the
 //! receiver SDK both build on it, so the two can never drift apart.
 
+pub mod details;
 pub mod error;
 pub mod event;
 pub mod form;

@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod licenses;
 pub mod views;
+pub mod visitors;
 pub mod webhooks;
 
 use crate::engine::Engine;
@@ -66,7 +67,8 @@ impl AppState {
     }
 }
 
-/// LiveChat's v2 webhook routes, mounted at `/` and at `/v2`.
+/// LiveChat's v2 REST routes (webhooks, custom visitor details), mounted at
+/// `/` and at `/v2`. `X-API-Version` is accepted and not required.
 fn livechat_v2() -> Router<AppState> {
     Router::new()
         .route(
@@ -74,6 +76,10 @@ fn livechat_v2() -> Router<AppState> {
             get(webhooks::v2_list).post(webhooks::v2_create),
         )
         .route("/webhooks/{id}", delete(webhooks::v2_delete))
+        .route(
+            "/visitors/{visitor_id}/details",
+            post(visitors::add_details).get(visitors::get_details),
+        )
 }
 
 pub fn router(state: AppState) -> Router {
@@ -95,6 +101,7 @@ pub fn router(state: AppState) -> Router {
             post(deliveries::redeliver_failed),
         )
         .route("/deliveries", get(deliveries::for_license))
+        .route("/visitors", get(visitors::recent))
         .route("/deliveries/{id}/redeliver", post(deliveries::redeliver));
     Router::new()
         .nest("/api/v1", v1)

@@ -77,3 +77,19 @@ pub fn delivery(d: &DeliveryView) -> Value {
         })).collect::<Vec<_>>(),
     })
 }
+
+pub fn visitor(v: &crate::store::VisitorView) -> Value {
+    json!({
+        "visitor_id": v.visitor_id,
+        "name": v.name,
+        "email": v.email,
+        "last_event_type": v.last_event_type,
+        "last_seen_at": v.last_seen_at.map(rfc3339),
+        "details": v.details.iter().map(|d| json!({
+            "id": d.set_id,
+            "icon": d.icon,
+            "fields": serde_json::from_str::<Value>(&d.fields_json).unwrap_or_else(|_| json!([])),
+            "updated_at": rfc3339(d.updated_at),
+        })).collect::<Vec<_>>(),
+    })
+}

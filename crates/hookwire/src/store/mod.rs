@@ -183,6 +183,34 @@ pub struct DeliveryView {
     pub attempts: Vec<AttemptView>,
 }
 
+/// A per-event token, looked up by its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub license_id: String,
+    pub expires_at: Millis,
+}
+
+/// One named set of custom visitor details (LiveChat's `id`), as agents see it.
+#[derive(Debug, Clone)]
+pub struct DetailsSet {
+    pub set_id: String,
+    pub icon: Option<String>,
+    /// A JSON array of `{name, value, url}`.
+    pub fields_json: String,
+    pub updated_at: Millis,
+}
+
+/// A visitor seen in an event, with the details receivers posted for them.
+#[derive(Debug, Clone)]
+pub struct VisitorView {
+    pub visitor_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub last_event_type: Option<String>,
+    pub last_seen_at: Option<Millis>,
+    pub details: Vec<DetailsSet>,
+}
+
 pub struct DeliveryQuery<'a> {
     pub license_id: &'a str,
     pub webhook_id: Option<&'a str>,
@@ -240,6 +268,25 @@ pub trait Store: Send + Sync + 'static {
     async fn redeliver(&self, license_id: &str, delivery_id: i64, now: Millis)
         -> StoreResult<bool>;
     /// Redelivers every failed delivery of a webhook created since `since`; answers how many.
+    /// Which license a per-event token (by hash) belongs to, and until when.
+    async fn token_grant(&self, token_hash: &str) -> StoreResult<Option<TokenGrant>>;
+    /// Adds or replaces (by `set_id`) one set of a visitor's custom details.
+    async fn put_visitor_details(
+        &self,
+        license_id: &str,
+        visitor_id: &str,
+        set: DetailsSet,
+    ) -> StoreResult<()>;
+    /// A visitor with their details; `None` when neither is known.
+    async fn visitor(&self, license_id: &str, visitor_id: &str)
+        -> StoreResult<Option<VisitorView>>;
+    /// The most recently seen visitors of a license, newest first.
+    async fn recent_visitors(
+        &self,
+        license_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<VisitorView>>;
+
     async fn redeliver_failed_since(
         &self,
         license_id: &str,

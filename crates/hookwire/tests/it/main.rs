@@ -4,4 +4,5 @@ mod delivery;
 mod durability;
 mod ingest;
 mod support;
+mod visitors;
 mod webhooks_api;
