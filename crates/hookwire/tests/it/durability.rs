@@ -184,3 +184,19 @@ async fn sigterm_drains_and_exits_zero() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_sqlite_file_is_refused() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut first = start_binary(dir.path());
+    let second = Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another hookwire is serving"));
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+}

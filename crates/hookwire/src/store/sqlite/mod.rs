@@ -17,6 +17,8 @@ const READERS: usize = 4;
 
 pub struct SqliteStore {
     writer: Writer,
+    /// Held while this process serves the database (see `void_leases`).
+    serving_lock: Mutex<Option<std::fs::File>>,
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     reader_slots: tokio::sync::Semaphore,
@@ -38,6 +40,7 @@ impl SqliteStore {
         let (writer, _thread) = Writer::spawn(conn);
         Ok(SqliteStore {
             writer,
+            serving_lock: Mutex::new(None),
             path: path.to_path_buf(),
             readers: Mutex::new(Vec::new()),
             reader_slots: tokio::sync::Semaphore::new(READERS),
@@ -45,8 +48,28 @@ impl SqliteStore {
     }
 
     /// SQLite serves one node, so at start no other node can hold a lease:
-    /// every lease left by a crash is void and its delivery due again.
+    /// every lease left by a crash is void and its delivery due again. An
+    /// exclusive lock on `<db>.lock` makes sure no second `serve` process
+    /// shares the file (the OS drops it when the process dies, even by `kill -9`).
     pub async fn void_leases(&self) -> StoreResult<usize> {
+        let lock_path = self.path.with_extension("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                StoreError::Unavailable(format!("opening {}: {e}", lock_path.display()))
+            })?;
+        file.try_lock().map_err(|_| {
+            StoreError::Unavailable(format!(
+                "another hookwire is serving {}; SQLite serves one node (use PostgreSQL for several)",
+                self.path.display()
+            ))
+        })?;
+        if let Ok(mut held) = self.serving_lock.lock() {
+            *held = Some(file);
+        }
         self.writer
             .write(|c| {
                 c.execute(
