@@ -13,3 +13,5 @@ pub mod engine;
 pub mod secret;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;

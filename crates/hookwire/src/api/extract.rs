@@ -46,9 +46,9 @@ fn kind(headers: &HeaderMap, body: &[u8]) -> Result<Kind, AppError> {
     match content_type.as_deref() {
         Some("application/json") => Ok(Kind::Json),
         Some(t) if t.ends_with("+json") => Ok(Kind::Json),
-        Some("application/x-www-form-urlencoded") => Ok(Kind::Form),
-        // curl -d without a type, or no header at all: guess from the first byte.
-        None => Ok(if body.trim_ascii_start().first().is_some_and(|b| matches!(b, b'{' | b'[')) {
+        // `curl -d '{...}'` labels JSON as a form; no form key starts with
+        // `{` or `[`, so such a body is read as the JSON it is.
+        Some("application/x-www-form-urlencoded") | None => Ok(if looks_like_json(body) {
             Kind::Json
         } else {
             Kind::Form
@@ -57,6 +57,12 @@ fn kind(headers: &HeaderMap, body: &[u8]) -> Result<Kind, AppError> {
             "content type {other:?} is not accepted; send application/json or application/x-www-form-urlencoded"
         ))),
     }
+}
+
+fn looks_like_json(body: &[u8]) -> bool {
+    body.trim_ascii_start()
+        .first()
+        .is_some_and(|b| matches!(b, b'{' | b'['))
 }
 
 /// Refuses bodies that are not JSON (by content type, or by their look when untyped).

@@ -2,7 +2,7 @@
 
 use super::auth::Platform;
 use super::error::{ApiResult, AppError};
-use super::extract::{json, Body};
+use super::extract::{json_or_form, typed, Body};
 use super::AppState;
 use crate::secret::{hash_secret, random_hex};
 use crate::store::{now_millis, StoreError};
@@ -25,7 +25,7 @@ pub async fn create(
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let input: NewLicense = json(&headers, &body)?;
+    let input: NewLicense = typed(json_or_form(&headers, &body)?)?;
     let license_id = hookwire_livechat::event::parse_license_id(&input.license_id)?;
     let api_key = create_license(state.store(), &license_id).await?;
     Ok((
