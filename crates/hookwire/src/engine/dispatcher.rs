@@ -24,11 +24,11 @@ use tracing::Instrument;
 const HIGH_WATERMARK: usize = 20_000;
 /// Rows claimed per poll.
 const CLAIM_BATCH: usize = 1_000;
-/// A webhook's queue beyond this many times its concurrency is given back
-/// to the database, so no lease ages in memory behind a slow receiver.
-const QUEUE_PER_SLOT: usize = 8;
-/// How long a delivery given back for that reason waits before it is claimed again.
-const OVERFLOW_DELAY_MS: Millis = 5_000;
+/// A webhook's queue may hold this many deliveries per in-flight slot. Past
+/// it the webhook is *saturated*: the rest is given back to the database and
+/// the poller passes over it, so one slow receiver cannot fill the memory
+/// budget that every other webhook shares. Below half, it is claimed again.
+const QUEUE_PER_SLOT: usize = 64;
 
 /// What ingest and the API use to talk to the dispatcher.
 #[derive(Clone)]
@@ -44,6 +44,8 @@ struct Shared {
     next_hint: AtomicI64,
     wake: Notify,
     shutdown: CancellationToken,
+    /// Webhooks whose queues are full; the poller does not claim for them.
+    saturated: std::sync::Mutex<HashSet<String>>,
 }
 
 impl DispatcherHandle {
@@ -121,6 +123,7 @@ impl Dispatcher {
             next_hint: AtomicI64::new(i64::MAX),
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
+            saturated: std::sync::Mutex::new(HashSet::new()),
         });
         let handle = DispatcherHandle {
             jobs: jobs_tx,
@@ -232,8 +235,19 @@ impl Core {
         self.shared.held.fetch_sub(1, Ordering::Relaxed);
         self.in_flight -= 1;
         let limit = self.settings.per_target_concurrency;
+        let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
         if let Some(target) = self.targets.get_mut(&done.webhook_id) {
             target.in_flight -= 1;
+            if target.queue.len() < cap / 2 {
+                let removed = self
+                    .shared
+                    .saturated
+                    .lock()
+                    .map(|mut s| s.remove(&done.webhook_id));
+                if removed.unwrap_or(false) {
+                    self.shared.wake.notify_one();
+                }
+            }
             if target.queue.is_empty() && target.in_flight == 0 {
                 self.targets.remove(&done.webhook_id);
             } else if !target.queue.is_empty() && !target.in_ready && target.in_flight < limit {
@@ -337,15 +351,22 @@ impl Core {
         );
     }
 
-    /// Gives back to the database what waits behind a webhook that cannot keep up.
+    /// Gives back to the database what waits behind a webhook that cannot
+    /// keep up, and marks it saturated so the poller passes over it.
     async fn give_back_overflow(&mut self) {
         let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
         let mut ids = Vec::new();
-        for target in self.targets.values_mut() {
+        for (webhook_id, target) in self.targets.iter_mut() {
+            if target.queue.len() <= cap {
+                continue;
+            }
             while target.queue.len() > cap {
                 if let Some(job) = target.queue.pop_back() {
                     ids.push(job.delivery_id);
                 }
+            }
+            if let Ok(mut saturated) = self.shared.saturated.lock() {
+                saturated.insert(webhook_id.clone());
             }
         }
         if ids.is_empty() {
@@ -355,11 +376,7 @@ impl Core {
             self.known.remove(id);
         }
         self.shared.held.fetch_sub(ids.len(), Ordering::Relaxed);
-        if let Err(e) = self
-            .store
-            .release(ids, now_millis() + OVERFLOW_DELAY_MS)
-            .await
-        {
+        if let Err(e) = self.store.release(ids, now_millis()).await {
             tracing::warn!(error = %e, "could not give deliveries back; their leases will expire");
         }
     }
@@ -383,7 +400,12 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
         let mut full = false;
         if room > 0 {
             let limit = room.min(CLAIM_BATCH);
-            match store.claim_due(now, limit, now + lease_ms).await {
+            let skip: Vec<String> = shared
+                .saturated
+                .lock()
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            match store.claim_due(now, limit, now + lease_ms, skip).await {
                 Ok(jobs) => {
                     full = jobs.len() == limit;
                     handle.submit(jobs);

@@ -251,12 +251,14 @@ pub trait Store: Send + Sync + 'static {
         handoff_lease_until: Option<Millis>,
     ) -> StoreResult<Vec<IngestOutcome>>;
 
-    /// Leases up to `limit` due deliveries (oldest due first) until `lease_until`.
+    /// Leases up to `limit` due deliveries (oldest due first) until
+    /// `lease_until`, passing over webhooks whose queues are full already.
     async fn claim_due(
         &self,
         now: Millis,
         limit: usize,
         lease_until: Millis,
+        skip_webhooks: Vec<String>,
     ) -> StoreResult<Vec<DeliveryJob>>;
     /// Gives back leases of deliveries this node holds but will not attempt
     /// now; they become due again no earlier than `due_at`.

@@ -509,3 +509,41 @@ async fn pending_deliveries_survive_a_restart() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_backlog_beyond_one_webhooks_queue_is_all_delivered() {
+    // One slot: the queue holds 64, so most of the 300 are given back to the
+    // database and claimed again as the webhook drains.
+    let app = spawn_app_with(|s| s.delivery.per_target_concurrency = 1).await;
+    let key = app.create_license("12").await;
+    let mut receiver = TestReceiver::start().await;
+    let hook = app
+        .create_webhook(&key, "visitor_queued", &["visitor"], &receiver.url("/"))
+        .await;
+    let batch: Vec<Value> = (0..300)
+        .map(|i| json!({"event_type": "visitor_queued", "license_id": "12", "visitor": {"id": format!("V{i}")}}))
+        .collect();
+    let (status, _) = app
+        .post_platform("/api/v1/events/batch", &Value::Array(batch))
+        .await;
+    assert_eq!(status, 200);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 300 {
+        seen.insert(
+            receiver.next().await.json()["visitor"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let list = app
+        .wait_deliveries(&key, &hook, |d| {
+            d.len() == 300 && d.iter().all(|x| x["state"] == "delivered")
+        })
+        .await;
+    assert!(
+        list.iter()
+            .all(|d| d["attempts"].as_array().unwrap().len() == 1),
+        "nothing was attempted twice"
+    );
+}

@@ -342,6 +342,7 @@ fn claim(
     now: Millis,
     limit: usize,
     lease_until: Millis,
+    skip_json: &str,
 ) -> rusqlite::Result<Vec<DeliveryJob>> {
     let mut stmt = c.prepare_cached(
         "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
@@ -351,12 +352,13 @@ fn claim(
          JOIN events e ON e.seq = d.event_seq
          WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND d.lease_until <= ?1
            AND w.enabled = 1 AND w.deleted_at IS NULL
+           AND d.webhook_id NOT IN (SELECT value FROM json_each(?3))
          ORDER BY d.next_attempt_at
          LIMIT ?2",
     )?;
     let mut events: HashMap<i64, Arc<EventBody>> = HashMap::new();
     let mut jobs = Vec::new();
-    let mut rows = stmt.query(params![now, limit as i64])?;
+    let mut rows = stmt.query(params![now, limit as i64, skip_json])?;
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(5)?;
         let event = match events.get(&seq) {
@@ -636,9 +638,11 @@ impl Store for SqliteStore {
         now: Millis,
         limit: usize,
         lease_until: Millis,
+        skip_webhooks: Vec<String>,
     ) -> StoreResult<Vec<DeliveryJob>> {
+        let skip = serde_json::to_string(&skip_webhooks).unwrap_or_else(|_| "[]".into());
         self.writer
-            .write(move |c| claim(c, now, limit, lease_until).map_err(unavailable))
+            .write(move |c| claim(c, now, limit, lease_until, &skip).map_err(unavailable))
             .await
     }
 
