@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: LicenseCommand,
     },
+    /// Create or upgrade the database schema, then exit (`serve` does this too).
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print the default configuration file, with every key documented.
     Config,
 }
@@ -53,7 +58,7 @@ struct Common {
     /// A TOML config file (see `hookwire config`).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Database URL: sqlite://PATH.
+    /// Database URL: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB.
     #[arg(long)]
     database: Option<String>,
     /// Data directory (default ./hookwire-data).
@@ -95,6 +100,12 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
                 .map_err(|e| e.body()["message"].as_str().unwrap_or("failed").to_string())?;
             println!("license {license_id} created");
             println!("API key (shown once, store it now): {key}");
+            Ok(())
+        }
+        Command::Migrate { common } => {
+            let settings = common.settings(None, false)?;
+            server::open_store(&settings, false).await?;
+            println!("{}: schema is up to date", settings.database);
             Ok(())
         }
         Command::Config => {

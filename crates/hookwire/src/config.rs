@@ -20,6 +20,7 @@ const KEYS: &[&str] = &[
     "data_dir",
     "database",
     "sqlite_synchronous",
+    "pg_pool_size",
     "platform_key",
     "token_secret",
     "token_ttl",
@@ -45,6 +46,7 @@ struct RawSettings {
     data_dir: PathBuf,
     database: String,
     sqlite_synchronous: String,
+    pg_pool_size: usize,
     platform_key: Option<Secret>,
     token_secret: Option<Secret>,
     token_ttl: String,
@@ -85,6 +87,8 @@ pub struct Overrides {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     Sqlite(PathBuf),
+    /// A `postgres://` URL; it may carry a password, so it is a secret.
+    Postgres(Secret),
 }
 
 impl DatabaseUrl {
@@ -98,9 +102,15 @@ impl DatabaseUrl {
             }
             return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url.parse::<url::Url>().map_err(|e| {
+                ConfigError::invalid("database", format!("invalid PostgreSQL URL: {e}"))
+            })?;
+            return Ok(DatabaseUrl::Postgres(Secret::new(url)));
+        }
         Err(ConfigError::invalid(
             "database",
-            format!("unsupported database URL {url:?}; expected sqlite://PATH"),
+            "unsupported database URL; expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB",
         ))
     }
 }
@@ -109,6 +119,15 @@ impl std::fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => match url.expose().parse::<url::Url>() {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("****"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://****"),
+            },
         }
     }
 }
@@ -156,6 +175,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub database: DatabaseUrl,
     pub sqlite_synchronous: String,
+    pub pg_pool_size: usize,
     pub platform_key: Option<Secret>,
     pub token_secret: Option<Secret>,
     pub token_ttl: Duration,
@@ -289,6 +309,7 @@ impl Settings {
             data_dir: raw.data_dir,
             database,
             sqlite_synchronous,
+            pg_pool_size: raw.pg_pool_size.max(1),
             platform_key: non_empty(raw.platform_key),
             token_secret: non_empty(raw.token_secret),
             token_ttl: duration("token_ttl", &raw.token_ttl)?,

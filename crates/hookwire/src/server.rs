@@ -7,6 +7,7 @@ use crate::engine::attempt::Sender;
 use crate::engine::dispatcher::Dispatcher;
 use crate::engine::Engine;
 use crate::secret::{hmac_sha256, random_hex, Secret};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use std::net::SocketAddr;
@@ -100,6 +101,12 @@ pub async fn open_store(settings: &Settings, recover: bool) -> Result<Arc<dyn St
                 }
             }
             Ok(Arc::new(sqlite))
+        }
+        DatabaseUrl::Postgres(url) => {
+            let store = PgStore::connect(url.expose(), settings.pg_pool_size)
+                .await
+                .map_err(|e| format!("opening {}: {e}", settings.database))?;
+            Ok(Arc::new(store))
         }
     }
 }

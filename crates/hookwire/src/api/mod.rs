@@ -111,10 +111,23 @@ pub fn router(state: AppState) -> Router {
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
+        .route("/readyz", get(ready))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// Ready when the database answers (migrations ran before the port opened).
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    state
+        .store()
+        .ping()
+        .await
+        .map_err(|e| AppError::Unavailable(format!("the database is not reachable: {e}")))?;
+    Ok(Json(json!({ "status": "ready" })))
 }
 
 async fn not_found(req: Request) -> AppError {

@@ -388,6 +388,7 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
     let shared = handle.shared.clone();
     let lease_ms = settings.lease.as_millis() as Millis;
     let interval_ms = settings.poll_interval.as_millis() as Millis;
+    let due_signal = store.due_signal();
     loop {
         if shared.shutdown.is_cancelled() {
             return;
@@ -422,9 +423,16 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
             .load(Ordering::Relaxed)
             .saturating_sub(now_millis());
         let sleep_ms = until_hint.clamp(1, interval_ms.max(1));
+        let other_nodes = async {
+            match &due_signal {
+                Some(signal) => signal.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = shared.wake.notified() => {}
+            _ = other_nodes => {}
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
         }
     }

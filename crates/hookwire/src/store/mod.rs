@@ -5,6 +5,7 @@
 //! decided in one node's memory: idempotency keys, the `chat_changed` tag
 //! rule, and which node owns a delivery (leases).
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -296,6 +297,44 @@ pub trait Store: Send + Sync + 'static {
         since: Millis,
         now: Millis,
     ) -> StoreResult<u64>;
+
+    /// Whether the database answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Fires when another node made work due that nobody holds; backends
+    /// with a single node have none.
+    fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+/// The jobs for an event's freshly inserted deliveries, to hand straight to
+/// this node's dispatcher. `targets` pairs each delivery id with its webhook's
+/// id, URL and data types.
+fn handoff_jobs(
+    unique_id: String,
+    license_id: String,
+    event_type: EventType,
+    sections: Sections,
+    targets: Vec<(i64, String, String, DataTypes)>,
+) -> Vec<DeliveryJob> {
+    let event = Arc::new(EventBody {
+        unique_id,
+        license_id,
+        event_type,
+        sections,
+    });
+    targets
+        .into_iter()
+        .map(|(delivery_id, webhook_id, url, data_types)| DeliveryJob {
+            delivery_id,
+            webhook_id,
+            url,
+            data_types,
+            attempts_in_round: 0,
+            event: event.clone(),
+        })
+        .collect()
 }
 
 pub fn now_millis() -> Millis {

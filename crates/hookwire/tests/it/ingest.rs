@@ -4,193 +4,6 @@ use crate::support::*;
 use serde_json::{json, Value};
 
 #[tokio::test]
-async fn bad_events_are_rejected_with_the_field_named() {
-    let app = spawn_app().await;
-    app.create_license("7").await;
-    let cases = [
-        (
-            json!({"event_type": "chat_exploded", "license_id": "7"}),
-            "event_type",
-        ),
-        (
-            json!({"license_id": "7", "visitor": {"id": "v"}}),
-            "event_type",
-        ),
-        (json!({"event_type": "visitor_queued"}), "license_id"),
-        (
-            json!({"event_type": "visitor_queued", "license_id": "7"}),
-            "visitor",
-        ),
-        (
-            json!({"event_type": "chat_started", "license_id": "7", "visitor": {"id": "v"}}),
-            "chat",
-        ),
-        (
-            json!({"event_type": "visitor_queued", "license_id": "7", "visitor": {"id": "v"}, "chat": {"id": "c"}}),
-            "chat",
-        ),
-        (
-            json!({"event_type": "ticket_created", "license_id": "7", "ticket": {"status": "open"}}),
-            "ticket",
-        ),
-        (
-            json!({"event_type": "chat_changed", "license_id": "7", "chat": {"id": "c", "tags": "x"}, "visitor": {"id": "v"}}),
-            "chat",
-        ),
-        (
-            json!({"event_type": "chat_changed", "license_id": "7", "chat": {"id": "c"}, "visitor": {"id": "v"}, "pre_chat_survey": []}),
-            "pre_chat_survey",
-        ),
-        (
-            json!({"event_type": "visitor_queued", "license_id": "7", "visitor": {"id": "v"}, "vistor": {}}),
-            "vistor",
-        ),
-        (
-            json!({"event_type": "visitor_queued", "license_id": true, "visitor": {"id": "v"}}),
-            "license_id",
-        ),
-    ];
-    for (event, field) in cases {
-        let (status, body) = app.ingest(&event).await;
-        assert_eq!(status, 400, "{event} -> {body}");
-        assert_eq!(body["error"]["field"], field, "{event} -> {body}");
-    }
-    let r = app
-        .http
-        .post(app.url("/api/v1/events"))
-        .bearer_auth(PLATFORM_KEY)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["field"], "body");
-    let r = app
-        .http
-        .post(app.url("/api/v1/events"))
-        .bearer_auth(PLATFORM_KEY)
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 415);
-    let r = app
-        .http
-        .post(app.url("/api/v1/events"))
-        .json(&chat_started("7"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-}
-
-#[tokio::test]
-async fn unknown_license_is_404_and_unmatched_event_is_accepted() {
-    let app = spawn_app().await;
-    let (status, body) = app.ingest(&chat_started("404404")).await;
-    assert_eq!(status, 404, "{body}");
-    assert_eq!(body["error"]["code"], "not_found");
-    app.create_license("404404").await;
-    let (status, body) = app.ingest(&chat_started("404404")).await;
-    assert_eq!(status, 202);
-    assert_eq!(body["deliveries"], 0);
-    let id = body["id"].as_str().unwrap();
-    assert!(
-        id.len() == 32
-            && id
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-    );
-}
-
-#[tokio::test]
-async fn idempotency_key_returns_the_first_answer() {
-    let app = spawn_app().await;
-    let key = app.create_license("8").await;
-    let mut receiver = TestReceiver::start().await;
-    app.create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
-        .await;
-    let send = |body: Value| {
-        app.http
-            .post(app.url("/api/v1/events"))
-            .bearer_auth(PLATFORM_KEY)
-            .header("Idempotency-Key", "report-42")
-            .json(&body)
-            .send()
-    };
-    let first: Value = send(chat_started("8")).await.unwrap().json().await.unwrap();
-    let again = send(chat_started("8")).await.unwrap();
-    assert_eq!(again.status(), 202);
-    assert_eq!(again.json::<Value>().await.unwrap(), first);
-    receiver.next().await;
-    receiver
-        .expect_silence(std::time::Duration::from_millis(400))
-        .await;
-
-    let mut other = chat_started("8");
-    other["chat"]["id"] = json!("OTHER");
-    let r = send(other).await.unwrap();
-    assert_eq!(r.status(), 422);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "unprocessable"
-    );
-}
-
-#[tokio::test]
-async fn batch_answers_per_item() {
-    let app = spawn_app().await;
-    let key = app.create_license("9").await;
-    let mut receiver = TestReceiver::start().await;
-    app.create_webhook(&key, "visitor_queued", &["visitor"], &receiver.url("/q"))
-        .await;
-    let batch = json!([
-        {"event_type": "visitor_queued", "license_id": "9", "visitor": {"id": "A"}},
-        {"event_type": "visitor_queued", "license_id": "9"},
-        {"event_type": "visitor_queued", "license_id": "nobody", "visitor": {"id": "B"}},
-        {"event_type": "visitor_queued", "license_id": 9, "visitor": {"id": "C"}},
-    ]);
-    let (status, body) = app.post_platform("/api/v1/events/batch", &batch).await;
-    assert_eq!(status, 200, "{body}");
-    let results = body["results"].as_array().unwrap();
-    assert_eq!(results.len(), 4);
-    assert_eq!(results[0]["status"], 202);
-    assert_eq!(results[1]["status"], 400);
-    assert_eq!(results[1]["error"]["field"], "[1].visitor");
-    assert_eq!(results[2]["status"], 404);
-    assert_eq!(results[3]["status"], 202);
-    let mut seen = vec![
-        receiver.next().await.json()["visitor"]["id"].clone(),
-        receiver.next().await.json()["visitor"]["id"].clone(),
-    ];
-    seen.sort_by_key(|v| v.to_string());
-    assert_eq!(seen, [json!("A"), json!("C")]);
-
-    let (status, body) = app.post_platform("/api/v1/events/batch", &json!([])).await;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (400, Some("body"))
-    );
-    let (status, _) = app
-        .post_platform("/api/v1/events/batch", &json!({"not": "a list"}))
-        .await;
-    assert_eq!(status, 400);
-}
-
-#[tokio::test]
-async fn oversized_bodies_get_413() {
-    let app = spawn_app_with(|s| s.max_body_bytes = 4096).await;
-    app.create_license("10").await;
-    let mut event = chat_started("10");
-    event["chat"]["padding"] = json!("x".repeat(10_000));
-    let (status, body) = app.ingest(&event).await;
-    assert_eq!(status, 413);
-    assert_eq!(body["error"]["code"], "payload_too_large");
-}
-
-#[tokio::test]
 async fn licenses_can_be_created_from_the_command_line() {
     let dir = tempfile::TempDir::new().unwrap();
     let db = format!("sqlite://{}/cli.db", dir.path().display());
@@ -225,4 +38,188 @@ async fn licenses_can_be_created_from_the_command_line() {
     let app =
         spawn_app_with(|s| s.database = hookwire::config::DatabaseUrl::parse(&db).unwrap()).await;
     assert_eq!(app.get(&key, "/webhooks").await.0, 200);
+}
+
+crate::backend_tests! {
+    async fn bad_events_are_rejected_with_the_field_named() {
+        let app = spawn_app().await;
+        app.create_license("7").await;
+        let cases = [
+            (
+                json!({"event_type": "chat_exploded", "license_id": "7"}),
+                "event_type",
+            ),
+            (
+                json!({"license_id": "7", "visitor": {"id": "v"}}),
+                "event_type",
+            ),
+            (json!({"event_type": "visitor_queued"}), "license_id"),
+            (
+                json!({"event_type": "visitor_queued", "license_id": "7"}),
+                "visitor",
+            ),
+            (
+                json!({"event_type": "chat_started", "license_id": "7", "visitor": {"id": "v"}}),
+                "chat",
+            ),
+            (
+                json!({"event_type": "visitor_queued", "license_id": "7", "visitor": {"id": "v"}, "chat": {"id": "c"}}),
+                "chat",
+            ),
+            (
+                json!({"event_type": "ticket_created", "license_id": "7", "ticket": {"status": "open"}}),
+                "ticket",
+            ),
+            (
+                json!({"event_type": "chat_changed", "license_id": "7", "chat": {"id": "c", "tags": "x"}, "visitor": {"id": "v"}}),
+                "chat",
+            ),
+            (
+                json!({"event_type": "chat_changed", "license_id": "7", "chat": {"id": "c"}, "visitor": {"id": "v"}, "pre_chat_survey": []}),
+                "pre_chat_survey",
+            ),
+            (
+                json!({"event_type": "visitor_queued", "license_id": "7", "visitor": {"id": "v"}, "vistor": {}}),
+                "vistor",
+            ),
+            (
+                json!({"event_type": "visitor_queued", "license_id": true, "visitor": {"id": "v"}}),
+                "license_id",
+            ),
+        ];
+        for (event, field) in cases {
+            let (status, body) = app.ingest(&event).await;
+            assert_eq!(status, 400, "{event} -> {body}");
+            assert_eq!(body["error"]["field"], field, "{event} -> {body}");
+        }
+        let r = app
+            .http
+            .post(app.url("/api/v1/events"))
+            .bearer_auth(PLATFORM_KEY)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["field"], "body");
+        let r = app
+            .http
+            .post(app.url("/api/v1/events"))
+            .bearer_auth(PLATFORM_KEY)
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 415);
+        let r = app
+            .http
+            .post(app.url("/api/v1/events"))
+            .json(&chat_started("7"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+
+    async fn unknown_license_is_404_and_unmatched_event_is_accepted() {
+        let app = spawn_app().await;
+        let (status, body) = app.ingest(&chat_started("404404")).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["error"]["code"], "not_found");
+        app.create_license("404404").await;
+        let (status, body) = app.ingest(&chat_started("404404")).await;
+        assert_eq!(status, 202);
+        assert_eq!(body["deliveries"], 0);
+        let id = body["id"].as_str().unwrap();
+        assert!(
+            id.len() == 32
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+    }
+
+    async fn idempotency_key_returns_the_first_answer() {
+        let app = spawn_app().await;
+        let key = app.create_license("8").await;
+        let mut receiver = TestReceiver::start().await;
+        app.create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+            .await;
+        let send = |body: Value| {
+            app.http
+                .post(app.url("/api/v1/events"))
+                .bearer_auth(PLATFORM_KEY)
+                .header("Idempotency-Key", "report-42")
+                .json(&body)
+                .send()
+        };
+        let first: Value = send(chat_started("8")).await.unwrap().json().await.unwrap();
+        let again = send(chat_started("8")).await.unwrap();
+        assert_eq!(again.status(), 202);
+        assert_eq!(again.json::<Value>().await.unwrap(), first);
+        receiver.next().await;
+        receiver
+            .expect_silence(std::time::Duration::from_millis(400))
+            .await;
+
+        let mut other = chat_started("8");
+        other["chat"]["id"] = json!("OTHER");
+        let r = send(other).await.unwrap();
+        assert_eq!(r.status(), 422);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"]["code"],
+            "unprocessable"
+        );
+    }
+
+    async fn batch_answers_per_item() {
+        let app = spawn_app().await;
+        let key = app.create_license("9").await;
+        let mut receiver = TestReceiver::start().await;
+        app.create_webhook(&key, "visitor_queued", &["visitor"], &receiver.url("/q"))
+            .await;
+        let batch = json!([
+            {"event_type": "visitor_queued", "license_id": "9", "visitor": {"id": "A"}},
+            {"event_type": "visitor_queued", "license_id": "9"},
+            {"event_type": "visitor_queued", "license_id": "nobody", "visitor": {"id": "B"}},
+            {"event_type": "visitor_queued", "license_id": 9, "visitor": {"id": "C"}},
+        ]);
+        let (status, body) = app.post_platform("/api/v1/events/batch", &batch).await;
+        assert_eq!(status, 200, "{body}");
+        let results = body["results"].as_array().unwrap();
+        assert_eq!(results.len(), 4);
+        assert_eq!(results[0]["status"], 202);
+        assert_eq!(results[1]["status"], 400);
+        assert_eq!(results[1]["error"]["field"], "[1].visitor");
+        assert_eq!(results[2]["status"], 404);
+        assert_eq!(results[3]["status"], 202);
+        let mut seen = vec![
+            receiver.next().await.json()["visitor"]["id"].clone(),
+            receiver.next().await.json()["visitor"]["id"].clone(),
+        ];
+        seen.sort_by_key(|v| v.to_string());
+        assert_eq!(seen, [json!("A"), json!("C")]);
+
+        let (status, body) = app.post_platform("/api/v1/events/batch", &json!([])).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some("body"))
+        );
+        let (status, _) = app
+            .post_platform("/api/v1/events/batch", &json!({"not": "a list"}))
+            .await;
+        assert_eq!(status, 400);
+    }
+
+    async fn oversized_bodies_get_413() {
+        let app = spawn_app_with(|s| s.max_body_bytes = 4096).await;
+        app.create_license("10").await;
+        let mut event = chat_started("10");
+        event["chat"]["padding"] = json!("x".repeat(10_000));
+        let (status, body) = app.ingest(&event).await;
+        assert_eq!(status, 413);
+        assert_eq!(body["error"]["code"], "payload_too_large");
+    }
 }

@@ -3,6 +3,7 @@
 mod delivery;
 mod durability;
 mod ingest;
+mod several_nodes;
 mod support;
 mod visitors;
 mod webhooks_api;

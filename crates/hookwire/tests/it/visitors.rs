@@ -45,179 +45,178 @@ async fn post_json(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn details_round_trip_in_both_body_formats() {
-    let app = spawn_app().await;
-    let (key, token) = token_from_a_webhook(&app, "1025707").await;
+crate::backend_tests! {
+    async fn details_round_trip_in_both_body_formats() {
+        let app = spawn_app().await;
+        let (key, token) = token_from_a_webhook(&app, "1025707").await;
 
-    // Byte for byte what PHP's http_build_query writes for the seed's script.
-    let form = format!(
-        "license_id=1025707&token={token}&id=my-integration&icon=example.com%2Fico-64.png\
-         &fields%5B0%5D%5Bname%5D=Age&fields%5B0%5D%5Bvalue%5D=36\
-         &fields%5B1%5D%5Bname%5D=Position&fields%5B1%5D%5Bvalue%5D=CEO"
-    );
-    let (status, body) = post_form(&app, &format!("/visitors/{VISITOR}/details"), &form).await;
-    assert_eq!(
-        (status, &body),
-        (200, &json!({"result": "Visitor details added"}))
-    );
+        // Byte for byte what PHP's http_build_query writes for the seed's script.
+        let form = format!(
+            "license_id=1025707&token={token}&id=my-integration&icon=example.com%2Fico-64.png\
+             &fields%5B0%5D%5Bname%5D=Age&fields%5B0%5D%5Bvalue%5D=36\
+             &fields%5B1%5D%5Bname%5D=Position&fields%5B1%5D%5Bvalue%5D=CEO"
+        );
+        let (status, body) = post_form(&app, &format!("/visitors/{VISITOR}/details"), &form).await;
+        assert_eq!(
+            (status, &body),
+            (200, &json!({"result": "Visitor details added"}))
+        );
 
-    let (status, body) = post_json(
-        &app,
-        &format!("/v2/visitors/{VISITOR}/details"),
-        &json!({
-            "license_id": 1025707, "token": token, "id": "crm",
-            "fields": [{"name": "Plan", "value": 99, "url": "https://crm.example.com/c/1"}]
-        }),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-
-    let (status, seen) = app.get(&key, &format!("/visitors/{VISITOR}/details")).await;
-    assert_eq!(status, 200);
-    assert_eq!(seen["visitor_id"], VISITOR);
-    assert_eq!(
-        seen["email"], "mary.brown@email.com",
-        "the visitor is known from the event"
-    );
-    let sets = seen["details"].as_array().unwrap();
-    assert_eq!(sets.len(), 2);
-    assert_eq!(sets[0]["id"], "my-integration");
-    assert_eq!(sets[0]["icon"], "example.com/ico-64.png");
-    assert_eq!(
-        sets[0]["fields"],
-        json!([{"name": "Age", "value": "36"}, {"name": "Position", "value": "CEO"}])
-    );
-    assert_eq!(
-        sets[1]["fields"],
-        json!([{"name": "Plan", "value": 99, "url": "https://crm.example.com/c/1"}])
-    );
-    assert!(sets[0]["updated_at"].as_str().unwrap().ends_with('Z'));
-
-    // The same id again replaces that set; the other stays.
-    let (status, _) = post_json(&app, &format!("/visitors/{VISITOR}/details"), &json!({
-        "license_id": "1025707", "token": token, "id": "my-integration", "fields": [{"name": "Age", "value": "37"}]
-    })).await;
-    assert_eq!(status, 200);
-    let (_, seen) = app
-        .get(&key, &format!("/v2/visitors/{VISITOR}/details"))
+        let (status, body) = post_json(
+            &app,
+            &format!("/v2/visitors/{VISITOR}/details"),
+            &json!({
+                "license_id": 1025707, "token": token, "id": "crm",
+                "fields": [{"name": "Plan", "value": 99, "url": "https://crm.example.com/c/1"}]
+            }),
+        )
         .await;
-    let sets = seen["details"].as_array().unwrap();
-    assert_eq!(sets.len(), 2);
-    let mine = sets.iter().find(|s| s["id"] == "my-integration").unwrap();
-    assert_eq!(mine["fields"], json!([{"name": "Age", "value": "37"}]));
-    assert_eq!(mine["icon"], Value::Null);
+        assert_eq!(status, 200, "{body}");
 
-    // Details for a visitor no event has mentioned yet are kept too.
-    let (status, _) = post_json(&app, "/visitors/NEW-VISITOR/details", &json!({
-        "license_id": "1025707", "token": token, "id": "x", "fields": [{"name": "a", "value": "b"}]
-    })).await;
-    assert_eq!(status, 200);
-    let (status, seen) = app.get(&key, "/visitors/NEW-VISITOR/details").await;
-    assert_eq!((status, seen["name"].clone()), (200, Value::Null));
+        let (status, seen) = app.get(&key, &format!("/visitors/{VISITOR}/details")).await;
+        assert_eq!(status, 200);
+        assert_eq!(seen["visitor_id"], VISITOR);
+        assert_eq!(
+            seen["email"], "mary.brown@email.com",
+            "the visitor is known from the event"
+        );
+        let sets = seen["details"].as_array().unwrap();
+        assert_eq!(sets.len(), 2);
+        assert_eq!(sets[0]["id"], "my-integration");
+        assert_eq!(sets[0]["icon"], "example.com/ico-64.png");
+        assert_eq!(
+            sets[0]["fields"],
+            json!([{"name": "Age", "value": "36"}, {"name": "Position", "value": "CEO"}])
+        );
+        assert_eq!(
+            sets[1]["fields"],
+            json!([{"name": "Plan", "value": 99, "url": "https://crm.example.com/c/1"}])
+        );
+        assert!(sets[0]["updated_at"].as_str().unwrap().ends_with('Z'));
 
-    let (status, list) = app.get(&key, "/api/v1/visitors").await;
-    assert_eq!(status, 200);
-    assert_eq!(list["visitors"][0]["visitor_id"], VISITOR);
-    assert_eq!(list["visitors"][0]["details"].as_array().unwrap().len(), 2);
-}
+        // The same id again replaces that set; the other stays.
+        let (status, _) = post_json(&app, &format!("/visitors/{VISITOR}/details"), &json!({
+            "license_id": "1025707", "token": token, "id": "my-integration", "fields": [{"name": "Age", "value": "37"}]
+        })).await;
+        assert_eq!(status, 200);
+        let (_, seen) = app
+            .get(&key, &format!("/v2/visitors/{VISITOR}/details"))
+            .await;
+        let sets = seen["details"].as_array().unwrap();
+        assert_eq!(sets.len(), 2);
+        let mine = sets.iter().find(|s| s["id"] == "my-integration").unwrap();
+        assert_eq!(mine["fields"], json!([{"name": "Age", "value": "37"}]));
+        assert_eq!(mine["icon"], Value::Null);
 
-#[tokio::test]
-async fn bad_arguments_are_400_and_bad_tokens_401() {
-    let app = spawn_app().await;
-    let (key, token) = token_from_a_webhook(&app, "100").await;
-    let (other_key, other_token) = token_from_a_webhook(&app, "200").await;
-    let path = format!("/visitors/{VISITOR}/details");
-    let good = json!({"license_id": "100", "token": token, "id": "set", "fields": [{"name": "n", "value": "v"}]});
-    let with = |k: &str, v: Value| {
-        let mut b = good.clone();
-        if v.is_null() {
-            b.as_object_mut().unwrap().remove(k);
-        } else {
-            b[k] = v;
-        }
-        b
-    };
-    let bad_args = [
-        (with("id", Value::Null), "id"),
-        (with("id", json!("two words")), "id"),
-        (with("icon", json!("https://example.com/i.png")), "icon"),
-        (with("fields", Value::Null), "fields"),
-        (with("fields", json!([])), "fields"),
-        (with("fields", json!([{"value": "v"}])), "fields[0].name"),
-        (with("fields", json!([{"name": "n"}])), "fields[0].value"),
-        (
-            with(
-                "fields",
-                json!([{"name": "n", "value": "v", "url": "javascript:alert(1)"}]),
-            ),
-            "fields[0].url",
-        ),
-        (with("license_id", Value::Null), "license_id"),
-        (with("token", Value::Null), "token"),
-    ];
-    for (body, field) in bad_args {
-        let (status, answer) = post_json(&app, &path, &body).await;
-        assert_eq!(status, 400, "{body} -> {answer}");
-        assert_eq!(answer["error"]["field"], field, "{body} -> {answer}");
+        // Details for a visitor no event has mentioned yet are kept too.
+        let (status, _) = post_json(&app, "/visitors/NEW-VISITOR/details", &json!({
+            "license_id": "1025707", "token": token, "id": "x", "fields": [{"name": "a", "value": "b"}]
+        })).await;
+        assert_eq!(status, 200);
+        let (status, seen) = app.get(&key, "/visitors/NEW-VISITOR/details").await;
+        assert_eq!((status, seen["name"].clone()), (200, Value::Null));
+
+        let (status, list) = app.get(&key, "/api/v1/visitors").await;
+        assert_eq!(status, 200);
+        assert_eq!(list["visitors"][0]["visitor_id"], VISITOR);
+        assert_eq!(list["visitors"][0]["details"].as_array().unwrap().len(), 2);
     }
-    let (status, answer) =
-        post_form(&app, &path, "license_id=100&token=x&fields[0][name=broken").await;
-    assert_eq!(status, 400, "{answer}");
 
-    let unauthorized = [
-        (
-            with("token", json!("0123456789abcdef0123456789abcdef")),
-            "invalid token",
-        ),
-        // A token is valid only for its own license.
-        (with("token", json!(other_token)), "another license"),
-        (with("license_id", json!("200")), "another license"),
-    ];
-    for (body, message) in unauthorized {
-        let (status, answer) = post_json(&app, &path, &body).await;
-        assert_eq!(status, 401, "{body} -> {answer}");
-        assert!(
-            answer["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(message),
-            "{answer}"
+    async fn bad_arguments_are_400_and_bad_tokens_401() {
+        let app = spawn_app().await;
+        let (key, token) = token_from_a_webhook(&app, "100").await;
+        let (other_key, other_token) = token_from_a_webhook(&app, "200").await;
+        let path = format!("/visitors/{VISITOR}/details");
+        let good = json!({"license_id": "100", "token": token, "id": "set", "fields": [{"name": "n", "value": "v"}]});
+        let with = |k: &str, v: Value| {
+            let mut b = good.clone();
+            if v.is_null() {
+                b.as_object_mut().unwrap().remove(k);
+            } else {
+                b[k] = v;
+            }
+            b
+        };
+        let bad_args = [
+            (with("id", Value::Null), "id"),
+            (with("id", json!("two words")), "id"),
+            (with("icon", json!("https://example.com/i.png")), "icon"),
+            (with("fields", Value::Null), "fields"),
+            (with("fields", json!([])), "fields"),
+            (with("fields", json!([{"value": "v"}])), "fields[0].name"),
+            (with("fields", json!([{"name": "n"}])), "fields[0].value"),
+            (
+                with(
+                    "fields",
+                    json!([{"name": "n", "value": "v", "url": "javascript:alert(1)"}]),
+                ),
+                "fields[0].url",
+            ),
+            (with("license_id", Value::Null), "license_id"),
+            (with("token", Value::Null), "token"),
+        ];
+        for (body, field) in bad_args {
+            let (status, answer) = post_json(&app, &path, &body).await;
+            assert_eq!(status, 400, "{body} -> {answer}");
+            assert_eq!(answer["error"]["field"], field, "{body} -> {answer}");
+        }
+        let (status, answer) =
+            post_form(&app, &path, "license_id=100&token=x&fields[0][name=broken").await;
+        assert_eq!(status, 400, "{answer}");
+
+        let unauthorized = [
+            (
+                with("token", json!("0123456789abcdef0123456789abcdef")),
+                "invalid token",
+            ),
+            // A token is valid only for its own license.
+            (with("token", json!(other_token)), "another license"),
+            (with("license_id", json!("200")), "another license"),
+        ];
+        for (body, message) in unauthorized {
+            let (status, answer) = post_json(&app, &path, &body).await;
+            assert_eq!(status, 401, "{body} -> {answer}");
+            assert!(
+                answer["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(message),
+                "{answer}"
+            );
+        }
+        // Nothing was stored by any rejected request.
+        assert_eq!(app.get(&key, &path).await.1["details"], json!([]));
+
+        // Reading needs the license key, and one license cannot read another's visitors.
+        assert_eq!(
+            app.http.get(app.url(&path)).send().await.unwrap().status(),
+            401
+        );
+        let (status, _) = post_json(&app, &path, &good).await;
+        assert_eq!(status, 200);
+        assert_eq!(app.get(&other_key, &path).await.1["details"], json!([]));
+        assert_eq!(
+            app.get(&other_key, "/visitors/never-seen/details").await.0,
+            404
         );
     }
-    // Nothing was stored by any rejected request.
-    assert_eq!(app.get(&key, &path).await.1["details"], json!([]));
 
-    // Reading needs the license key, and one license cannot read another's visitors.
-    assert_eq!(
-        app.http.get(app.url(&path)).send().await.unwrap().status(),
-        401
-    );
-    let (status, _) = post_json(&app, &path, &good).await;
-    assert_eq!(status, 200);
-    assert_eq!(app.get(&other_key, &path).await.1["details"], json!([]));
-    assert_eq!(
-        app.get(&other_key, "/visitors/never-seen/details").await.0,
-        404
-    );
-}
-
-#[tokio::test]
-async fn tokens_expire() {
-    let app = spawn_app_with(|s| s.token_ttl = Duration::from_millis(300)).await;
-    let (_, token) = token_from_a_webhook(&app, "300").await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let (status, answer) = post_json(
-        &app,
-        "/visitors/V/details",
-        &json!({
-            "license_id": "300", "token": token, "id": "s", "fields": [{"name": "n", "value": "v"}]
-        }),
-    )
-    .await;
-    assert_eq!(status, 401);
-    assert!(answer["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("expired"));
+    async fn tokens_expire() {
+        let app = spawn_app_with(|s| s.token_ttl = Duration::from_millis(300)).await;
+        let (_, token) = token_from_a_webhook(&app, "300").await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (status, answer) = post_json(
+            &app,
+            "/visitors/V/details",
+            &json!({
+                "license_id": "300", "token": token, "id": "s", "fields": [{"name": "n", "value": "v"}]
+            }),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert!(answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"));
+    }
 }

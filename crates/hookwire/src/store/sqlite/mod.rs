@@ -308,25 +308,19 @@ fn ingest_one(
     }
 
     let delivery_count = targets.len();
-    let deliveries = if handoff_lease_until.is_some() && !targets.is_empty() {
-        let event = Arc::new(EventBody {
-            unique_id: ev.unique_id.clone(),
-            license_id: ev.license_id,
-            event_type: ev.event_type,
-            sections: ev.sections,
-        });
-        targets
+    let deliveries = if handoff_lease_until.is_some() {
+        let jobs = targets
             .into_iter()
             .zip(delivery_ids)
-            .map(|((webhook_id, url, bits), delivery_id)| DeliveryJob {
-                delivery_id,
-                webhook_id,
-                url,
-                data_types: DataTypes::from_bits(bits),
-                attempts_in_round: 0,
-                event: event.clone(),
-            })
-            .collect()
+            .map(|((webhook_id, url, bits), id)| (id, webhook_id, url, DataTypes::from_bits(bits)))
+            .collect();
+        handoff_jobs(
+            ev.unique_id.clone(),
+            ev.license_id,
+            ev.event_type,
+            ev.sections,
+            jobs,
+        )
     } else {
         Vec::new()
     };
@@ -827,6 +821,12 @@ impl Store for SqliteStore {
             Ok(visitors)
         })
         .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|_| ())
     }
 
     async fn redeliver_failed_since(

@@ -5,7 +5,7 @@
 //!
 //! Everything here panics on failure: it is meant for tests only.
 
-use crate::config::{Overrides, Settings};
+use crate::config::{DatabaseUrl, Overrides, Settings};
 use crate::secret::Secret;
 use crate::server::RunningServer;
 use axum::body::Bytes;
@@ -18,12 +18,55 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 
+pub mod postgres;
+
 pub const PLATFORM_KEY: &str = "test-platform-key";
+
+/// The database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// Runs a test body with `spawn_app` using `backend`. For PostgreSQL, when
+/// no server can be had, the test fails if `CI` is set and is skipped with
+/// a message otherwise.
+pub async fn run_on<F: std::future::Future<Output = ()>>(backend: Backend, body: F) {
+    if backend == Backend::Postgres {
+        if let Err(why) = postgres::server().await {
+            if std::env::var_os("CI").is_some() {
+                panic!("PostgreSQL tests need a server and none could be started: {why}");
+            }
+            eprintln!("skipping the PostgreSQL variant: {why}");
+            return;
+        }
+    }
+    BACKEND.scope(backend, body).await
+}
+
+/// The backend of the running test (SQLite outside `run_on`).
+pub fn backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+}
+
+/// A database URL for a new test of the current backend.
+pub async fn fresh_database(dir: &TempDir) -> DatabaseUrl {
+    match backend() {
+        Backend::Sqlite => DatabaseUrl::Sqlite(dir.path().join("hookwire.db")),
+        Backend::Postgres => DatabaseUrl::Postgres(Secret::new(postgres::fresh_database().await)),
+    }
+}
 
 pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub dir: Arc<TempDir>,
+    pub database: DatabaseUrl,
     server: Option<RunningServer>,
 }
 
@@ -41,6 +84,7 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     s.delivery.retry_jitter = 0.0;
     s.delivery.poll_interval = Duration::from_millis(50);
     s.delivery.attempt_timeout = Duration::from_secs(2);
+    s.pg_pool_size = 4;
     s.shutdown_grace = Duration::from_secs(3);
     s
 }
@@ -49,14 +93,17 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Starts hookwire on the current test's backend with a fresh database.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = Arc::new(TempDir::new().expect("temp dir"));
     let mut settings = test_settings(&dir);
+    settings.database = fresh_database(&dir).await;
     tweak(&mut settings);
     start(dir, settings).await
 }
 
 async fn start(dir: Arc<TempDir>, settings: Settings) -> TestApp {
+    let database = settings.database.clone();
     let server = RunningServer::start(settings)
         .await
         .expect("hookwire starts");
@@ -64,6 +111,7 @@ async fn start(dir: Arc<TempDir>, settings: Settings) -> TestApp {
         addr: server.addr,
         http: reqwest::Client::new(),
         dir,
+        database,
         server: Some(server),
     }
 }
@@ -79,6 +127,7 @@ impl TestApp {
             server.shutdown().await;
         }
         let mut settings = test_settings(&self.dir);
+        settings.database = self.database.clone();
         tweak(&mut settings);
         start(self.dir.clone(), settings).await
     }

@@ -1,0 +1,849 @@
+//! The PostgreSQL store, for several nodes on one database.
+//!
+//! Nodes share work through the database alone: due deliveries are claimed
+//! with `FOR UPDATE SKIP LOCKED` and leased, so no two nodes attempt one at
+//! the same time, and a dead node's leases simply run out. Decisions that
+//! must hold across nodes (idempotency keys, the `chat_changed` tag rule) are
+//! made under row locks inside the ingest transaction. `NOTIFY hookwire_due`
+//! wakes every node's poller when work becomes due that no node holds.
+
+mod listen;
+
+use super::*;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use hookwire_livechat::DataType;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row, Transaction};
+
+const MIGRATIONS: &[&str] = &[include_str!("schema_1.sql")];
+/// Any fixed number: the advisory lock that serializes migrations across nodes.
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
+const DUE_CHANNEL: &str = "hookwire_due";
+
+pub struct PgStore {
+    pool: Pool,
+    due: Arc<Notify>,
+    _listener: tokio::task::JoinHandle<()>,
+}
+
+fn db_error(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        return StoreError::Conflict;
+    }
+    StoreError::Unavailable(e.to_string())
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(format!("database connection: {e}"))
+}
+
+impl PgStore {
+    /// Connects, runs the migrations (one node at a time), and starts
+    /// listening for due-work notifications.
+    pub async fn connect(url: &str, pool_size: usize) -> StoreResult<Self> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        migrate(&pool).await?;
+        let due = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen::run(config, DUE_CHANNEL, due.clone()));
+        Ok(PgStore {
+            pool,
+            due,
+            _listener: listener,
+        })
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+async fn migrate(pool: &Pool) -> StoreResult<()> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = client.transaction().await.map_err(db_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db_error)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS hookwire_schema (version INTEGER NOT NULL)")
+        .await
+        .map_err(db_error)?;
+    let version: i32 = tx
+        .query_opt("SELECT version FROM hookwire_schema", &[])
+        .await
+        .map_err(db_error)?
+        .map(|r| r.get(0))
+        .unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration {}: {e}", i + 1)))?;
+    }
+    tx.execute("DELETE FROM hookwire_schema", &[])
+        .await
+        .map_err(db_error)?;
+    tx.execute(
+        "INSERT INTO hookwire_schema (version) VALUES ($1)",
+        &[&(MIGRATIONS.len() as i32)],
+    )
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)
+}
+
+const WEBHOOK_COLUMNS: &str =
+    "id, license_id, event_type, data_types, url, token, enabled, disabled_reason, created_at";
+
+fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
+    let corrupt = |e: hookwire_livechat::ValidationError| {
+        StoreError::Unavailable(format!("stored webhook: {e}"))
+    };
+    let event: String = row.get(2);
+    let url: String = row.get(4);
+    let bits: i16 = row.get(3);
+    Ok(Webhook {
+        id: row.get(0),
+        license_id: row.get(1),
+        event_type: event.parse().map_err(corrupt)?,
+        data_types: DataTypes::from_bits(bits as u8),
+        url: TargetUrl::parse(&url).map_err(corrupt)?,
+        token: row.get(5),
+        enabled: row.get(6),
+        disabled_reason: row.get(7),
+        created_at: row.get(8),
+    })
+}
+
+fn raw_section(text: Option<String>) -> Option<Box<RawValue>> {
+    text.and_then(|t| RawValue::from_string(t).ok())
+}
+
+fn event_from_row(row: &Row, first: usize) -> StoreResult<EventBody> {
+    let event_type: String = row.get(first + 2);
+    Ok(EventBody {
+        unique_id: row.get(first),
+        license_id: row.get(first + 1),
+        event_type: event_type
+            .parse()
+            .map_err(|e: hookwire_livechat::ValidationError| {
+                StoreError::Unavailable(e.to_string())
+            })?,
+        sections: [
+            raw_section(row.get(first + 3)),
+            raw_section(row.get(first + 4)),
+            raw_section(row.get(first + 5)),
+            raw_section(row.get(first + 6)),
+        ],
+    })
+}
+
+async fn notify_due(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute(&format!("NOTIFY {DUE_CHANNEL}")).await
+}
+
+async fn ingest_one(
+    tx: &Transaction<'_>,
+    ev: NewEvent,
+    handoff_lease_until: Option<Millis>,
+) -> Result<IngestOutcome, tokio_postgres::Error> {
+    let known = tx
+        .query_opt(
+            "SELECT 1 FROM licenses WHERE license_id = $1",
+            &[&ev.license_id],
+        )
+        .await?;
+    if known.is_none() {
+        return Ok(IngestOutcome::UnknownLicense);
+    }
+    if let Some((key, body_hash)) = &ev.idempotency {
+        // Claiming the key first serializes nodes racing on it: a second
+        // insert waits for the first transaction, then finds the row.
+        let claimed = tx
+            .query_opt(
+                "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at)
+                 VALUES ($1, $2, $3, 0, $4) ON CONFLICT (key) DO NOTHING RETURNING key",
+                &[key, body_hash, &ev.unique_id, &ev.received_at],
+            )
+            .await?;
+        if claimed.is_none() {
+            let row = tx
+                .query_one(
+                    "SELECT body_hash, event_id, deliveries FROM idempotency_keys WHERE key = $1",
+                    &[key],
+                )
+                .await?;
+            let (hash, event_id, count): (String, String, i64) =
+                (row.get(0), row.get(1), row.get(2));
+            return Ok(if &hash == body_hash {
+                IngestOutcome::Replayed {
+                    event_id,
+                    delivery_count: count as usize,
+                }
+            } else {
+                IngestOutcome::KeyReused
+            });
+        }
+    }
+
+    // The chat_changed rule, decided under the chat's row lock so that nodes
+    // reporting the same chat at once agree on what changed.
+    let mut deliver = true;
+    if let Some((chat_id, tags)) = &ev.chat_tags {
+        let inserted = tx
+            .query_opt(
+                "INSERT INTO chat_tags (license_id, chat_id, tags) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING RETURNING 1",
+                &[&ev.license_id, chat_id, tags],
+            )
+            .await?;
+        if inserted.is_none() {
+            let previous: String = tx
+                .query_one(
+                    "SELECT tags FROM chat_tags WHERE license_id = $1 AND chat_id = $2 FOR UPDATE",
+                    &[&ev.license_id, chat_id],
+                )
+                .await?
+                .get(0);
+            if ev.event_type == EventType::ChatChanged && &previous == tags {
+                deliver = false;
+            }
+            tx.execute(
+                "UPDATE chat_tags SET tags = $3 WHERE license_id = $1 AND chat_id = $2",
+                &[&ev.license_id, chat_id, tags],
+            )
+            .await?;
+        }
+    }
+    if let Some(v) = &ev.visitor {
+        tx.execute(
+            "INSERT INTO visitors (license_id, visitor_id, name, email, last_event_type, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (license_id, visitor_id) DO UPDATE SET
+               name = COALESCE(excluded.name, visitors.name),
+               email = COALESCE(excluded.email, visitors.email),
+               last_event_type = excluded.last_event_type,
+               last_seen_at = excluded.last_seen_at",
+            &[&ev.license_id, &v.id, &v.name, &v.email, &ev.event_type.as_str(), &ev.received_at],
+        )
+        .await?;
+    }
+
+    let section = |t: DataType| ev.sections[t.index()].as_ref().map(|r| r.get());
+    let seq: i64 = tx
+        .query_one(
+            "INSERT INTO events (unique_id, license_id, event_type, chat, visitor, pre_chat_survey, ticket,
+                                 token_hash, token_expires_at, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq",
+            &[
+                &ev.unique_id,
+                &ev.license_id,
+                &ev.event_type.as_str(),
+                &section(DataType::Chat),
+                &section(DataType::Visitor),
+                &section(DataType::PreChatSurvey),
+                &section(DataType::Ticket),
+                &ev.token_hash,
+                &ev.token_expires_at,
+                &ev.received_at,
+            ],
+        )
+        .await?
+        .get(0);
+
+    let targets: Vec<(String, String, i16)> = if deliver {
+        tx.query(
+            "SELECT id, url, data_types FROM webhooks
+             WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL AND enabled",
+            &[&ev.license_id, &ev.event_type.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let lease = handoff_lease_until.unwrap_or(0);
+    let mut delivery_ids = Vec::with_capacity(targets.len());
+    for (webhook_id, _, bits) in &targets {
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
+                                         lease_until, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $5, $5) RETURNING id",
+                &[&seq, webhook_id, &ev.license_id, bits, &ev.received_at, &lease],
+            )
+            .await?
+            .get(0);
+        delivery_ids.push(id);
+    }
+    if let Some((key, _)) = &ev.idempotency {
+        tx.execute(
+            "UPDATE idempotency_keys SET deliveries = $2 WHERE key = $1",
+            &[key, &(targets.len() as i64)],
+        )
+        .await?;
+    }
+    if handoff_lease_until.is_none() && !targets.is_empty() {
+        notify_due(tx).await?;
+    }
+
+    let delivery_count = targets.len();
+    let deliveries = if handoff_lease_until.is_some() {
+        let jobs = targets
+            .into_iter()
+            .zip(delivery_ids)
+            .map(|((webhook_id, url, bits), id)| {
+                (id, webhook_id, url, DataTypes::from_bits(bits as u8))
+            })
+            .collect();
+        handoff_jobs(
+            ev.unique_id.clone(),
+            ev.license_id,
+            ev.event_type,
+            ev.sections,
+            jobs,
+        )
+    } else {
+        Vec::new()
+    };
+    Ok(IngestOutcome::Accepted {
+        event_id: ev.unique_id,
+        deliveries,
+        delivery_count,
+    })
+}
+
+fn details_from_rows(rows: &[Row]) -> Vec<DetailsSet> {
+    rows.iter()
+        .map(|r| DetailsSet {
+            set_id: r.get(0),
+            icon: r.get(1),
+            fields_json: r.get(2),
+            updated_at: r.get(3),
+        })
+        .collect()
+}
+
+const DETAILS_SQL: &str = "SELECT set_id, icon, fields, updated_at FROM visitor_details
+     WHERE license_id = $1 AND visitor_id = $2 ORDER BY updated_at, set_id";
+
+fn visitor_from_row(r: &Row) -> VisitorView {
+    VisitorView {
+        visitor_id: r.get(0),
+        name: r.get(1),
+        email: r.get(2),
+        last_event_type: r.get(3),
+        last_seen_at: r.get(4),
+        details: Vec::new(),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_license(
+        &self,
+        license_id: &str,
+        api_key_hash: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO licenses (license_id, api_key_hash, created_at) VALUES ($1, $2, $3)",
+                &[&license_id, &api_key_hash, &now],
+            )
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    async fn license_by_key_hash(&self, api_key_hash: &str) -> StoreResult<Option<String>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT license_id FROM licenses WHERE api_key_hash = $1",
+                &[&api_key_hash],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn create_webhook(&self, w: NewWebhook) -> StoreResult<Webhook> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO webhooks (id, license_id, event_type, data_types, url, token, enabled, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+                &[
+                    &w.id,
+                    &w.license_id,
+                    &w.event_type.as_str(),
+                    &(w.data_types.bits() as i16),
+                    &w.url.as_stored(),
+                    &w.token,
+                    &w.created_at,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(Webhook {
+            id: w.id,
+            license_id: w.license_id,
+            event_type: w.event_type,
+            data_types: w.data_types,
+            url: w.url,
+            token: w.token,
+            enabled: true,
+            disabled_reason: None,
+            created_at: w.created_at,
+        })
+    }
+
+    async fn list_webhooks(&self, license_id: &str) -> StoreResult<Vec<Webhook>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = $1 AND deleted_at IS NULL ORDER BY created_at, id"
+                ),
+                &[&license_id],
+            )
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn get_webhook(&self, license_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL"
+                ),
+                &[&license_id, &id],
+            )
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn update_webhook(
+        &self,
+        license_id: &str,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> StoreResult<Option<Webhook>> {
+        let url = patch.url.as_ref().map(|u| u.as_stored().to_string());
+        let bits = patch.data_types.map(|d| d.bits() as i16);
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE webhooks SET
+                       url = COALESCE($3, url),
+                       data_types = COALESCE($4, data_types),
+                       enabled = COALESCE($5, enabled),
+                       disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason
+                                              WHEN $5 THEN NULL ELSE 'disabled by the license' END
+                     WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL
+                     RETURNING {WEBHOOK_COLUMNS}"
+                ),
+                &[&license_id, &id, &url, &bits, &patch.enabled],
+            )
+            .await
+            .map_err(db_error)?;
+        if patch.enabled == Some(true) && row.is_some() {
+            client
+                .batch_execute(&format!("NOTIFY {DUE_CHANNEL}"))
+                .await
+                .map_err(db_error)?;
+        }
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn delete_webhook(&self, license_id: &str, id: &str, now: Millis) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let n = tx
+            .execute(
+                "UPDATE webhooks SET deleted_at = $1 WHERE id = $2 AND license_id = $3 AND deleted_at IS NULL",
+                &[&now, &id, &license_id],
+            )
+            .await
+            .map_err(db_error)?;
+        if n > 0 {
+            tx.execute(
+                "UPDATE deliveries SET state = 'failed', lease_until = 0, updated_at = $1
+                 WHERE webhook_id = $2 AND state = 'pending'",
+                &[&now, &id],
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(n > 0)
+    }
+
+    async fn ingest(
+        &self,
+        events: Vec<NewEvent>,
+        handoff_lease_until: Option<Millis>,
+    ) -> StoreResult<Vec<IngestOutcome>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for ev in events {
+            outcomes.push(
+                ingest_one(&tx, ev, handoff_lease_until)
+                    .await
+                    .map_err(db_error)?,
+            );
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(outcomes)
+    }
+
+    async fn claim_due(
+        &self,
+        now: Millis,
+        limit: usize,
+        lease_until: Millis,
+        skip_webhooks: Vec<String>,
+    ) -> StoreResult<Vec<DeliveryJob>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "WITH due AS (
+                     SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1
+                       AND w.enabled AND w.deleted_at IS NULL AND NOT (d.webhook_id = ANY($4))
+                     ORDER BY d.next_attempt_at
+                     LIMIT $2
+                     FOR UPDATE OF d SKIP LOCKED),
+                 leased AS (
+                     UPDATE deliveries d SET lease_until = $3 FROM due WHERE d.id = due.id
+                     RETURNING d.id, d.webhook_id, d.data_types, d.attempts_in_round, d.event_seq, d.next_attempt_at)
+                 SELECT l.id, l.webhook_id, w.url, l.data_types, l.attempts_in_round, l.event_seq,
+                        e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket
+                 FROM leased l JOIN webhooks w ON w.id = l.webhook_id JOIN events e ON e.seq = l.event_seq
+                 ORDER BY l.next_attempt_at",
+                &[&now, &(limit as i64), &lease_until, &skip_webhooks],
+            )
+            .await
+            .map_err(db_error)?;
+        let mut events: HashMap<i64, Arc<EventBody>> = HashMap::new();
+        let mut jobs = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let seq: i64 = r.get(5);
+            let event = match events.get(&seq) {
+                Some(e) => e.clone(),
+                None => {
+                    let e = Arc::new(event_from_row(r, 6)?);
+                    events.insert(seq, e.clone());
+                    e
+                }
+            };
+            let bits: i16 = r.get(3);
+            let attempts: i32 = r.get(4);
+            jobs.push(DeliveryJob {
+                delivery_id: r.get(0),
+                webhook_id: r.get(1),
+                url: r.get(2),
+                data_types: DataTypes::from_bits(bits as u8),
+                attempts_in_round: attempts.max(0) as u32,
+                event,
+            });
+        }
+        Ok(jobs)
+    }
+
+    async fn release(&self, delivery_ids: Vec<i64>, due_at: Millis) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        tx.execute(
+            "UPDATE deliveries SET lease_until = 0, next_attempt_at = GREATEST(next_attempt_at, $2)
+             WHERE id = ANY($1) AND state = 'pending'",
+            &[&delivery_ids, &due_at],
+        )
+        .await
+        .map_err(db_error)?;
+        notify_due(&tx).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn record_attempt(&self, r: AttemptRecord) -> StoreResult<()> {
+        let (state, next) = match r.next {
+            NextState::Delivered => ("delivered", r.at),
+            NextState::RetryAt(at) => ("pending", at),
+            NextState::Failed => ("failed", r.at),
+        };
+        let status = r.status.map(i32::from);
+        self.client()
+            .await?
+            .execute(
+                "WITH logged AS (
+                     INSERT INTO attempts (delivery_id, at, status, latency_ms, error, response_excerpt)
+                     VALUES ($1, $2, $3, $4, $5, $6))
+                 UPDATE deliveries SET state = $7, next_attempt_at = $8, lease_until = 0,
+                     attempts_in_round = attempts_in_round + 1, updated_at = $2
+                 WHERE id = $1 AND state = 'pending'",
+                &[&r.delivery_id, &r.at, &status, &r.latency_ms, &r.error, &r.response_excerpt, &state, &next],
+            )
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    async fn list_deliveries(&self, q: DeliveryQuery<'_>) -> StoreResult<Vec<DeliveryView>> {
+        let client = self.client().await?;
+        let state = q.state.map(DeliveryState::as_str);
+        let rows = client
+            .query(
+                "SELECT d.id, e.unique_id, d.webhook_id, e.event_type, d.state, d.created_at, d.next_attempt_at
+                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.license_id = $1
+                   AND ($2::TEXT IS NULL OR d.webhook_id = $2)
+                   AND ($3::TEXT IS NULL OR d.state = $3)
+                   AND ($4::BIGINT IS NULL OR d.id < $4)
+                 ORDER BY d.id DESC LIMIT $5",
+                &[&q.license_id, &q.webhook_id, &state, &q.before, &(q.limit as i64)],
+            )
+            .await
+            .map_err(db_error)?;
+        let mut views: Vec<DeliveryView> = rows
+            .iter()
+            .map(|r| {
+                let event_type: String = r.get(3);
+                let state_text: String = r.get(4);
+                let state = DeliveryState::parse(&state_text).unwrap_or(DeliveryState::Pending);
+                DeliveryView {
+                    id: r.get(0),
+                    event_id: r.get(1),
+                    webhook_id: r.get(2),
+                    event_type: event_type.parse().unwrap_or(EventType::ChatStarted),
+                    state,
+                    created_at: r.get(5),
+                    next_attempt_at: (state == DeliveryState::Pending).then(|| r.get(6)),
+                    attempts: Vec::new(),
+                }
+            })
+            .collect();
+        let ids: Vec<i64> = views.iter().map(|v| v.id).collect();
+        let attempts = client
+            .query(
+                "SELECT delivery_id, at, status, latency_ms, error, response_excerpt
+                 FROM attempts WHERE delivery_id = ANY($1) ORDER BY id",
+                &[&ids],
+            )
+            .await
+            .map_err(db_error)?;
+        let mut by_delivery: HashMap<i64, Vec<AttemptView>> = HashMap::new();
+        for a in &attempts {
+            let status: Option<i32> = a.get(2);
+            by_delivery.entry(a.get(0)).or_default().push(AttemptView {
+                at: a.get(1),
+                status: status.and_then(|s| u16::try_from(s).ok()),
+                latency_ms: a.get(3),
+                error: a.get(4),
+                response_excerpt: a.get(5),
+            });
+        }
+        for v in &mut views {
+            v.attempts = by_delivery.remove(&v.id).unwrap_or_default();
+        }
+        Ok(views)
+    }
+
+    async fn redeliver(
+        &self,
+        license_id: &str,
+        delivery_id: i64,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let exists = tx
+            .query_opt(
+                "SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                 WHERE d.id = $1 AND d.license_id = $2 AND w.deleted_at IS NULL FOR UPDATE OF d",
+                &[&delivery_id, &license_id],
+            )
+            .await
+            .map_err(db_error)?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE deliveries SET state = 'pending', attempts_in_round = 0, next_attempt_at = $1,
+                 lease_until = 0, updated_at = $1
+             WHERE id = $2 AND NOT (state = 'pending' AND lease_until > $1)",
+            &[&now, &delivery_id],
+        )
+        .await
+        .map_err(db_error)?;
+        notify_due(&tx).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn token_grant(&self, token_hash: &str) -> StoreResult<Option<TokenGrant>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT license_id, token_expires_at FROM events WHERE token_hash = $1",
+                &[&token_hash],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|r| TokenGrant {
+            license_id: r.get(0),
+            expires_at: r.get(1),
+        }))
+    }
+
+    async fn put_visitor_details(
+        &self,
+        license_id: &str,
+        visitor_id: &str,
+        set: DetailsSet,
+    ) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO visitor_details (license_id, visitor_id, set_id, icon, fields, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (license_id, visitor_id, set_id) DO UPDATE SET
+                   icon = excluded.icon, fields = excluded.fields, updated_at = excluded.updated_at",
+                &[&license_id, &visitor_id, &set.set_id, &set.icon, &set.fields_json, &set.updated_at],
+            )
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    async fn visitor(
+        &self,
+        license_id: &str,
+        visitor_id: &str,
+    ) -> StoreResult<Option<VisitorView>> {
+        let client = self.client().await?;
+        let seen = client
+            .query_opt(
+                "SELECT visitor_id, name, email, last_event_type, last_seen_at FROM visitors
+                 WHERE license_id = $1 AND visitor_id = $2",
+                &[&license_id, &visitor_id],
+            )
+            .await
+            .map_err(db_error)?;
+        let details = details_from_rows(
+            &client
+                .query(DETAILS_SQL, &[&license_id, &visitor_id])
+                .await
+                .map_err(db_error)?,
+        );
+        Ok(match seen {
+            Some(row) => Some(VisitorView {
+                details,
+                ..visitor_from_row(&row)
+            }),
+            None if !details.is_empty() => Some(VisitorView {
+                visitor_id: visitor_id.to_string(),
+                name: None,
+                email: None,
+                last_event_type: None,
+                last_seen_at: None,
+                details,
+            }),
+            None => None,
+        })
+    }
+
+    async fn recent_visitors(
+        &self,
+        license_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<VisitorView>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT visitor_id, name, email, last_event_type, last_seen_at FROM visitors
+                 WHERE license_id = $1 ORDER BY last_seen_at DESC LIMIT $2",
+                &[&license_id, &(limit as i64)],
+            )
+            .await
+            .map_err(db_error)?;
+        let mut visitors: Vec<VisitorView> = rows.iter().map(visitor_from_row).collect();
+        for v in &mut visitors {
+            v.details = details_from_rows(
+                &client
+                    .query(DETAILS_SQL, &[&license_id, &v.visitor_id])
+                    .await
+                    .map_err(db_error)?,
+            );
+        }
+        Ok(visitors)
+    }
+
+    async fn redeliver_failed_since(
+        &self,
+        license_id: &str,
+        webhook_id: &str,
+        since: Millis,
+        now: Millis,
+    ) -> StoreResult<u64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let n = tx
+            .execute(
+                "UPDATE deliveries SET state = 'pending', attempts_in_round = 0, next_attempt_at = $1,
+                     lease_until = 0, updated_at = $1
+                 WHERE license_id = $2 AND webhook_id = $3 AND state = 'failed' AND created_at >= $4
+                   AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)",
+                &[&now, &license_id, &webhook_id, &since],
+            )
+            .await
+            .map_err(db_error)?;
+        notify_due(&tx).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(n)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute("SELECT 1", &[])
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    fn due_signal(&self) -> Option<Arc<Notify>> {
+        Some(self.due.clone())
+    }
+}

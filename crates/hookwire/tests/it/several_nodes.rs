@@ -1,0 +1,270 @@
+//! PostgreSQL with several nodes: shared work, a node killed mid-load, a
+//! database outage. These run only on PostgreSQL.
+
+use crate::support::*;
+use axum::body::Bytes;
+use hookwire::config::DatabaseUrl;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A receiver that notices when one event is being delivered twice at once.
+#[derive(Default)]
+struct Ledger {
+    in_flight: HashSet<String>,
+    overlaps: Vec<String>,
+    arrivals: HashMap<String, usize>,
+}
+
+async fn start_ledger_receiver() -> (String, Arc<Mutex<Ledger>>) {
+    let ledger: Arc<Mutex<Ledger>> = Arc::default();
+    let shared = ledger.clone();
+    let app = axum::Router::new().fallback(move |body: Bytes| {
+        let ledger = shared.clone();
+        async move {
+            let id = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["event_unique_id"].as_str().map(String::from))
+                .unwrap_or_default();
+            {
+                let mut l = ledger.lock().unwrap();
+                if !l.in_flight.insert(id.clone()) {
+                    l.overlaps.push(id.clone());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            let mut l = ledger.lock().unwrap();
+            l.in_flight.remove(&id);
+            *l.arrivals.entry(id).or_default() += 1;
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, ledger)
+}
+
+struct Node {
+    child: Child,
+    url: String,
+}
+
+fn start_node(dir: &std::path::Path, database: &str) -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-private-targets",
+            "--database",
+            database,
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
+        .env("HOOKWIRE_LEASE", "3s")
+        .env("HOOKWIRE_ATTEMPT_TIMEOUT", "2s")
+        .env("HOOKWIRE_PER_TARGET_CONCURRENCY", "8")
+        .env("HOOKWIRE_POLL_INTERVAL", "200ms")
+        .env("HOOKWIRE_PG_POOL_SIZE", "6")
+        .env("HOOKWIRE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("hookwire starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.rsplit(' ').next().unwrap().to_string();
+    std::thread::spawn(move || for _ in lines {});
+    Node { child, url }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_the_work_and_survive_a_kill() {
+    run_on(
+        Backend::Postgres,
+        three_nodes_share_the_work_and_survive_a_kill_body(),
+    )
+    .await
+}
+
+async fn three_nodes_share_the_work_and_survive_a_kill_body() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let DatabaseUrl::Postgres(url) = fresh_database(&dir).await else {
+        unreachable!()
+    };
+    let database = url.expose().to_string();
+    let (receiver, ledger) = start_ledger_receiver().await;
+    let mut nodes: Vec<Node> = (0..3).map(|_| start_node(dir.path(), &database)).collect();
+    let http = reqwest::Client::new();
+    let key = http
+        .post(format!("{}/api/v1/licenses", nodes[0].url))
+        .bearer_auth(PLATFORM_KEY)
+        .json(&json!({"license_id": "3"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http
+        .post(format!("{}/webhooks", nodes[1].url))
+        .bearer_auth(&key)
+        .json(&json!({"event_type": "visitor_queued", "data_types": ["visitor"], "url": receiver}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Three clients, one per node, 1,000 events each in batches of 50.
+    let mut clients = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let (http, url) = (http.clone(), node.url.clone());
+        clients.push(tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            for b in 0..20 {
+                let batch: Vec<Value> = (0..50)
+                    .map(|i| json!({"event_type": "visitor_queued", "license_id": "3", "visitor": {"id": format!("{n}-{b}-{i}")}}))
+                    .collect();
+                let Ok(r) = http.post(format!("{url}/api/v1/events/batch")).bearer_auth(PLATFORM_KEY).json(&batch).send().await else { break };
+                let Ok(body) = r.json::<Value>().await else { break };
+                for item in body["results"].as_array().unwrap() {
+                    assert_eq!(item["status"], 202, "{item}");
+                    accepted.push(item["id"].as_str().unwrap().to_string());
+                }
+            }
+            accepted
+        }));
+    }
+    // Kill the middle node once deliveries are flowing.
+    let started = Instant::now();
+    while ledger.lock().unwrap().arrivals.len() < 600 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "deliveries never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    nodes[1].child.kill().unwrap(); // SIGKILL
+    nodes[1].child.wait().unwrap();
+    let mut accepted = HashSet::new();
+    for c in clients {
+        accepted.extend(c.await.unwrap());
+    }
+    assert!(accepted.len() >= 2000, "only {} accepted", accepted.len());
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let missing = {
+            let l = ledger.lock().unwrap();
+            accepted
+                .iter()
+                .filter(|id| !l.arrivals.contains_key(*id))
+                .count()
+        };
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} accepted events never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (overlaps, duplicates) = {
+        let l = ledger.lock().unwrap();
+        let duplicates = l.arrivals.values().filter(|n| **n > 1).count();
+        (l.overlaps.clone(), duplicates)
+    };
+    assert!(
+        overlaps.is_empty(),
+        "delivered twice at the same time: {overlaps:?}"
+    );
+    // Only what the killed node had in flight (8 per webhook) may arrive twice.
+    assert!(
+        duplicates <= 8,
+        "{duplicates} events arrived more than once"
+    );
+
+    // The database agrees: every delivery ended delivered.
+    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE state <> 'delivered'), count(*) FROM deliveries",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (undelivered, total): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(undelivered, 0);
+    assert_eq!(total as usize, accepted.len());
+    for mut node in nodes {
+        let _ = node.child.kill();
+        let _ = node.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_survived() {
+    run_on(Backend::Postgres, a_database_outage_is_survived_body()).await
+}
+
+async fn a_database_outage_is_survived_body() {
+    let cluster =
+        hookwire::testing::postgres::Dedicated::start().expect("a PostgreSQL cluster of our own");
+    let app = spawn_app_with(|s| {
+        s.database = DatabaseUrl::Postgres(hookwire::secret::Secret::new(cluster.url("postgres")))
+    })
+    .await;
+    let key = app.create_license("4").await;
+    let mut receiver = TestReceiver::start().await;
+    app.create_webhook(&key, "chat_started", &[], &receiver.url("/"))
+        .await;
+    app.ingest_accepted(&chat_started("4")).await;
+    receiver.next().await;
+
+    assert!(cluster.down());
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let (status, body) = app.ingest(&chat_started("4")).await;
+    assert_eq!(
+        status, 503,
+        "never a 202 while the database is down: {body}"
+    );
+    assert_eq!(body["error"]["code"], "unavailable");
+
+    assert!(cluster.up());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = app.ingest_accepted(&chat_started("4")).await;
+    assert_eq!(receiver.next().await.json()["event_unique_id"], id.as_str());
+}
