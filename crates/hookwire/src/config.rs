@@ -38,6 +38,10 @@ const KEYS: &[&str] = &[
     "log_format",
 ];
 
+/// Lease time an attempt must leave unused beyond its timeout, so it ends
+/// before the lease does even with some clock skew between nodes.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(2);
+
 /// The config as written, before validation.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

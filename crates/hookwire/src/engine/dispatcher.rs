@@ -8,7 +8,7 @@
 
 use super::attempt::{AttemptOutcome, Sender};
 use super::retry::RetryPolicy;
-use crate::config::DeliverySettings;
+use crate::config::{DeliverySettings, LEASE_MARGIN};
 use crate::store::{now_millis, AttemptRecord, DeliveryJob, Millis, NextState, Store};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -273,6 +273,21 @@ impl Core {
             let Some(job) = target.queue.pop_front() else {
                 continue;
             };
+            // An attempt must end before the lease does (timeout plus a
+            // margin for clock skew between nodes); a job that waited too
+            // long is dropped here and claimed afresh from the database.
+            let margin = (self.settings.attempt_timeout + LEASE_MARGIN).as_millis() as Millis;
+            if job.lease_until < now_millis() + margin {
+                self.known.remove(&job.delivery_id);
+                self.shared.held.fetch_sub(1, Ordering::Relaxed);
+                if !target.queue.is_empty() {
+                    target.in_ready = true;
+                    self.ready.push_back(id);
+                } else if target.in_flight == 0 {
+                    self.targets.remove(&id);
+                }
+                continue;
+            }
             target.in_flight += 1;
             if !target.queue.is_empty() && target.in_flight < limit {
                 target.in_ready = true;

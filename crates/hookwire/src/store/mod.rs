@@ -114,6 +114,9 @@ pub struct DeliveryJob {
     pub data_types: DataTypes,
     /// Attempts made since the delivery was created or last redelivered.
     pub attempts_in_round: u32,
+    /// Until when this node owns the delivery; no attempt may start that
+    /// could outlive it, or another node might start one too.
+    pub lease_until: Millis,
     pub event: Arc<EventBody>,
 }
 
@@ -312,6 +315,7 @@ pub trait Store: Send + Sync + 'static {
 /// this node's dispatcher. `targets` pairs each delivery id with its webhook's
 /// id, URL and data types.
 fn handoff_jobs(
+    lease_until: Millis,
     unique_id: String,
     license_id: String,
     event_type: EventType,
@@ -332,6 +336,7 @@ fn handoff_jobs(
             url,
             data_types,
             attempts_in_round: 0,
+            lease_until,
             event: event.clone(),
         })
         .collect()

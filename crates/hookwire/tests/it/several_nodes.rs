@@ -53,6 +53,14 @@ struct Node {
     url: String,
 }
 
+/// A failing assertion must not leave nodes running.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start_node(dir: &std::path::Path, database: &str) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookwire"))
         .args([
@@ -66,8 +74,8 @@ fn start_node(dir: &std::path::Path, database: &str) -> Node {
         ])
         .arg(dir)
         .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
-        .env("HOOKWIRE_LEASE", "3s")
-        .env("HOOKWIRE_ATTEMPT_TIMEOUT", "2s")
+        .env("HOOKWIRE_LEASE", "8s")
+        .env("HOOKWIRE_ATTEMPT_TIMEOUT", "5s")
         .env("HOOKWIRE_PER_TARGET_CONCURRENCY", "8")
         .env("HOOKWIRE_POLL_INTERVAL", "200ms")
         .env("HOOKWIRE_PG_POOL_SIZE", "6")
@@ -206,6 +214,18 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
         .unwrap();
     let (undelivered, total): (i64, i64) = (row.get(0), row.get(1));
     assert_eq!(undelivered, 0);
+    // No two recorded attempts of one delivery overlapped in time.
+    let overlapping: i64 = client
+        .query_one(
+            "SELECT count(*) FROM attempts a JOIN attempts b
+               ON a.delivery_id = b.delivery_id AND a.id < b.id
+              AND b.at - b.latency_ms < a.at AND a.at - a.latency_ms < b.at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(overlapping, 0);
     assert_eq!(total as usize, accepted.len());
     for mut node in nodes {
         let _ = node.child.kill();

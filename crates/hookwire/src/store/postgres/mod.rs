@@ -317,6 +317,7 @@ async fn ingest_one(
             })
             .collect();
         handoff_jobs(
+            lease,
             ev.unique_id.clone(),
             ev.license_id,
             ev.event_type,
@@ -576,6 +577,7 @@ impl Store for PgStore {
                 url: r.get(2),
                 data_types: DataTypes::from_bits(bits as u8),
                 attempts_in_round: attempts.max(0) as u32,
+                lease_until,
                 event,
             });
         }

@@ -315,6 +315,7 @@ fn ingest_one(
             .map(|((webhook_id, url, bits), id)| (id, webhook_id, url, DataTypes::from_bits(bits)))
             .collect();
         handoff_jobs(
+            lease,
             ev.unique_id.clone(),
             ev.license_id,
             ev.event_type,
@@ -369,6 +370,7 @@ fn claim(
             url: r.get(2)?,
             data_types: DataTypes::from_bits(r.get(3)?),
             attempts_in_round: r.get(4)?,
+            lease_until,
             event,
         });
     }
