@@ -23,6 +23,11 @@ const KEYS: &[&str] = &[
     "platform_key",
     "token_secret",
     "token_ttl",
+    "encryption_key",
+    "secret_rotation_grace",
+    "disable_after",
+    "max_retry_after",
+    "max_backlog",
     "allow_private_targets",
     "attempt_timeout",
     "retry_schedule",
@@ -48,6 +53,11 @@ struct RawSettings {
     platform_key: Option<Secret>,
     token_secret: Option<Secret>,
     token_ttl: String,
+    encryption_key: Option<Secret>,
+    secret_rotation_grace: String,
+    disable_after: String,
+    max_retry_after: String,
+    max_backlog: u64,
     allow_private_targets: bool,
     attempt_timeout: String,
     retry_schedule: Schedule,
@@ -147,6 +157,10 @@ pub struct DeliverySettings {
     pub lease: Duration,
     pub poll_interval: Duration,
     pub allow_private_targets: bool,
+    /// A webhook whose every attempt failed for this long is disabled.
+    pub disable_after: Duration,
+    /// The longest a receiver's `Retry-After` may push the next attempt back.
+    pub max_retry_after: Duration,
 }
 
 /// Validated settings.
@@ -159,6 +173,12 @@ pub struct Settings {
     pub platform_key: Option<Secret>,
     pub token_secret: Option<Secret>,
     pub token_ttl: Duration,
+    /// 32 bytes in base64; `None` means read or generate `<data_dir>/encryption.key`.
+    pub encryption_key: Option<Secret>,
+    /// How long a rotated-out signing secret keeps signing alongside the new one.
+    pub secret_rotation_grace: Duration,
+    /// Pending deliveries past which ingest answers 503.
+    pub max_backlog: u64,
     pub delivery: DeliverySettings,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
@@ -284,6 +304,11 @@ impl Settings {
             }
         };
         let non_empty = |s: Option<Secret>| s.filter(|s| !s.expose().is_empty());
+        let encryption_key = non_empty(raw.encryption_key);
+        if let Some(key) = &encryption_key {
+            crate::secret::Cipher::from_base64(key.expose())
+                .map_err(|m| ConfigError::invalid("encryption_key", m))?;
+        }
         Ok(Settings {
             listen,
             data_dir: raw.data_dir,
@@ -292,6 +317,9 @@ impl Settings {
             platform_key: non_empty(raw.platform_key),
             token_secret: non_empty(raw.token_secret),
             token_ttl: duration("token_ttl", &raw.token_ttl)?,
+            encryption_key,
+            secret_rotation_grace: duration("secret_rotation_grace", &raw.secret_rotation_grace)?,
+            max_backlog: raw.max_backlog,
             delivery: DeliverySettings {
                 attempt_timeout,
                 retry_schedule,
@@ -302,6 +330,8 @@ impl Settings {
                 lease,
                 poll_interval: duration("poll_interval", &raw.poll_interval)?,
                 allow_private_targets: raw.allow_private_targets,
+                disable_after: duration("disable_after", &raw.disable_after)?,
+                max_retry_after: duration("max_retry_after", &raw.max_retry_after)?,
             },
             max_body_bytes: raw.max_body_bytes,
             shutdown_grace: duration("shutdown_grace", &raw.shutdown_grace)?,

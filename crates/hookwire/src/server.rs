@@ -6,7 +6,7 @@ use crate::config::{DatabaseUrl, Settings};
 use crate::engine::attempt::Sender;
 use crate::engine::dispatcher::Dispatcher;
 use crate::engine::Engine;
-use crate::secret::{hmac_sha256, random_hex, Secret};
+use crate::secret::{hmac_sha256, random_hex, Cipher, Secret};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use std::net::SocketAddr;
@@ -69,6 +69,31 @@ pub fn platform_key(settings: &Settings) -> Result<(Secret, KeySource), BoxError
     ))
 }
 
+/// The key that encrypts secrets at rest: configured, or read from (or
+/// generated into) `<data_dir>/encryption.key`.
+pub fn encryption_key(settings: &Settings) -> Result<Cipher, BoxError> {
+    if let Some(key) = &settings.encryption_key {
+        return Ok(Cipher::from_base64(key.expose())?);
+    }
+    let path = settings.data_dir.join("encryption.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if !text.trim().is_empty() {
+            return Cipher::from_base64(&text)
+                .map_err(|e| format!("{}: {e}", path.display()).into());
+        }
+    }
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        format!(
+            "creating data directory {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
+    let key = Cipher::generate_key();
+    write_private(&path, &key).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated the encryption key for secrets at rest");
+    Ok(Cipher::from_base64(&key)?)
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -114,8 +139,9 @@ impl RunningServer {
                 b"hookwire token secret",
             )))
         });
+        let cipher = encryption_key(&settings)?;
         let store = open_store(&settings, true).await?;
-        let sender = Sender::new(&settings.delivery, token_secret.clone())?;
+        let sender = Sender::new(&settings.delivery, token_secret.clone(), cipher.clone())?;
         let dispatcher = Dispatcher::start(store.clone(), sender, settings.delivery.clone());
         let engine = Arc::new(Engine::new(
             store.clone(),
@@ -123,6 +149,8 @@ impl RunningServer {
             token_secret,
             settings.token_ttl,
             settings.delivery.lease,
+            cipher,
+            settings.secret_rotation_grace,
         ));
         let state = AppState::new(store.clone(), engine, platform_key, settings.max_body_bytes);
         let listener = tokio::net::TcpListener::bind(settings.listen)

@@ -160,6 +160,29 @@ impl TestApp {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn patch(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .patch(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, key: &str, path: &str) -> u16 {
+        let r = self
+            .http
+            .delete(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    }
+
     pub async fn post(&self, key: &str, path: &str) -> (u16, Value) {
         let r = self
             .http
@@ -214,6 +237,8 @@ pub enum Reply {
     /// Wait this long before answering 200 (for timeouts).
     Sleep(Duration),
     Redirect(&'static str),
+    /// A status with extra headers (e.g. `429` with `Retry-After`).
+    WithHeaders(u16, Vec<(&'static str, String)>),
 }
 
 /// A real HTTP server on 127.0.0.1:0. Answers each request with the next
@@ -254,6 +279,13 @@ impl TestReceiver {
                         tokio::time::sleep(d).await;
                         (StatusCode::OK, HeaderMap::new(), "late".to_string())
                     }
+                    Reply::WithHeaders(code, headers) => {
+                        let mut h = HeaderMap::new();
+                        for (name, value) in headers {
+                            h.insert(name, value.parse().unwrap());
+                        }
+                        (StatusCode::from_u16(code).unwrap(), h, String::new())
+                    }
                     Reply::Redirect(to) => {
                         let mut h = HeaderMap::new();
                         h.insert("location", to.parse().unwrap());
@@ -286,6 +318,11 @@ impl TestReceiver {
             .await
             .expect("the receiver got a request in time")
             .expect("receiver open")
+    }
+
+    /// The requests received and not yet taken, without waiting.
+    pub fn drain(&mut self) -> Vec<Received> {
+        std::iter::from_fn(|| self.requests.try_recv().ok()).collect()
     }
 
     /// Asserts nothing arrives within `wait`.

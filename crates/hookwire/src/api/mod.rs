@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(webhooks::delete),
         )
         .route("/webhooks/{id}/deliveries", get(deliveries::for_webhook))
+        .route("/webhooks/{id}/secret", post(webhooks::rotate_secret))
         .route(
             "/webhooks/{id}/redeliver",
             post(deliveries::redeliver_failed),

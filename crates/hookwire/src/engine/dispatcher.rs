@@ -6,7 +6,7 @@
 //! filling memory. Each webhook has its own queue and an in-flight limit, and
 //! webhooks with work take turns, so one slow receiver cannot starve others.
 
-use super::attempt::{AttemptOutcome, Sender};
+use super::attempt::{AttemptOutcome, FailureKind, Sender};
 use super::retry::RetryPolicy;
 use crate::config::DeliverySettings;
 use crate::store::{now_millis, AttemptRecord, DeliveryJob, Millis, NextState, Store};
@@ -135,6 +135,7 @@ impl Dispatcher {
             retry: RetryPolicy {
                 schedule: settings.retry_schedule.clone(),
                 jitter: settings.retry_jitter,
+                max_retry_after: settings.max_retry_after,
             },
             settings: settings.clone(),
             shared: shared.clone(),
@@ -289,6 +290,7 @@ impl Core {
         let retry = self.retry.clone();
         let done = self.done_tx.clone();
         let shared = self.shared.clone();
+        let disable_after = self.settings.disable_after.as_millis() as Millis;
         let span = tracing::info_span!(
             "attempt",
             event_id = %job.event.unique_id,
@@ -308,9 +310,13 @@ impl Core {
                     AttemptOutcome::Failed(f) => (
                         f.status,
                         Some(f.detail.clone()),
-                        retry.after_failure(made, now, f.retryable()),
+                        retry.after_failure(made, now, f.retryable(), f.retry_after),
                     ),
                 };
+                let gone = matches!(
+                    &report.outcome,
+                    AttemptOutcome::Failed(f) if f.kind == FailureKind::Gone
+                );
                 let latency_ms = report.latency.as_millis() as i64;
                 match &next {
                     NextState::Delivered => tracing::info!(status, latency_ms, "delivered"),
@@ -328,8 +334,10 @@ impl Core {
                         tracing::warn!(status, latency_ms, error, "attempt failed; no retries left")
                     }
                 }
+                let failed = next != NextState::Delivered;
                 let record = AttemptRecord {
                     delivery_id: job.delivery_id,
+                    webhook_id: job.webhook_id.clone(),
                     at: now,
                     status,
                     latency_ms,
@@ -341,6 +349,8 @@ impl Core {
                     // The lease runs out and the delivery is attempted again:
                     // at least once, never lost.
                     tracing::error!(error = %e, "could not record the attempt");
+                } else if failed {
+                    check_health(store.as_ref(), &job.webhook_id, now, gone, disable_after).await;
                 }
                 let _ = done.send(Done {
                     delivery_id: job.delivery_id,
@@ -379,6 +389,40 @@ impl Core {
         if let Err(e) = self.store.release(ids, now_millis()).await {
             tracing::warn!(error = %e, "could not give deliveries back; their leases will expire");
         }
+    }
+}
+
+/// Disables a webhook whose receiver answered `410 Gone`, or whose every
+/// attempt has failed for `disable_after` (the store keeps `failing_since`).
+async fn check_health(
+    store: &dyn Store,
+    webhook_id: &str,
+    now: Millis,
+    gone: bool,
+    disable_after: Millis,
+) {
+    let when = time::OffsetDateTime::from_unix_timestamp_nanos(now as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let (reason, condition) = if gone {
+        (format!("the receiver answered 410 Gone at {when}"), None)
+    } else {
+        (
+            format!(
+                "every attempt failed for {} (disabled at {when})",
+                humantime::format_duration(std::time::Duration::from_millis(disable_after as u64))
+            ),
+            Some(now - disable_after),
+        )
+    };
+    match store.disable_webhook(webhook_id, &reason, condition).await {
+        Ok(true) => tracing::warn!(webhook_id, %reason, "webhook disabled"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(webhook_id, error = %e, "could not disable the webhook"),
     }
 }
 

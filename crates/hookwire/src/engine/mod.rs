@@ -6,10 +6,12 @@ pub mod dispatcher;
 pub mod retry;
 pub mod ssrf;
 
-use crate::secret::{event_token, hash_secret, random_hex, Secret};
+use crate::secret::{
+    event_token, hash_secret, new_signing_secret, random_hex, Cipher, Secret, SIGNING_SECRET,
+};
 use crate::store::{now_millis, IngestOutcome, Millis, NewEvent, Store, StoreError};
 use dispatcher::DispatcherHandle;
-use hookwire_livechat::IncomingEvent;
+use hookwire_livechat::{IncomingEvent, TargetUrl};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ pub struct Engine {
     token_secret: Secret,
     token_ttl: Duration,
     lease: Duration,
+    cipher: Cipher,
+    secret_rotation_grace: Duration,
 }
 
 impl Engine {
@@ -36,6 +40,8 @@ impl Engine {
         token_secret: Secret,
         token_ttl: Duration,
         lease: Duration,
+        cipher: Cipher,
+        secret_rotation_grace: Duration,
     ) -> Self {
         Engine {
             store,
@@ -43,7 +49,32 @@ impl Engine {
             token_secret,
             token_ttl,
             lease,
+            cipher,
+            secret_rotation_grace,
         }
+    }
+
+    /// A webhook URL as it may be stored: its password encrypted.
+    pub fn seal_url(&self, url: &TargetUrl) -> TargetUrl {
+        self.cipher.seal_url(url)
+    }
+
+    /// Creates or rotates a webhook's signing secret and answers it; this is
+    /// the only time it is shown. The old one keeps signing for the grace
+    /// period. `None` if the license has no such webhook.
+    pub async fn rotate_signing_secret(
+        &self,
+        license_id: &str,
+        webhook_id: &str,
+    ) -> Result<Option<Secret>, StoreError> {
+        let secret = new_signing_secret();
+        let sealed = self.cipher.seal(SIGNING_SECRET, secret.expose().as_bytes());
+        let grace_until = now_millis() + self.secret_rotation_grace.as_millis() as Millis;
+        let found = self
+            .store
+            .rotate_signing_secret(license_id, webhook_id, sealed, grace_until)
+            .await?;
+        Ok(found.then_some(secret))
     }
 
     pub fn dispatcher(&self) -> &DispatcherHandle {

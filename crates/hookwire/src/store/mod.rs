@@ -41,6 +41,8 @@ pub struct Webhook {
     pub token: String,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
+    /// Whether deliveries are signed (a signing secret is set).
+    pub signed: bool,
     pub created_at: Millis,
 }
 
@@ -114,6 +116,9 @@ pub struct DeliveryJob {
     /// Attempts made since the delivery was created or last redelivered.
     pub attempts_in_round: u32,
     pub event: Arc<EventBody>,
+    /// The webhook's signing secrets as stored (sealed), current first, then
+    /// the previous one while its rotation grace lasts. Empty: unsigned.
+    pub signing_secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +159,9 @@ pub enum NextState {
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub delivery_id: i64,
+    /// The delivery's webhook: a success clears its `failing_since`, a
+    /// failure starts it if unset (see [`Store::disable_webhook`]).
+    pub webhook_id: String,
     pub at: Millis,
     pub status: Option<u16>,
     pub latency_ms: i64,
@@ -234,6 +242,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_webhook(&self, webhook: NewWebhook) -> StoreResult<Webhook>;
     async fn list_webhooks(&self, license_id: &str) -> StoreResult<Vec<Webhook>>;
     async fn get_webhook(&self, license_id: &str, id: &str) -> StoreResult<Option<Webhook>>;
+    /// Applies a patch. Enabling clears `disabled_reason` and `failing_since`.
     async fn update_webhook(
         &self,
         license_id: &str,
@@ -263,7 +272,35 @@ pub trait Store: Send + Sync + 'static {
     /// Gives back leases of deliveries this node holds but will not attempt
     /// now; they become due again no earlier than `due_at`.
     async fn release(&self, delivery_ids: Vec<i64>, due_at: Millis) -> StoreResult<()>;
+    /// Logs an attempt, moves its delivery on, and keeps the webhook's health:
+    /// `failing_since` is cleared by a delivered attempt and set (if unset) to
+    /// `record.at` by a failed one.
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()>;
+
+    /// Sets a webhook's signing secret (already sealed). A secret it had
+    /// keeps signing until `previous_until` (it replaces any older previous
+    /// one). False if the webhook is unknown to the license.
+    async fn rotate_signing_secret(
+        &self,
+        license_id: &str,
+        id: &str,
+        sealed_secret: String,
+        previous_until: Millis,
+    ) -> StoreResult<bool>;
+
+    /// Disables an enabled webhook (`enabled = false`, `disabled_reason =
+    /// reason`); its pending deliveries wait. With `failing_since_at_or_before`,
+    /// only if its `failing_since` is set and not later than that. True if it
+    /// was disabled by this call. Engine-internal: not scoped by license.
+    async fn disable_webhook(
+        &self,
+        webhook_id: &str,
+        reason: &str,
+        failing_since_at_or_before: Option<Millis>,
+    ) -> StoreResult<bool>;
+
+    /// How many deliveries are pending (the backlog); called about once a second.
+    async fn pending_count(&self) -> StoreResult<u64>;
 
     async fn list_deliveries(&self, query: DeliveryQuery<'_>) -> StoreResult<Vec<DeliveryView>>;
     /// Makes a delivery pending again with a fresh retry budget. False if unknown.

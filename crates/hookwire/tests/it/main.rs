@@ -3,6 +3,7 @@
 mod delivery;
 mod durability;
 mod ingest;
+mod safety;
 mod support;
 mod visitors;
 mod webhooks_api;
