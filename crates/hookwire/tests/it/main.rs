@@ -2,7 +2,9 @@
 
 mod delivery;
 mod durability;
+mod fuzz;
 mod ingest;
+mod isolation;
 mod safety;
 mod support;
 mod visitors;
