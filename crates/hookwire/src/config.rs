@@ -28,6 +28,7 @@ const KEYS: &[&str] = &[
     "disable_after",
     "max_retry_after",
     "max_backlog",
+    "rate_limit_per_second",
     "allow_private_targets",
     "attempt_timeout",
     "retry_schedule",
@@ -58,6 +59,7 @@ struct RawSettings {
     disable_after: String,
     max_retry_after: String,
     max_backlog: u64,
+    rate_limit_per_second: f64,
     allow_private_targets: bool,
     attempt_timeout: String,
     retry_schedule: Schedule,
@@ -179,6 +181,8 @@ pub struct Settings {
     pub secret_rotation_grace: Duration,
     /// Pending deliveries past which ingest answers 503.
     pub max_backlog: u64,
+    /// Requests per second per key (token bucket, burst of one second); 0 = off.
+    pub rate_limit_per_second: f64,
     pub delivery: DeliverySettings,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
@@ -303,6 +307,12 @@ impl Settings {
                 ))
             }
         };
+        if !(raw.rate_limit_per_second >= 0.0 && raw.rate_limit_per_second.is_finite()) {
+            return Err(ConfigError::invalid(
+                "rate_limit_per_second",
+                "must be 0 (off) or a positive number",
+            ));
+        }
         let non_empty = |s: Option<Secret>| s.filter(|s| !s.expose().is_empty());
         let encryption_key = non_empty(raw.encryption_key);
         if let Some(key) = &encryption_key {
@@ -320,6 +330,7 @@ impl Settings {
             encryption_key,
             secret_rotation_grace: duration("secret_rotation_grace", &raw.secret_rotation_grace)?,
             max_backlog: raw.max_backlog,
+            rate_limit_per_second: raw.rate_limit_per_second,
             delivery: DeliverySettings {
                 attempt_timeout,
                 retry_schedule,

@@ -5,7 +5,7 @@ use crate::api::{self, AppState};
 use crate::config::{DatabaseUrl, Settings};
 use crate::engine::attempt::Sender;
 use crate::engine::dispatcher::Dispatcher;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineSettings};
 use crate::secret::{hmac_sha256, random_hex, Cipher, Secret};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -146,18 +146,28 @@ impl RunningServer {
         let engine = Arc::new(Engine::new(
             store.clone(),
             dispatcher.handle.clone(),
-            token_secret,
-            settings.token_ttl,
-            settings.delivery.lease,
-            cipher,
-            settings.secret_rotation_grace,
+            EngineSettings {
+                token_secret,
+                token_ttl: settings.token_ttl,
+                lease: settings.delivery.lease,
+                cipher,
+                secret_rotation_grace: settings.secret_rotation_grace,
+                max_backlog: settings.max_backlog,
+            },
         ));
-        let state = AppState::new(store.clone(), engine, platform_key, settings.max_body_bytes);
+        let stop = CancellationToken::new();
+        tokio::spawn(engine.clone().track_backlog(stop.clone()));
+        let state = AppState::new(
+            store.clone(),
+            engine,
+            platform_key,
+            settings.max_body_bytes,
+            settings.rate_limit_per_second,
+        );
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| format!("listening on {}: {e}", settings.listen))?;
         let addr = listener.local_addr()?;
-        let stop = CancellationToken::new();
         let app = api::router(state);
         let stopped = stop.clone();
         let http = tokio::spawn(async move {

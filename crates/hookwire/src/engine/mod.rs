@@ -12,8 +12,10 @@ use crate::secret::{
 use crate::store::{now_millis, IngestOutcome, Millis, NewEvent, Store, StoreError};
 use dispatcher::DispatcherHandle;
 use hookwire_livechat::{IncomingEvent, TargetUrl};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The answer to one ingested event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,17 @@ pub enum IngestAnswer {
     Accepted { event_id: String, deliveries: usize },
     UnknownLicense,
     KeyReused,
+}
+
+/// What the engine needs besides the store and the dispatcher.
+pub struct EngineSettings {
+    pub token_secret: Secret,
+    pub token_ttl: Duration,
+    pub lease: Duration,
+    /// Seals URL passwords and signing secrets before they are stored.
+    pub cipher: Cipher,
+    pub secret_rotation_grace: Duration,
+    pub max_backlog: u64,
 }
 
 pub struct Engine {
@@ -31,26 +44,44 @@ pub struct Engine {
     lease: Duration,
     cipher: Cipher,
     secret_rotation_grace: Duration,
+    /// Pending deliveries, as last counted plus what was accepted since.
+    backlog: AtomicU64,
+    max_backlog: u64,
 }
 
 impl Engine {
-    pub fn new(
-        store: Arc<dyn Store>,
-        dispatcher: DispatcherHandle,
-        token_secret: Secret,
-        token_ttl: Duration,
-        lease: Duration,
-        cipher: Cipher,
-        secret_rotation_grace: Duration,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, dispatcher: DispatcherHandle, s: EngineSettings) -> Self {
         Engine {
             store,
             dispatcher,
-            token_secret,
-            token_ttl,
-            lease,
-            cipher,
-            secret_rotation_grace,
+            token_secret: s.token_secret,
+            token_ttl: s.token_ttl,
+            lease: s.lease,
+            cipher: s.cipher,
+            secret_rotation_grace: s.secret_rotation_grace,
+            backlog: AtomicU64::new(0),
+            max_backlog: s.max_backlog,
+        }
+    }
+
+    /// Whether ingest should refuse work for now: the backlog of pending
+    /// deliveries has reached `max_backlog`. Cheap: an atomic read.
+    pub fn backlog_full(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed) >= self.max_backlog
+    }
+
+    /// Recounts the backlog every second until `stop`; between counts,
+    /// accepted deliveries are added as they are committed.
+    pub async fn track_backlog(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            match self.store.pending_count().await {
+                Ok(n) => self.backlog.store(n, Ordering::Relaxed),
+                Err(e) => tracing::warn!(error = %e, "counting the backlog failed"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
     }
 
@@ -125,6 +156,8 @@ impl Engine {
                     delivery_count,
                 } => {
                     fresh.extend(deliveries);
+                    self.backlog
+                        .fetch_add(delivery_count as u64, Ordering::Relaxed);
                     IngestAnswer::Accepted {
                         event_id,
                         deliveries: delivery_count,

@@ -5,6 +5,7 @@ mod durability;
 mod fuzz;
 mod ingest;
 mod isolation;
+mod limits;
 mod safety;
 mod support;
 mod visitors;
