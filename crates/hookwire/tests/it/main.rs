@@ -2,6 +2,7 @@
 
 mod delivery;
 mod durability;
+mod faults;
 mod fuzz;
 mod ingest;
 mod isolation;
