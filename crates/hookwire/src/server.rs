@@ -113,8 +113,9 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 pub async fn open_store(settings: &Settings, recover: bool) -> Result<Arc<dyn Store>, BoxError> {
     match &settings.database {
         DatabaseUrl::Sqlite(path) => {
-            let sqlite = SqliteStore::open(path, &settings.sqlite_synchronous)
-                .map_err(|e| format!("opening {}: {e}", settings.database))?;
+            let sqlite =
+                SqliteStore::open(path, &settings.sqlite_synchronous, settings.sqlite_max_size)
+                    .map_err(|e| format!("opening {}: {e}", settings.database))?;
             if recover {
                 let voided = sqlite.void_leases().await?;
                 if voided > 0 {

@@ -93,3 +93,76 @@ async fn each_key_is_rate_limited_with_retry_after() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(app.get(&key, "/api/v1/webhooks").await.0, 200, "refilled");
 }
+
+/// A chat_started event with a large message, so the database fills quickly.
+fn big_event(i: usize) -> Value {
+    let mut event = chat_started("1");
+    event["chat"]["id"] = json!(format!("BIG{i}"));
+    event["chat"]["messages"][0]["text"] = json!("x".repeat(40_000));
+    event
+}
+
+#[tokio::test]
+async fn a_full_database_refuses_ingest_with_503_and_recovers_when_space_returns() {
+    let app = spawn_app_with(|s| s.sqlite_max_size = 1024 * 1024).await;
+    let key = app.create_license("1").await;
+    let mut receiver = TestReceiver::start().await;
+    let webhook = app
+        .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+        .await;
+    let mut accepted = std::collections::HashSet::new();
+    let mut statuses = Vec::new();
+    for i in 0..80 {
+        let r = app
+            .http
+            .post(app.url("/api/v1/events"))
+            .bearer_auth(PLATFORM_KEY)
+            .json(&big_event(i))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        statuses.push(status);
+        if status == 202 {
+            accepted.insert(
+                r.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        } else {
+            assert_eq!(status, 503, "{statuses:?}");
+            assert!(r.headers().contains_key("retry-after"));
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "unavailable", "{body}");
+        }
+    }
+    let first_refusal = statuses
+        .iter()
+        .position(|&s| s == 503)
+        .expect("the database filled up");
+    assert!(first_refusal > 5, "some events fit: {statuses:?}");
+    assert!(
+        statuses[first_refusal..].iter().all(|&s| s == 503),
+        "never 202 once writes fail: {statuses:?}"
+    );
+
+    // Space returns (the quota is lifted): ingest works again, and every
+    // event accepted before reaches the receiver.
+    let app = app.restart(|s| s.sqlite_max_size = 0).await;
+    let extra = app.ingest_accepted(&big_event(1000)).await;
+    accepted.insert(extra);
+    let mut seen = std::collections::HashSet::new();
+    while !accepted.is_subset(&seen) {
+        seen.insert(
+            receiver.next().await.json()["event_unique_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    app.wait_deliveries(&key, &webhook, |d| {
+        d.len() == accepted.len() && d.iter().all(|d| d["state"] == "delivered")
+    })
+    .await;
+}

@@ -30,7 +30,9 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
-    pub fn open(path: &Path, synchronous: &str) -> StoreResult<Self> {
+    /// `max_size` (bytes, 0 = none) caps the file: past it writes fail as
+    /// on a full disk (`Unavailable`), and work again once there is room.
+    pub fn open(path: &Path, synchronous: &str, max_size: u64) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
@@ -41,6 +43,15 @@ impl SqliteStore {
         ))
         .map_err(unavailable)?;
         migrate(&conn)?;
+        if max_size > 0 {
+            let page_size: u64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+                .map_err(unavailable)?
+                .max(512) as u64;
+            let pages = (max_size / page_size).max(1);
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                .map_err(unavailable)?;
+        }
         let (writer, _thread) = Writer::spawn(conn);
         Ok(SqliteStore {
             writer,
