@@ -87,6 +87,8 @@ pub struct Dispatcher {
 struct Done {
     delivery_id: i64,
     webhook_id: String,
+    /// The attempt disabled its webhook: what waits behind it goes back.
+    disabled: bool,
 }
 
 #[derive(Default)]
@@ -108,6 +110,8 @@ struct Core {
     known: HashSet<i64>,
     in_flight: usize,
     attempts: tokio::task::JoinSet<()>,
+    /// Queued deliveries of webhooks just disabled, to give back (still pending).
+    to_release: Vec<i64>,
 }
 
 impl Dispatcher {
@@ -145,6 +149,7 @@ impl Dispatcher {
             known: HashSet::new(),
             in_flight: 0,
             attempts: tokio::task::JoinSet::new(),
+            to_release: Vec::new(),
         };
         let tasks = vec![
             tokio::spawn(core.run(jobs_rx, done_rx)),
@@ -187,6 +192,7 @@ impl Core {
                 }
             }
             self.give_back_overflow().await;
+            self.release_disabled().await;
             self.pump();
         }
         // Draining: queued work goes back to the database now, attempts in
@@ -239,6 +245,14 @@ impl Core {
         let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
         if let Some(target) = self.targets.get_mut(&done.webhook_id) {
             target.in_flight -= 1;
+            if done.disabled {
+                // Not attempted while the webhook is disabled: they wait, pending.
+                for job in target.queue.drain(..) {
+                    self.known.remove(&job.delivery_id);
+                    self.shared.held.fetch_sub(1, Ordering::Relaxed);
+                    self.to_release.push(job.delivery_id);
+                }
+            }
             if target.queue.len() < cap / 2 {
                 let removed = self
                     .shared
@@ -335,6 +349,7 @@ impl Core {
                     }
                 }
                 let failed = next != NextState::Delivered;
+                let mut disabled = false;
                 let record = AttemptRecord {
                     delivery_id: job.delivery_id,
                     webhook_id: job.webhook_id.clone(),
@@ -350,15 +365,29 @@ impl Core {
                     // at least once, never lost.
                     tracing::error!(error = %e, "could not record the attempt");
                 } else if failed {
-                    check_health(store.as_ref(), &job.webhook_id, now, gone, disable_after).await;
+                    disabled =
+                        check_health(store.as_ref(), &job.webhook_id, now, gone, disable_after)
+                            .await;
                 }
                 let _ = done.send(Done {
                     delivery_id: job.delivery_id,
                     webhook_id: job.webhook_id,
+                    disabled,
                 });
             }
             .instrument(span),
         );
+    }
+
+    /// Gives back the queued deliveries of webhooks that were just disabled.
+    async fn release_disabled(&mut self) {
+        if self.to_release.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.to_release);
+        if let Err(e) = self.store.release(ids, now_millis()).await {
+            tracing::warn!(error = %e, "could not give deliveries back; their leases will expire");
+        }
     }
 
     /// Gives back to the database what waits behind a webhook that cannot
@@ -394,13 +423,14 @@ impl Core {
 
 /// Disables a webhook whose receiver answered `410 Gone`, or whose every
 /// attempt has failed for `disable_after` (the store keeps `failing_since`).
+/// True if this call disabled it.
 async fn check_health(
     store: &dyn Store,
     webhook_id: &str,
     now: Millis,
     gone: bool,
     disable_after: Millis,
-) {
+) -> bool {
     let when = time::OffsetDateTime::from_unix_timestamp_nanos(now as i128 * 1_000_000)
         .ok()
         .and_then(|t| {
@@ -420,9 +450,15 @@ async fn check_health(
         )
     };
     match store.disable_webhook(webhook_id, &reason, condition).await {
-        Ok(true) => tracing::warn!(webhook_id, %reason, "webhook disabled"),
-        Ok(false) => {}
-        Err(e) => tracing::warn!(webhook_id, error = %e, "could not disable the webhook"),
+        Ok(true) => {
+            tracing::warn!(webhook_id, %reason, "webhook disabled");
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!(webhook_id, error = %e, "could not disable the webhook");
+            false
+        }
     }
 }
 

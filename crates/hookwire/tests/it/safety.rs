@@ -214,6 +214,67 @@ async fn gone_disables_the_webhook_at_once_until_re_enabled() {
 }
 
 #[tokio::test]
+async fn deliveries_queued_behind_a_gone_receiver_wait_pending() {
+    let app = spawn_app_with(|s| s.delivery.per_target_concurrency = 1).await;
+    let key = app.create_license("1").await;
+    let mut receiver = TestReceiver::start().await;
+    receiver.script([Reply::Status(410, "gone")]);
+    let webhook = app
+        .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+        .await;
+    let (status, _) = app
+        .post_platform(
+            "/api/v1/events/batch",
+            &json!((0..5).map(|_| chat_started("1")).collect::<Vec<_>>()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    receiver.next().await;
+    let list = app
+        .wait_deliveries(&key, &webhook, |d| {
+            d.len() == 5 && d.iter().any(|d| d["state"] == "failed")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(receiver.drain().is_empty(), "nothing more was attempted");
+    let (_, body) = app
+        .get(&key, &format!("/api/v1/webhooks/{webhook}/deliveries"))
+        .await;
+    let states: Vec<&str> = body["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "failed").count(),
+        1,
+        "{states:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| **s == "pending").count(),
+        4,
+        "{states:?}"
+    );
+    assert_eq!(list.len(), 5);
+
+    // Re-enabled, the receiver gets the four that waited.
+    app.patch(
+        &key,
+        &format!("/api/v1/webhooks/{webhook}"),
+        &json!({"enabled": true}),
+    )
+    .await;
+    for _ in 0..4 {
+        receiver.next().await;
+    }
+    app.wait_deliveries(&key, &webhook, |d| {
+        d.iter().filter(|d| d["state"] == "delivered").count() == 4
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_webhook_failing_for_disable_after_is_disabled() {
     let app = spawn_app_with(|s| {
         s.delivery.retry_schedule = vec![Duration::from_millis(100); 8];
