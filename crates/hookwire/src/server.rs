@@ -156,6 +156,13 @@ impl RunningServer {
                 max_backlog: settings.max_backlog,
             },
         ));
+        let sealed = engine.seal_legacy_passwords().await?;
+        if sealed > 0 {
+            tracing::info!(
+                webhooks = sealed,
+                "encrypted URL passwords stored in the clear"
+            );
+        }
         let stop = CancellationToken::new();
         tokio::spawn(engine.clone().track_backlog(stop.clone()));
         let state = AppState::new(

@@ -83,6 +83,18 @@ impl TestApp {
         start(self.dir.clone(), settings).await
     }
 
+    /// Stops this instance, runs `offline` on its data directory (to tamper
+    /// with the database as an older version would have left it), and starts
+    /// a new one on it.
+    pub async fn restart_after(mut self, offline: impl FnOnce(&std::path::Path)) -> TestApp {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        offline(self.dir.path());
+        let settings = test_settings(&self.dir);
+        start(self.dir.clone(), settings).await
+    }
+
     pub async fn create_license(&self, id: &str) -> String {
         let r = self
             .http

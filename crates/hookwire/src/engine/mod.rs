@@ -85,6 +85,31 @@ impl Engine {
         }
     }
 
+    /// Seals URL passwords stored in the clear (before encryption at rest
+    /// existed); answers how many URLs it sealed.
+    pub async fn seal_legacy_passwords(&self) -> Result<usize, StoreError> {
+        let mut sealed = 0;
+        for (id, stored) in self.store.all_webhook_urls().await? {
+            let Ok(url) = TargetUrl::parse_stored(&stored) else {
+                continue;
+            };
+            let plain = url
+                .raw_password()
+                .is_some_and(|p| !p.starts_with(crate::secret::SEALED_PREFIX));
+            if plain {
+                let new = self.cipher.seal_url(&url);
+                if self
+                    .store
+                    .replace_webhook_url(&id, &stored, new.as_stored())
+                    .await?
+                {
+                    sealed += 1;
+                }
+            }
+        }
+        Ok(sealed)
+    }
+
     /// A webhook URL as it may be stored: its password encrypted.
     pub fn seal_url(&self, url: &TargetUrl) -> TargetUrl {
         self.cipher.seal_url(url)

@@ -302,6 +302,13 @@ pub trait Store: Send + Sync + 'static {
     /// How many deliveries are pending (the backlog); called about once a second.
     async fn pending_count(&self) -> StoreResult<u64>;
 
+    /// Every webhook's stored URL, deleted ones included, as `(id, url)`: for
+    /// sealing at start-up the passwords stored before encryption existed.
+    async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>>;
+    /// Replaces a webhook's stored URL if it is still `old` (compare and
+    /// set); true if replaced.
+    async fn replace_webhook_url(&self, id: &str, old: &str, new: &str) -> StoreResult<bool>;
+
     async fn list_deliveries(&self, query: DeliveryQuery<'_>) -> StoreResult<Vec<DeliveryView>>;
     /// Makes a delivery pending again with a fresh retry budget. False if unknown.
     async fn redeliver(&self, license_id: &str, delivery_id: i64, now: Millis)

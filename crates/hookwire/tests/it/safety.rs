@@ -169,6 +169,41 @@ async fn passwords_and_signing_secrets_are_encrypted_at_rest() {
 }
 
 #[tokio::test]
+async fn passwords_stored_in_the_clear_before_are_sealed_at_start() {
+    let app = spawn_app().await;
+    let key = app.create_license("1").await;
+    let mut receiver = TestReceiver::start().await;
+    let webhook = app
+        .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+        .await;
+    let db = app.dir.path().join("hookwire.db");
+    // As an older hookwire stored it.
+    let legacy = format!("http://user:OldPlainPassw0rd@{}/", receiver.addr);
+    let app = app
+        .restart_after(|dir| {
+            let conn = rusqlite::Connection::open(dir.join("hookwire.db")).unwrap();
+            conn.execute(
+                "UPDATE webhooks SET url = ?1 WHERE id = ?2",
+                [&legacy, &webhook],
+            )
+            .unwrap();
+        })
+        .await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: String = conn
+        .query_row("SELECT url FROM webhooks WHERE id = ?1", [&webhook], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(!stored.contains("OldPlainPassw0rd"), "{stored}");
+    assert!(stored.contains("hwenc1."), "{stored}");
+    app.ingest_accepted(&chat_started("1")).await;
+    let got = receiver.next().await;
+    let basic = format!("Basic {}", STANDARD.encode("user:OldPlainPassw0rd"));
+    assert_eq!(got.headers["authorization"], basic.as_str());
+}
+
+#[tokio::test]
 async fn gone_disables_the_webhook_at_once_until_re_enabled() {
     let app = spawn_app().await;
     let key = app.create_license("1").await;

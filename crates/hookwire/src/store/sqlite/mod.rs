@@ -809,6 +809,29 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT id, url FROM webhooks ORDER BY id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn replace_webhook_url(&self, id: &str, old: &str, new: &str) -> StoreResult<bool> {
+        let (id, old, new) = (id.to_string(), old.to_string(), new.to_string());
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "UPDATE webhooks SET url = ?3 WHERE id = ?1 AND url = ?2",
+                    params![id, old, new],
+                )
+                .map(|n| n > 0)
+                .map_err(unavailable)
+            })
+            .await
+    }
+
     async fn list_deliveries(&self, q: DeliveryQuery<'_>) -> StoreResult<Vec<DeliveryView>> {
         let q = OwnedQuery {
             license_id: q.license_id.to_string(),
