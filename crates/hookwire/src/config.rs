@@ -412,6 +412,33 @@ mod tests {
     }
 
     #[test]
+    fn safety_defaults_and_a_bad_encryption_key() {
+        let s = Settings::defaults_with(&Overrides::default()).unwrap();
+        assert_eq!(s.secret_rotation_grace, Duration::from_secs(24 * 3600));
+        assert_eq!(s.delivery.disable_after, Duration::from_secs(5 * 86_400));
+        assert_eq!(s.delivery.max_retry_after, Duration::from_secs(3600));
+        assert_eq!(s.max_backlog, 1_000_000);
+        assert_eq!(s.rate_limit_per_second, 0.0);
+        assert_eq!(s.sqlite_max_size, 0);
+        assert!(s.encryption_key.is_none());
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKWIRE_ENCRYPTION_KEY", "dG9vIHNob3J0");
+            let err = Settings::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("encryption_key"), "{err}");
+            assert!(!err.to_string().contains("dG9vIHNob3J0"), "{err}");
+            jail.set_env(
+                "HOOKWIRE_ENCRYPTION_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            );
+            jail.set_env("HOOKWIRE_RATE_LIMIT_PER_SECOND", "2.5");
+            let s = Settings::load(None, &Overrides::default()).unwrap();
+            assert!(s.encryption_key.is_some());
+            assert_eq!(s.rate_limit_per_second, 2.5);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("HOOKWIRE_ATTEMPT_TIMEOUT", "soon");

@@ -157,11 +157,15 @@ async fn every_kind_of_broken_receiver_ends_in_the_right_state() {
     r500.script((0..3).map(|_| Reply::Status(500, "oops")));
     cases.push(
         add("500", r500.url("/"), "failed", 3, |d| {
-            assert!(d["attempts"]
-                .as_array()
-                .unwrap()
+            let a = d["attempts"].as_array().unwrap();
+            assert!(a
                 .iter()
                 .all(|a| a["status"] == 500 && a["response_excerpt"] == "oops"));
+            // The schedule: 100 ms between attempts (no jitter in tests).
+            for pair in a.windows(2) {
+                let gap = millis(&pair[1]["at"]) - millis(&pair[0]["at"]);
+                assert!(gap >= 95, "retried after {gap} ms");
+            }
         })
         .await,
     );

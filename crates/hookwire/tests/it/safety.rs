@@ -348,7 +348,8 @@ async fn a_webhook_failing_for_disable_after_is_disabled() {
         .wait_deliveries(&key, &webhook, |d| d[0]["state"] == "pending")
         .await;
     let attempts = list[0]["attempts"].as_array().unwrap().len();
-    assert!((4..8).contains(&attempts), "{attempts} attempts");
+    // Disabled once 300 ms of failures passed, before the 9-attempt budget ran out.
+    assert!((2..9).contains(&attempts), "{attempts} attempts");
     assert_eq!(receiver.drain().len(), attempts);
     receiver.expect_silence(Duration::from_millis(400)).await;
 }
