@@ -21,9 +21,16 @@ const KEYS: &[&str] = &[
     "database",
     "sqlite_synchronous",
     "pg_pool_size",
+    "sqlite_max_size",
     "platform_key",
     "token_secret",
     "token_ttl",
+    "encryption_key",
+    "secret_rotation_grace",
+    "disable_after",
+    "max_retry_after",
+    "max_backlog",
+    "rate_limit_per_second",
     "allow_private_targets",
     "attempt_timeout",
     "retry_schedule",
@@ -51,9 +58,16 @@ struct RawSettings {
     database: String,
     sqlite_synchronous: String,
     pg_pool_size: usize,
+    sqlite_max_size: u64,
     platform_key: Option<Secret>,
     token_secret: Option<Secret>,
     token_ttl: String,
+    encryption_key: Option<Secret>,
+    secret_rotation_grace: String,
+    disable_after: String,
+    max_retry_after: String,
+    max_backlog: u64,
+    rate_limit_per_second: f64,
     allow_private_targets: bool,
     attempt_timeout: String,
     retry_schedule: Schedule,
@@ -170,6 +184,10 @@ pub struct DeliverySettings {
     pub lease: Duration,
     pub poll_interval: Duration,
     pub allow_private_targets: bool,
+    /// A webhook whose every attempt failed for this long is disabled.
+    pub disable_after: Duration,
+    /// The longest a receiver's `Retry-After` may push the next attempt back.
+    pub max_retry_after: Duration,
 }
 
 /// Validated settings.
@@ -180,9 +198,19 @@ pub struct Settings {
     pub database: DatabaseUrl,
     pub sqlite_synchronous: String,
     pub pg_pool_size: usize,
+    /// The most bytes the SQLite database may grow to; 0 = no limit.
+    pub sqlite_max_size: u64,
     pub platform_key: Option<Secret>,
     pub token_secret: Option<Secret>,
     pub token_ttl: Duration,
+    /// 32 bytes in base64; `None` means read or generate `<data_dir>/encryption.key`.
+    pub encryption_key: Option<Secret>,
+    /// How long a rotated-out signing secret keeps signing alongside the new one.
+    pub secret_rotation_grace: Duration,
+    /// Pending deliveries past which ingest answers 503.
+    pub max_backlog: u64,
+    /// Requests per second per key (token bucket, burst of one second); 0 = off.
+    pub rate_limit_per_second: f64,
     pub delivery: DeliverySettings,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
@@ -307,16 +335,32 @@ impl Settings {
                 ))
             }
         };
+        if !(raw.rate_limit_per_second >= 0.0 && raw.rate_limit_per_second.is_finite()) {
+            return Err(ConfigError::invalid(
+                "rate_limit_per_second",
+                "must be 0 (off) or a positive number",
+            ));
+        }
         let non_empty = |s: Option<Secret>| s.filter(|s| !s.expose().is_empty());
+        let encryption_key = non_empty(raw.encryption_key);
+        if let Some(key) = &encryption_key {
+            crate::secret::Cipher::from_base64(key.expose())
+                .map_err(|m| ConfigError::invalid("encryption_key", m))?;
+        }
         Ok(Settings {
             listen,
             data_dir: raw.data_dir,
             database,
             sqlite_synchronous,
             pg_pool_size: raw.pg_pool_size.max(1),
+            sqlite_max_size: raw.sqlite_max_size,
             platform_key: non_empty(raw.platform_key),
             token_secret: non_empty(raw.token_secret),
             token_ttl: duration("token_ttl", &raw.token_ttl)?,
+            encryption_key,
+            secret_rotation_grace: duration("secret_rotation_grace", &raw.secret_rotation_grace)?,
+            max_backlog: raw.max_backlog,
+            rate_limit_per_second: raw.rate_limit_per_second,
             delivery: DeliverySettings {
                 attempt_timeout,
                 retry_schedule,
@@ -327,6 +371,8 @@ impl Settings {
                 lease,
                 poll_interval: duration("poll_interval", &raw.poll_interval)?,
                 allow_private_targets: raw.allow_private_targets,
+                disable_after: duration("disable_after", &raw.disable_after)?,
+                max_retry_after: duration("max_retry_after", &raw.max_retry_after)?,
             },
             max_body_bytes: raw.max_body_bytes,
             shutdown_grace: duration("shutdown_grace", &raw.shutdown_grace)?,
@@ -386,6 +432,33 @@ mod tests {
                     Duration::from_secs(300)
                 ]
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn safety_defaults_and_a_bad_encryption_key() {
+        let s = Settings::defaults_with(&Overrides::default()).unwrap();
+        assert_eq!(s.secret_rotation_grace, Duration::from_secs(24 * 3600));
+        assert_eq!(s.delivery.disable_after, Duration::from_secs(5 * 86_400));
+        assert_eq!(s.delivery.max_retry_after, Duration::from_secs(3600));
+        assert_eq!(s.max_backlog, 1_000_000);
+        assert_eq!(s.rate_limit_per_second, 0.0);
+        assert_eq!(s.sqlite_max_size, 0);
+        assert!(s.encryption_key.is_none());
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKWIRE_ENCRYPTION_KEY", "dG9vIHNob3J0");
+            let err = Settings::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("encryption_key"), "{err}");
+            assert!(!err.to_string().contains("dG9vIHNob3J0"), "{err}");
+            jail.set_env(
+                "HOOKWIRE_ENCRYPTION_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            );
+            jail.set_env("HOOKWIRE_RATE_LIMIT_PER_SECOND", "2.5");
+            let s = Settings::load(None, &Overrides::default()).unwrap();
+            assert!(s.encryption_key.is_some());
+            assert_eq!(s.rate_limit_per_second, 2.5);
             Ok(())
         });
     }

@@ -1,7 +1,12 @@
 //! Secrets that never print, and the small amount of cryptography hookwire
 //! needs: random keys, hashes for storage, derived tokens, constant-time checks.
 
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
+use hookwire_livechat::TargetUrl;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -57,7 +62,7 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 
 /// HMAC-SHA256 of `message` under `key`.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(message);
     mac.finalize().into_bytes().into()
 }
@@ -70,9 +75,195 @@ pub fn event_token(token_secret: &Secret, event_unique_id: &str) -> String {
     hex::encode(&mac[..16])
 }
 
+/// What marks a value as sealed by [`Cipher`]: the URL-safe prefix of
+/// `hwenc1.<base64url(nonce || ciphertext)>`.
+pub const SEALED_PREFIX: &str = "hwenc1.";
+
+/// Encryption at rest: XChaCha20-Poly1305 under the 32-byte `encryption_key`.
+/// Each value gets a random 192-bit nonce, and a `purpose` bound in as
+/// associated data, so a sealed URL password cannot pass for a signing secret.
+#[derive(Clone)]
+pub struct Cipher {
+    aead: XChaCha20Poly1305,
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Cipher(****)")
+    }
+}
+
+/// Purposes (associated data) of sealed values.
+pub const URL_PASSWORD: &str = "url-password";
+pub const SIGNING_SECRET: &str = "signing-secret";
+
+impl Cipher {
+    pub fn new(key: &[u8; 32]) -> Self {
+        Cipher {
+            aead: XChaCha20Poly1305::new(key.into()),
+        }
+    }
+
+    /// A key as configured: 32 bytes in standard base64.
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| "encryption_key must be 32 bytes in base64".to_string())?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "encryption_key must be 32 bytes in base64".to_string())?;
+        Ok(Cipher::new(&key))
+    }
+
+    /// A fresh random key, in the base64 form `from_base64` reads.
+    pub fn generate_key() -> String {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the operating system's random source failed");
+        STANDARD.encode(key)
+    }
+
+    pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> String {
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce).expect("the operating system's random source failed");
+        let sealed = self
+            .aead
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: purpose.as_bytes(),
+                },
+            )
+            .expect("XChaCha20-Poly1305 encrypts any message that fits in memory");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// The plaintext of a sealed value; `None` if it is not one, was sealed
+    /// for another purpose or under another key, or was tampered with.
+    pub fn open(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(sealed.strip_prefix(SEALED_PREFIX)?)
+            .ok()?;
+        if bytes.len() < 24 {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(24);
+        self.aead
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: purpose.as_bytes(),
+                },
+            )
+            .ok()
+    }
+
+    /// The URL to store: its password, if any, sealed. The sealed form is
+    /// URL-safe, so the stored URL still parses and masks like any other.
+    pub fn seal_url(&self, url: &TargetUrl) -> TargetUrl {
+        match url.raw_password() {
+            Some(password) => url
+                .with_password(&self.seal(URL_PASSWORD, password.as_bytes()))
+                .unwrap_or_else(|| url.clone()),
+            None => url.clone(),
+        }
+    }
+
+    /// The URL to send to: its password opened. A password stored before
+    /// encryption existed (no [`SEALED_PREFIX`]) is used as it is.
+    pub fn open_url(&self, url: &TargetUrl) -> Result<TargetUrl, String> {
+        let Some(password) = url.raw_password().filter(|p| p.starts_with(SEALED_PREFIX)) else {
+            return Ok(url.clone());
+        };
+        let plain = self
+            .open(URL_PASSWORD, password)
+            .and_then(|p| String::from_utf8(p).ok())
+            .ok_or("the URL's stored password cannot be decrypted (was encryption_key changed?)")?;
+        url.with_password(&plain)
+            .ok_or_else(|| "the URL's password cannot be restored".to_string())
+    }
+}
+
+/// A new Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes.
+pub fn new_signing_secret() -> Secret {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    Secret::new(format!("whsec_{}", STANDARD.encode(bytes)))
+}
+
+/// The Standard Webhooks signature of one message under one `whsec_` secret:
+/// `v1,` + base64(HMAC-SHA256(secret bytes, "{id}.{timestamp}.{body}")).
+pub fn standard_webhooks_signature(
+    secret: &str,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Option<String> {
+    let key = STANDARD.decode(secret.strip_prefix("whsec_")?).ok()?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).ok()?;
+    mac.update(format!("{msg_id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    Some(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_purpose() {
+        let key = Cipher::generate_key();
+        let c = Cipher::from_base64(&key).unwrap();
+        let sealed = c.seal(URL_PASSWORD, b"hunter2");
+        assert!(sealed.starts_with(SEALED_PREFIX));
+        assert!(!sealed.contains("hunter2"));
+        assert_ne!(
+            sealed,
+            c.seal(URL_PASSWORD, b"hunter2"),
+            "fresh nonce each time"
+        );
+        assert_eq!(c.open(URL_PASSWORD, &sealed).unwrap(), b"hunter2");
+        assert!(c.open(SIGNING_SECRET, &sealed).is_none());
+        let other = Cipher::from_base64(&Cipher::generate_key()).unwrap();
+        assert!(other.open(URL_PASSWORD, &sealed).is_none());
+        assert!(c.open(URL_PASSWORD, "hwenc1.AAAA").is_none());
+        assert!(Cipher::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn url_passwords_round_trip_through_sealing() {
+        let c = Cipher::from_base64(&Cipher::generate_key()).unwrap();
+        let url = TargetUrl::parse("https://user:p%40ss@example.com/hook?q=1").unwrap();
+        let stored = c.seal_url(&url);
+        assert!(!stored.as_stored().contains("p%40ss"));
+        let reparsed = TargetUrl::parse_stored(stored.as_stored()).unwrap();
+        assert_eq!(reparsed.masked(), "https://user:****@example.com/hook?q=1");
+        let opened = c.open_url(&reparsed).unwrap();
+        assert_eq!(opened.credentials().unwrap().password, "p@ss");
+        let plain = TargetUrl::parse("https://example.com/").unwrap();
+        assert_eq!(c.seal_url(&plain), plain);
+    }
+
+    #[test]
+    fn signature_matches_the_standard_webhooks_example() {
+        // The example from the Standard Webhooks specification.
+        let sig = standard_webhooks_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(
+            sig.as_deref(),
+            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        );
+    }
 
     #[test]
     fn secrets_do_not_print() {

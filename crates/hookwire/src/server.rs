@@ -5,8 +5,8 @@ use crate::api::{self, AppState};
 use crate::config::{DatabaseUrl, Settings};
 use crate::engine::attempt::Sender;
 use crate::engine::dispatcher::Dispatcher;
-use crate::engine::Engine;
-use crate::secret::{hmac_sha256, random_hex, Secret};
+use crate::engine::{Engine, EngineSettings};
+use crate::secret::{hmac_sha256, random_hex, Cipher, Secret};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -70,6 +70,31 @@ pub fn platform_key(settings: &Settings) -> Result<(Secret, KeySource), BoxError
     ))
 }
 
+/// The key that encrypts secrets at rest: configured, or read from (or
+/// generated into) `<data_dir>/encryption.key`.
+pub fn encryption_key(settings: &Settings) -> Result<Cipher, BoxError> {
+    if let Some(key) = &settings.encryption_key {
+        return Ok(Cipher::from_base64(key.expose())?);
+    }
+    let path = settings.data_dir.join("encryption.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if !text.trim().is_empty() {
+            return Cipher::from_base64(&text)
+                .map_err(|e| format!("{}: {e}", path.display()).into());
+        }
+    }
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        format!(
+            "creating data directory {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
+    let key = Cipher::generate_key();
+    write_private(&path, &key).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated the encryption key for secrets at rest");
+    Ok(Cipher::from_base64(&key)?)
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -89,8 +114,9 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 pub async fn open_store(settings: &Settings, recover: bool) -> Result<Arc<dyn Store>, BoxError> {
     match &settings.database {
         DatabaseUrl::Sqlite(path) => {
-            let sqlite = SqliteStore::open(path, &settings.sqlite_synchronous)
-                .map_err(|e| format!("opening {}: {e}", settings.database))?;
+            let sqlite =
+                SqliteStore::open(path, &settings.sqlite_synchronous, settings.sqlite_max_size)
+                    .map_err(|e| format!("opening {}: {e}", settings.database))?;
             if recover {
                 let voided = sqlite.void_leases().await?;
                 if voided > 0 {
@@ -121,22 +147,42 @@ impl RunningServer {
                 b"hookwire token secret",
             )))
         });
+        let cipher = encryption_key(&settings)?;
         let store = open_store(&settings, true).await?;
-        let sender = Sender::new(&settings.delivery, token_secret.clone())?;
+        let sender = Sender::new(&settings.delivery, token_secret.clone(), cipher.clone())?;
         let dispatcher = Dispatcher::start(store.clone(), sender, settings.delivery.clone());
         let engine = Arc::new(Engine::new(
             store.clone(),
             dispatcher.handle.clone(),
-            token_secret,
-            settings.token_ttl,
-            settings.delivery.lease,
+            EngineSettings {
+                token_secret,
+                token_ttl: settings.token_ttl,
+                lease: settings.delivery.lease,
+                cipher,
+                secret_rotation_grace: settings.secret_rotation_grace,
+                max_backlog: settings.max_backlog,
+            },
         ));
-        let state = AppState::new(store.clone(), engine, platform_key, settings.max_body_bytes);
+        let sealed = engine.seal_legacy_passwords().await?;
+        if sealed > 0 {
+            tracing::info!(
+                webhooks = sealed,
+                "encrypted URL passwords stored in the clear"
+            );
+        }
+        let stop = CancellationToken::new();
+        tokio::spawn(engine.clone().track_backlog(stop.clone()));
+        let state = AppState::new(
+            store.clone(),
+            engine,
+            platform_key,
+            settings.max_body_bytes,
+            settings.rate_limit_per_second,
+        );
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| format!("listening on {}: {e}", settings.listen))?;
         let addr = listener.local_addr()?;
-        let stop = CancellationToken::new();
         let app = api::router(state);
         let stopped = stop.clone();
         let http = tokio::spawn(async move {

@@ -29,13 +29,19 @@ impl std::fmt::Debug for Credentials {
 
 impl TargetUrl {
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        if input.trim().len() > MAX_URL_LEN {
+            return Err(ValidationError::new("url", "is longer than 500 characters"));
+        }
+        Self::parse_stored(input)
+    }
+
+    /// Parses a URL as stored: every check of [`TargetUrl::parse`] but the
+    /// length limit, which a password encrypted at rest may push past.
+    pub fn parse_stored(input: &str) -> Result<Self, ValidationError> {
         let err = |msg: &str| ValidationError::new("url", msg);
         let input = input.trim();
         if input.is_empty() {
             return Err(err("is required"));
-        }
-        if input.len() > MAX_URL_LEN {
-            return Err(err("is longer than 500 characters"));
         }
         let url = Url::parse(input).map_err(|e| {
             err(&format!(
@@ -66,6 +72,20 @@ impl TargetUrl {
         let _ = url.set_username("");
         let _ = url.set_password(None);
         url
+    }
+
+    /// The same URL with its password replaced (stored encrypted, for one).
+    /// `None` when the URL has no password to replace.
+    pub fn with_password(&self, password: &str) -> Option<TargetUrl> {
+        self.url.password()?;
+        let mut url = self.url.clone();
+        url.set_password(Some(password)).ok()?;
+        Some(TargetUrl { url })
+    }
+
+    /// The password as written in the URL, still percent-encoded.
+    pub fn raw_password(&self) -> Option<&str> {
+        self.url.password()
     }
 
     pub fn credentials(&self) -> Option<Credentials> {

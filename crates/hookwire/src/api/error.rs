@@ -23,6 +23,10 @@ pub enum AppError {
     MethodNotAllowed,
     /// The database cannot take writes right now; nothing was committed.
     Unavailable(String),
+    /// Too many pending deliveries: ingest refuses work for now (503).
+    Overloaded,
+    /// The caller's key is over its request rate; retry after that many seconds (429).
+    RateLimited(u64),
 }
 
 impl AppError {
@@ -40,7 +44,8 @@ impl AppError {
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -55,6 +60,8 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Unavailable(_) => "unavailable",
+            AppError::Overloaded => "backlog_full",
+            AppError::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -66,6 +73,12 @@ impl AppError {
                 format!("request body is larger than {limit} bytes")
             }
             AppError::MethodNotAllowed => "method not allowed on this route".to_string(),
+            AppError::Overloaded => {
+                "too many deliveries are pending; nothing was stored, retry later".to_string()
+            }
+            AppError::RateLimited(secs) => {
+                format!("too many requests for this key; retry in {secs} s")
+            }
             AppError::Unauthorized(m)
             | AppError::NotFound(m)
             | AppError::Conflict(m)
@@ -108,10 +121,15 @@ impl IntoResponse for AppError {
         let status = self.status();
         let mut response = (status, Json(json!({ "error": self.body() }))).into_response();
         match self {
-            AppError::Unavailable(_) => {
+            AppError::Unavailable(_) | AppError::Overloaded => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            AppError::RateLimited(secs) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
             AppError::Unauthorized(_) => {
                 response

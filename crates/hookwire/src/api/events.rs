@@ -66,6 +66,9 @@ pub async fn ingest_one(
     let key = idempotency_key(&headers)?;
     require_json(&headers, &body)?;
     let event = IncomingEvent::from_json(&body)?;
+    if state.engine().backlog_full() {
+        return Err(AppError::Overloaded);
+    }
     let idempotency = key.map(|k| (k, hash_secret(&String::from_utf8_lossy(&body))));
     let answers = state.engine().ingest(vec![(event, idempotency)]).await?;
     let (status, value) = answer_json(&answers[0]);
@@ -117,6 +120,8 @@ pub async fn ingest_batch(
         valid.into_iter().map(|(i, e, k)| (i, (e, k))).unzip();
     let answers = if events.is_empty() {
         Vec::new()
+    } else if state.engine().backlog_full() {
+        return Err(AppError::Overloaded);
     } else {
         state.engine().ingest(events).await?
     };

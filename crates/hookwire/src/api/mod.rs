@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod licenses;
+pub mod limit;
 pub mod views;
 pub mod visitors;
 pub mod webhooks;
@@ -31,6 +32,7 @@ struct Inner {
     engine: Arc<Engine>,
     platform_key: Secret,
     max_body_bytes: usize,
+    rate_limiter: Option<limit::RateLimiter>,
 }
 
 impl AppState {
@@ -39,6 +41,7 @@ impl AppState {
         engine: Arc<Engine>,
         platform_key: Secret,
         max_body_bytes: usize,
+        rate_limit_per_second: f64,
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
@@ -46,6 +49,7 @@ impl AppState {
                 engine,
                 platform_key,
                 max_body_bytes,
+                rate_limiter: limit::RateLimiter::new(rate_limit_per_second),
             }),
         }
     }
@@ -64,6 +68,10 @@ impl AppState {
 
     pub fn max_body_bytes(&self) -> usize {
         self.inner.max_body_bytes
+    }
+
+    pub fn rate_limiter(&self) -> Option<&limit::RateLimiter> {
+        self.inner.rate_limiter.as_ref()
     }
 }
 
@@ -96,6 +104,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(webhooks::delete),
         )
         .route("/webhooks/{id}/deliveries", get(deliveries::for_webhook))
+        .route("/webhooks/{id}/secret", post(webhooks::rotate_secret))
         .route(
             "/webhooks/{id}/redeliver",
             post(deliveries::redeliver_failed),
@@ -114,6 +123,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit::rate_limit,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -52,7 +52,9 @@ async fn create_webhook(state: &AppState, license_id: String, value: Value) -> A
         .parse()?;
     let names = input.data_types.map(Names::into_vec).unwrap_or_default();
     let data_types = DataTypes::parse_for(event, &names)?;
-    let url = TargetUrl::parse(input.url.as_deref().unwrap_or(""))?;
+    let url = state
+        .engine()
+        .seal_url(&TargetUrl::parse(input.url.as_deref().unwrap_or(""))?);
     let existing = state.store().list_webhooks(&license_id).await?;
     if existing.len() >= MAX_WEBHOOKS_PER_LICENSE {
         return Err(AppError::Conflict(format!(
@@ -171,7 +173,12 @@ pub async fn patch(
     let input: PatchInput = typed(json_or_form(&headers, &body)?)?;
     let current = owned(&state, &license, &id).await?;
     let patch = WebhookPatch {
-        url: input.url.as_deref().map(TargetUrl::parse).transpose()?,
+        url: input
+            .url
+            .as_deref()
+            .map(TargetUrl::parse)
+            .transpose()?
+            .map(|u| state.engine().seal_url(&u)),
         data_types: input
             .data_types
             .map(|n| DataTypes::parse_for(current.event_type, &n.into_vec()))
@@ -204,4 +211,19 @@ pub async fn delete(
     } else {
         Err(AppError::NotFound(format!("no webhook {id}")))
     }
+}
+
+/// `POST /api/v1/webhooks/{id}/secret`: creates or rotates the webhook's
+/// signing secret and answers it, once: `{"secret": "whsec_..."}`.
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    License(license): License,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let secret = state
+        .engine()
+        .rotate_signing_secret(&license, &id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no webhook {id}")))?;
+    Ok(Json(json!({ "secret": secret.expose() })))
 }

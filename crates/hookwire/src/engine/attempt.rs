@@ -2,11 +2,11 @@
 
 use super::ssrf;
 use crate::config::{Acknowledge, DeliverySettings};
-use crate::secret::{event_token, Secret};
+use crate::secret::{event_token, standard_webhooks_signature, Cipher, Secret, SIGNING_SECRET};
 use crate::store::DeliveryJob;
 use base64::Engine as _;
 use hookwire_livechat::{render_payload, PayloadParts, TargetUrl};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,8 @@ pub struct Failure {
     pub kind: FailureKind,
     pub status: Option<u16>,
     pub detail: String,
+    /// What a `429` or `503` asked for in `Retry-After`.
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +45,10 @@ pub enum FailureKind {
     Body,
     /// The SSRF guard refused the target.
     Forbidden,
-    /// The stored URL no longer parses.
+    /// The stored URL no longer parses, or a stored secret cannot be decrypted.
     InvalidTarget,
+    /// `410 Gone`: the receiver says this endpoint is gone for good.
+    Gone,
 }
 
 impl Failure {
@@ -53,7 +57,7 @@ impl Failure {
     pub fn retryable(&self) -> bool {
         !matches!(
             self.kind,
-            FailureKind::Forbidden | FailureKind::InvalidTarget
+            FailureKind::Forbidden | FailureKind::InvalidTarget | FailureKind::Gone
         )
     }
 }
@@ -72,10 +76,15 @@ pub struct Sender {
     acknowledge: Acknowledge,
     allow_private_targets: bool,
     token_secret: Secret,
+    cipher: Cipher,
 }
 
 impl Sender {
-    pub fn new(settings: &DeliverySettings, token_secret: Secret) -> reqwest::Result<Arc<Self>> {
+    pub fn new(
+        settings: &DeliverySettings,
+        token_secret: Secret,
+        cipher: Cipher,
+    ) -> reqwest::Result<Arc<Self>> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.attempt_timeout)
@@ -92,6 +101,7 @@ impl Sender {
             acknowledge: settings.acknowledge,
             allow_private_targets: settings.allow_private_targets,
             token_secret,
+            cipher,
         }))
     }
 
@@ -124,11 +134,20 @@ impl Sender {
                 kind,
                 status,
                 detail,
+                retry_after: None,
             })
         };
-        let target = match TargetUrl::parse(&job.url) {
+        let target = match TargetUrl::parse_stored(&job.url)
+            .map_err(|e| e.to_string())
+            .and_then(|t| self.cipher.open_url(&t))
+        {
             Ok(t) => t,
-            Err(e) => return (fail(FailureKind::InvalidTarget, None, e.to_string()), None),
+            Err(e) => return (fail(FailureKind::InvalidTarget, None, e), None),
+        };
+        let body = self.body(job);
+        let signature = match self.signature(job, &body) {
+            Ok(s) => s,
+            Err(e) => return (fail(FailureKind::InvalidTarget, None, e), None),
         };
         let url = target.without_credentials();
         if !self.allow_private_targets && ssrf::literal_host_forbidden(&url) {
@@ -142,7 +161,13 @@ impl Sender {
             .post(url)
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT, concat!("hookwire/", env!("CARGO_PKG_VERSION")))
-            .body(self.body(job));
+            .body(body);
+        if let Some((timestamp, signature)) = signature {
+            request = request
+                .header("webhook-id", &job.event.unique_id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature);
+        }
         if let Some(creds) = target.credentials() {
             let pair = format!("{}:{}", creds.user, creds.password);
             let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
@@ -153,6 +178,11 @@ impl Sender {
             Err(e) => return (classify(&e), None),
         };
         let status = response.status().as_u16();
+        let retry_after = if status == 429 || status == 503 {
+            retry_after(response.headers())
+        } else {
+            None
+        };
         let mut body = Vec::new();
         let mut broken = None;
         while body.len() < READ_CAP {
@@ -180,14 +210,67 @@ impl Sender {
         if self.acknowledge.accepts(status) {
             (AttemptOutcome::Delivered { status }, excerpt)
         } else {
-            let detail = if (300..400).contains(&status) {
-                format!("HTTP {status}: redirects are not followed")
+            let (kind, detail) = if status == 410 {
+                (
+                    FailureKind::Gone,
+                    format!("HTTP {status}: the receiver is gone"),
+                )
+            } else if (300..400).contains(&status) {
+                (
+                    FailureKind::Status,
+                    format!("HTTP {status}: redirects are not followed"),
+                )
             } else {
-                format!("HTTP {status}")
+                (FailureKind::Status, format!("HTTP {status}"))
             };
-            (fail(FailureKind::Status, Some(status), detail), excerpt)
+            let failure = Failure {
+                kind,
+                status: Some(status),
+                detail,
+                retry_after,
+            };
+            (AttemptOutcome::Failed(failure), excerpt)
         }
     }
+
+    /// The Standard Webhooks headers' values for a signed webhook: the
+    /// timestamp (Unix seconds) and one `v1,` signature per secret in force,
+    /// space-separated. `None` for an unsigned webhook.
+    fn signature(&self, job: &DeliveryJob, body: &[u8]) -> Result<Option<(i64, String)>, String> {
+        if job.signing_secrets.is_empty() {
+            return Ok(None);
+        }
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let mut signatures = Vec::with_capacity(job.signing_secrets.len());
+        for sealed in &job.signing_secrets {
+            let secret = self
+                .cipher
+                .open(SIGNING_SECRET, sealed)
+                .and_then(|s| String::from_utf8(s).ok())
+                .and_then(|s| {
+                    standard_webhooks_signature(&s, &job.event.unique_id, timestamp, body)
+                })
+                .ok_or("the webhook's signing secret cannot be decrypted (was encryption_key changed?)")?;
+            signatures.push(secret);
+        }
+        Ok(Some((timestamp, signatures.join(" "))))
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date; a date in the past is no delay.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn excerpt(body: &[u8]) -> Option<String> {
@@ -213,6 +296,7 @@ fn classify(e: &reqwest::Error) -> AttemptOutcome {
         kind,
         status: None,
         detail,
+        retry_after: None,
     })
 }
 
@@ -229,4 +313,35 @@ fn error_chain(e: &reqwest::Error) -> String {
         parts.push(e.to_string());
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("120"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(120)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(600);
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
+        );
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(590) && d <= Duration::from_secs(600),
+            "{d:?}"
+        );
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
 }

@@ -6,7 +6,7 @@
 //! filling memory. Each webhook has its own queue and an in-flight limit, and
 //! webhooks with work take turns, so one slow receiver cannot starve others.
 
-use super::attempt::{AttemptOutcome, Sender};
+use super::attempt::{AttemptOutcome, FailureKind, Sender};
 use super::retry::RetryPolicy;
 use crate::config::{DeliverySettings, LEASE_MARGIN};
 use crate::store::{now_millis, AttemptRecord, DeliveryJob, Millis, NextState, Store};
@@ -87,6 +87,8 @@ pub struct Dispatcher {
 struct Done {
     delivery_id: i64,
     webhook_id: String,
+    /// The attempt disabled its webhook: what waits behind it goes back.
+    disabled: bool,
 }
 
 #[derive(Default)]
@@ -108,6 +110,8 @@ struct Core {
     known: HashSet<i64>,
     in_flight: usize,
     attempts: tokio::task::JoinSet<()>,
+    /// Queued deliveries of webhooks just disabled, to give back (still pending).
+    to_release: Vec<i64>,
 }
 
 impl Dispatcher {
@@ -135,6 +139,7 @@ impl Dispatcher {
             retry: RetryPolicy {
                 schedule: settings.retry_schedule.clone(),
                 jitter: settings.retry_jitter,
+                max_retry_after: settings.max_retry_after,
             },
             settings: settings.clone(),
             shared: shared.clone(),
@@ -144,6 +149,7 @@ impl Dispatcher {
             known: HashSet::new(),
             in_flight: 0,
             attempts: tokio::task::JoinSet::new(),
+            to_release: Vec::new(),
         };
         let tasks = vec![
             tokio::spawn(core.run(jobs_rx, done_rx)),
@@ -186,6 +192,7 @@ impl Core {
                 }
             }
             self.give_back_overflow().await;
+            self.release_disabled().await;
             self.pump();
         }
         // Draining: queued work goes back to the database now, attempts in
@@ -238,6 +245,14 @@ impl Core {
         let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
         if let Some(target) = self.targets.get_mut(&done.webhook_id) {
             target.in_flight -= 1;
+            if done.disabled {
+                // Not attempted while the webhook is disabled: they wait, pending.
+                for job in target.queue.drain(..) {
+                    self.known.remove(&job.delivery_id);
+                    self.shared.held.fetch_sub(1, Ordering::Relaxed);
+                    self.to_release.push(job.delivery_id);
+                }
+            }
             if target.queue.len() < cap / 2 {
                 let removed = self
                     .shared
@@ -304,6 +319,7 @@ impl Core {
         let retry = self.retry.clone();
         let done = self.done_tx.clone();
         let shared = self.shared.clone();
+        let disable_after = self.settings.disable_after.as_millis() as Millis;
         let span = tracing::info_span!(
             "attempt",
             event_id = %job.event.unique_id,
@@ -323,9 +339,13 @@ impl Core {
                     AttemptOutcome::Failed(f) => (
                         f.status,
                         Some(f.detail.clone()),
-                        retry.after_failure(made, now, f.retryable()),
+                        retry.after_failure(made, now, f.retryable(), f.retry_after),
                     ),
                 };
+                let gone = matches!(
+                    &report.outcome,
+                    AttemptOutcome::Failed(f) if f.kind == FailureKind::Gone
+                );
                 let latency_ms = report.latency.as_millis() as i64;
                 match &next {
                     NextState::Delivered => tracing::info!(status, latency_ms, "delivered"),
@@ -343,8 +363,11 @@ impl Core {
                         tracing::warn!(status, latency_ms, error, "attempt failed; no retries left")
                     }
                 }
+                let failed = next != NextState::Delivered;
+                let mut disabled = false;
                 let record = AttemptRecord {
                     delivery_id: job.delivery_id,
+                    webhook_id: job.webhook_id.clone(),
                     at: now,
                     status,
                     latency_ms,
@@ -356,14 +379,30 @@ impl Core {
                     // The lease runs out and the delivery is attempted again:
                     // at least once, never lost.
                     tracing::error!(error = %e, "could not record the attempt");
+                } else if failed {
+                    disabled =
+                        check_health(store.as_ref(), &job.webhook_id, now, gone, disable_after)
+                            .await;
                 }
                 let _ = done.send(Done {
                     delivery_id: job.delivery_id,
                     webhook_id: job.webhook_id,
+                    disabled,
                 });
             }
             .instrument(span),
         );
+    }
+
+    /// Gives back the queued deliveries of webhooks that were just disabled.
+    async fn release_disabled(&mut self) {
+        if self.to_release.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.to_release);
+        if let Err(e) = self.store.release(ids, now_millis()).await {
+            tracing::warn!(error = %e, "could not give deliveries back; their leases will expire");
+        }
     }
 
     /// Gives back to the database what waits behind a webhook that cannot
@@ -393,6 +432,47 @@ impl Core {
         self.shared.held.fetch_sub(ids.len(), Ordering::Relaxed);
         if let Err(e) = self.store.release(ids, now_millis()).await {
             tracing::warn!(error = %e, "could not give deliveries back; their leases will expire");
+        }
+    }
+}
+
+/// Disables a webhook whose receiver answered `410 Gone`, or whose every
+/// attempt has failed for `disable_after` (the store keeps `failing_since`).
+/// True if this call disabled it.
+async fn check_health(
+    store: &dyn Store,
+    webhook_id: &str,
+    now: Millis,
+    gone: bool,
+    disable_after: Millis,
+) -> bool {
+    let when = time::OffsetDateTime::from_unix_timestamp_nanos(now as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let (reason, condition) = if gone {
+        (format!("the receiver answered 410 Gone at {when}"), None)
+    } else {
+        (
+            format!(
+                "every attempt failed for {} (disabled at {when})",
+                humantime::format_duration(std::time::Duration::from_millis(disable_after as u64))
+            ),
+            Some(now - disable_after),
+        )
+    };
+    match store.disable_webhook(webhook_id, &reason, condition).await {
+        Ok(true) => {
+            tracing::warn!(webhook_id, %reason, "webhook disabled");
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!(webhook_id, error = %e, "could not disable the webhook");
+            false
         }
     }
 }

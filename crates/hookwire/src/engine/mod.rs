@@ -6,12 +6,16 @@ pub mod dispatcher;
 pub mod retry;
 pub mod ssrf;
 
-use crate::secret::{event_token, hash_secret, random_hex, Secret};
+use crate::secret::{
+    event_token, hash_secret, new_signing_secret, random_hex, Cipher, Secret, SIGNING_SECRET,
+};
 use crate::store::{now_millis, IngestOutcome, Millis, NewEvent, Store, StoreError};
 use dispatcher::DispatcherHandle;
-use hookwire_livechat::IncomingEvent;
+use hookwire_livechat::{IncomingEvent, TargetUrl};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The answer to one ingested event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,29 +25,112 @@ pub enum IngestAnswer {
     KeyReused,
 }
 
+/// What the engine needs besides the store and the dispatcher.
+pub struct EngineSettings {
+    pub token_secret: Secret,
+    pub token_ttl: Duration,
+    pub lease: Duration,
+    /// Seals URL passwords and signing secrets before they are stored.
+    pub cipher: Cipher,
+    pub secret_rotation_grace: Duration,
+    pub max_backlog: u64,
+}
+
 pub struct Engine {
     store: Arc<dyn Store>,
     dispatcher: DispatcherHandle,
     token_secret: Secret,
     token_ttl: Duration,
     lease: Duration,
+    cipher: Cipher,
+    secret_rotation_grace: Duration,
+    /// Pending deliveries, as last counted plus what was accepted since.
+    backlog: AtomicU64,
+    max_backlog: u64,
 }
 
 impl Engine {
-    pub fn new(
-        store: Arc<dyn Store>,
-        dispatcher: DispatcherHandle,
-        token_secret: Secret,
-        token_ttl: Duration,
-        lease: Duration,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, dispatcher: DispatcherHandle, s: EngineSettings) -> Self {
         Engine {
             store,
             dispatcher,
-            token_secret,
-            token_ttl,
-            lease,
+            token_secret: s.token_secret,
+            token_ttl: s.token_ttl,
+            lease: s.lease,
+            cipher: s.cipher,
+            secret_rotation_grace: s.secret_rotation_grace,
+            backlog: AtomicU64::new(0),
+            max_backlog: s.max_backlog,
         }
+    }
+
+    /// Whether ingest should refuse work for now: the backlog of pending
+    /// deliveries has reached `max_backlog`. Cheap: an atomic read.
+    pub fn backlog_full(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed) >= self.max_backlog
+    }
+
+    /// Recounts the backlog every second until `stop`; between counts,
+    /// accepted deliveries are added as they are committed.
+    pub async fn track_backlog(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            match self.store.pending_count().await {
+                Ok(n) => self.backlog.store(n, Ordering::Relaxed),
+                Err(e) => tracing::warn!(error = %e, "counting the backlog failed"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Seals URL passwords stored in the clear (before encryption at rest
+    /// existed); answers how many URLs it sealed.
+    pub async fn seal_legacy_passwords(&self) -> Result<usize, StoreError> {
+        let mut sealed = 0;
+        for (id, stored) in self.store.all_webhook_urls().await? {
+            let Ok(url) = TargetUrl::parse_stored(&stored) else {
+                continue;
+            };
+            let plain = url
+                .raw_password()
+                .is_some_and(|p| !p.starts_with(crate::secret::SEALED_PREFIX));
+            if plain {
+                let new = self.cipher.seal_url(&url);
+                if self
+                    .store
+                    .replace_webhook_url(&id, &stored, new.as_stored())
+                    .await?
+                {
+                    sealed += 1;
+                }
+            }
+        }
+        Ok(sealed)
+    }
+
+    /// A webhook URL as it may be stored: its password encrypted.
+    pub fn seal_url(&self, url: &TargetUrl) -> TargetUrl {
+        self.cipher.seal_url(url)
+    }
+
+    /// Creates or rotates a webhook's signing secret and answers it; this is
+    /// the only time it is shown. The old one keeps signing for the grace
+    /// period. `None` if the license has no such webhook.
+    pub async fn rotate_signing_secret(
+        &self,
+        license_id: &str,
+        webhook_id: &str,
+    ) -> Result<Option<Secret>, StoreError> {
+        let secret = new_signing_secret();
+        let sealed = self.cipher.seal(SIGNING_SECRET, secret.expose().as_bytes());
+        let grace_until = now_millis() + self.secret_rotation_grace.as_millis() as Millis;
+        let found = self
+            .store
+            .rotate_signing_secret(license_id, webhook_id, sealed, grace_until)
+            .await?;
+        Ok(found.then_some(secret))
     }
 
     pub fn dispatcher(&self) -> &DispatcherHandle {
@@ -94,6 +181,8 @@ impl Engine {
                     delivery_count,
                 } => {
                     fresh.extend(deliveries);
+                    self.backlog
+                        .fetch_add(delivery_count as u64, Ordering::Relaxed);
                     IngestAnswer::Accepted {
                         event_id,
                         deliveries: delivery_count,

@@ -9,17 +9,31 @@ pub struct RetryPolicy {
     pub schedule: Vec<Duration>,
     /// Each delay is scaled by a random factor in [1 - jitter, 1 + jitter].
     pub jitter: f64,
+    /// The longest a receiver's `Retry-After` may push the next attempt back.
+    pub max_retry_after: Duration,
 }
 
 impl RetryPolicy {
     /// Where a delivery goes after a failed attempt, given how many attempts
-    /// (this one included) it has had in this round.
-    pub fn after_failure(&self, attempts_made: u32, now: Millis, retryable: bool) -> NextState {
+    /// (this one included) it has had in this round. A receiver's
+    /// `Retry-After` moves the next attempt later (never earlier), up to
+    /// `max_retry_after`; it never adds attempts.
+    pub fn after_failure(
+        &self,
+        attempts_made: u32,
+        now: Millis,
+        retryable: bool,
+        retry_after: Option<Duration>,
+    ) -> NextState {
         let index = attempts_made.saturating_sub(1) as usize;
         match self.schedule.get(index) {
             Some(delay) if retryable => {
                 let factor = 1.0 + self.jitter * (2.0 * unit_random() - 1.0);
-                let ms = (delay.as_millis() as f64 * factor).round() as Millis;
+                let mut ms = (delay.as_millis() as f64 * factor).round() as Millis;
+                if let Some(asked) = retry_after {
+                    let asked = asked.min(self.max_retry_after).as_millis() as Millis;
+                    ms = ms.max(asked);
+                }
                 NextState::RetryAt(now + ms.max(0))
             }
             _ => NextState::Failed,
@@ -45,11 +59,42 @@ mod tests {
         let p = RetryPolicy {
             schedule: vec![Duration::from_millis(200), Duration::from_secs(1)],
             jitter: 0.0,
+            max_retry_after: Duration::from_secs(3600),
         };
-        assert_eq!(p.after_failure(1, 1000, true), NextState::RetryAt(1200));
-        assert_eq!(p.after_failure(2, 1000, true), NextState::RetryAt(2000));
-        assert_eq!(p.after_failure(3, 1000, true), NextState::Failed);
-        assert_eq!(p.after_failure(1, 1000, false), NextState::Failed);
+        assert_eq!(
+            p.after_failure(1, 1000, true, None),
+            NextState::RetryAt(1200)
+        );
+        assert_eq!(
+            p.after_failure(2, 1000, true, None),
+            NextState::RetryAt(2000)
+        );
+        assert_eq!(p.after_failure(3, 1000, true, None), NextState::Failed);
+        assert_eq!(p.after_failure(1, 1000, false, None), NextState::Failed);
+    }
+
+    #[test]
+    fn retry_after_delays_within_the_bound_and_budget() {
+        let p = RetryPolicy {
+            schedule: vec![Duration::from_millis(200), Duration::from_millis(200)],
+            jitter: 0.0,
+            max_retry_after: Duration::from_secs(60),
+        };
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            p.after_failure(1, 0, true, secs(5)),
+            NextState::RetryAt(5000)
+        );
+        assert_eq!(
+            p.after_failure(1, 0, true, secs(7200)),
+            NextState::RetryAt(60_000)
+        );
+        // Asking for less than the schedule does not hurry the next attempt.
+        assert_eq!(
+            p.after_failure(1, 0, true, secs(0)),
+            NextState::RetryAt(200)
+        );
+        assert_eq!(p.after_failure(3, 0, true, secs(5)), NextState::Failed);
     }
 
     #[test]
@@ -57,9 +102,10 @@ mod tests {
         let p = RetryPolicy {
             schedule: vec![Duration::from_secs(100)],
             jitter: 0.1,
+            max_retry_after: Duration::from_secs(3600),
         };
         for _ in 0..200 {
-            let NextState::RetryAt(at) = p.after_failure(1, 0, true) else {
+            let NextState::RetryAt(at) = p.after_failure(1, 0, true, None) else {
                 panic!()
             };
             assert!((90_000..=110_000).contains(&at), "{at}");

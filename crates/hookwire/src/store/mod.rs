@@ -42,6 +42,8 @@ pub struct Webhook {
     pub token: String,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
+    /// Whether deliveries are signed (a signing secret is set).
+    pub signed: bool,
     pub created_at: Millis,
 }
 
@@ -118,6 +120,9 @@ pub struct DeliveryJob {
     /// could outlive it, or another node might start one too.
     pub lease_until: Millis,
     pub event: Arc<EventBody>,
+    /// The webhook's signing secrets as stored (sealed), current first, then
+    /// the previous one while its rotation grace lasts. Empty: unsigned.
+    pub signing_secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +163,9 @@ pub enum NextState {
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub delivery_id: i64,
+    /// The delivery's webhook: a success clears its `failing_since`, a
+    /// failure starts it if unset (see [`Store::disable_webhook`]).
+    pub webhook_id: String,
     pub at: Millis,
     pub status: Option<u16>,
     pub latency_ms: i64,
@@ -238,6 +246,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_webhook(&self, webhook: NewWebhook) -> StoreResult<Webhook>;
     async fn list_webhooks(&self, license_id: &str) -> StoreResult<Vec<Webhook>>;
     async fn get_webhook(&self, license_id: &str, id: &str) -> StoreResult<Option<Webhook>>;
+    /// Applies a patch. Enabling clears `disabled_reason` and `failing_since`.
     async fn update_webhook(
         &self,
         license_id: &str,
@@ -267,7 +276,42 @@ pub trait Store: Send + Sync + 'static {
     /// Gives back leases of deliveries this node holds but will not attempt
     /// now; they become due again no earlier than `due_at`.
     async fn release(&self, delivery_ids: Vec<i64>, due_at: Millis) -> StoreResult<()>;
+    /// Logs an attempt, moves its delivery on, and keeps the webhook's health:
+    /// `failing_since` is cleared by a delivered attempt and set (if unset) to
+    /// `record.at` by a failed one.
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()>;
+
+    /// Sets a webhook's signing secret (already sealed). A secret it had
+    /// keeps signing until `previous_until` (it replaces any older previous
+    /// one). False if the webhook is unknown to the license.
+    async fn rotate_signing_secret(
+        &self,
+        license_id: &str,
+        id: &str,
+        sealed_secret: String,
+        previous_until: Millis,
+    ) -> StoreResult<bool>;
+
+    /// Disables an enabled webhook (`enabled = false`, `disabled_reason =
+    /// reason`); its pending deliveries wait. With `failing_since_at_or_before`,
+    /// only if its `failing_since` is set and not later than that. True if it
+    /// was disabled by this call. Engine-internal: not scoped by license.
+    async fn disable_webhook(
+        &self,
+        webhook_id: &str,
+        reason: &str,
+        failing_since_at_or_before: Option<Millis>,
+    ) -> StoreResult<bool>;
+
+    /// How many deliveries are pending (the backlog); called about once a second.
+    async fn pending_count(&self) -> StoreResult<u64>;
+
+    /// Every webhook's stored URL, deleted ones included, as `(id, url)`: for
+    /// sealing at start-up the passwords stored before encryption existed.
+    async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>>;
+    /// Replaces a webhook's stored URL if it is still `old` (compare and
+    /// set); true if replaced.
+    async fn replace_webhook_url(&self, id: &str, old: &str, new: &str) -> StoreResult<bool>;
 
     async fn list_deliveries(&self, query: DeliveryQuery<'_>) -> StoreResult<Vec<DeliveryView>>;
     /// Makes a delivery pending again with a fresh retry budget. False if unknown.
@@ -313,14 +357,14 @@ pub trait Store: Send + Sync + 'static {
 
 /// The jobs for an event's freshly inserted deliveries, to hand straight to
 /// this node's dispatcher. `targets` pairs each delivery id with its webhook's
-/// id, URL and data types.
+/// id, URL, data types and (sealed) signing secrets.
 fn handoff_jobs(
     lease_until: Millis,
     unique_id: String,
     license_id: String,
     event_type: EventType,
     sections: Sections,
-    targets: Vec<(i64, String, String, DataTypes)>,
+    targets: Vec<(i64, String, String, DataTypes, Vec<String>)>,
 ) -> Vec<DeliveryJob> {
     let event = Arc::new(EventBody {
         unique_id,
@@ -330,16 +374,36 @@ fn handoff_jobs(
     });
     targets
         .into_iter()
-        .map(|(delivery_id, webhook_id, url, data_types)| DeliveryJob {
-            delivery_id,
-            webhook_id,
-            url,
-            data_types,
-            attempts_in_round: 0,
-            lease_until,
-            event: event.clone(),
-        })
+        .map(
+            |(delivery_id, webhook_id, url, data_types, signing_secrets)| DeliveryJob {
+                delivery_id,
+                webhook_id,
+                url,
+                data_types,
+                attempts_in_round: 0,
+                lease_until,
+                event: event.clone(),
+                signing_secrets,
+            },
+        )
         .collect()
+}
+
+/// The signing secrets in force at `now`: current first, then the previous
+/// one while its grace lasts.
+fn signing_secrets(
+    current: Option<String>,
+    previous: Option<String>,
+    previous_until: Option<Millis>,
+    now: Millis,
+) -> Vec<String> {
+    let mut secrets: Vec<String> = current.into_iter().collect();
+    if let (Some(p), Some(until)) = (previous, previous_until) {
+        if until > now && !secrets.is_empty() {
+            secrets.push(p);
+        }
+    }
+    secrets
 }
 
 pub fn now_millis() -> Millis {

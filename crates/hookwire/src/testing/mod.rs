@@ -132,6 +132,18 @@ impl TestApp {
         start(self.dir.clone(), settings).await
     }
 
+    /// Stops this instance, runs `offline` on its data directory (to tamper
+    /// with the database as an older version would have left it), and starts
+    /// a new one on it.
+    pub async fn restart_after(mut self, offline: impl FnOnce(&std::path::Path)) -> TestApp {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        offline(self.dir.path());
+        let settings = test_settings(&self.dir);
+        start(self.dir.clone(), settings).await
+    }
+
     pub async fn create_license(&self, id: &str) -> String {
         let r = self
             .http
@@ -209,6 +221,29 @@ impl TestApp {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn patch(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .patch(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, key: &str, path: &str) -> u16 {
+        let r = self
+            .http
+            .delete(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    }
+
     pub async fn post(&self, key: &str, path: &str) -> (u16, Value) {
         let r = self
             .http
@@ -263,6 +298,8 @@ pub enum Reply {
     /// Wait this long before answering 200 (for timeouts).
     Sleep(Duration),
     Redirect(&'static str),
+    /// A status with extra headers (e.g. `429` with `Retry-After`).
+    WithHeaders(u16, Vec<(&'static str, String)>),
 }
 
 /// A real HTTP server on 127.0.0.1:0. Answers each request with the next
@@ -303,6 +340,13 @@ impl TestReceiver {
                         tokio::time::sleep(d).await;
                         (StatusCode::OK, HeaderMap::new(), "late".to_string())
                     }
+                    Reply::WithHeaders(code, headers) => {
+                        let mut h = HeaderMap::new();
+                        for (name, value) in headers {
+                            h.insert(name, value.parse().unwrap());
+                        }
+                        (StatusCode::from_u16(code).unwrap(), h, String::new())
+                    }
                     Reply::Redirect(to) => {
                         let mut h = HeaderMap::new();
                         h.insert("location", to.parse().unwrap());
@@ -335,6 +379,11 @@ impl TestReceiver {
             .await
             .expect("the receiver got a request in time")
             .expect("receiver open")
+    }
+
+    /// The requests received and not yet taken, without waiting.
+    pub fn drain(&mut self) -> Vec<Received> {
+        std::iter::from_fn(|| self.requests.try_recv().ok()).collect()
     }
 
     /// Asserts nothing arrives within `wait`.

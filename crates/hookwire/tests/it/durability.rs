@@ -211,3 +211,205 @@ crate::backend_tests! {
         child.wait().unwrap();
     }
 }
+
+/// One request the crash loop's receiver saw: which event, when it arrived, and
+/// when it was answered (`None`: never, the connection died first).
+#[derive(Clone)]
+struct Seen {
+    event: String,
+    received: Instant,
+    answered: Option<Instant>,
+}
+
+/// A receiver that keeps a ledger of every request, answering 200 after a
+/// short pause so that attempts are in flight when the sender dies.
+async fn ledger_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+    use std::sync::{Arc, Mutex};
+    let ledger: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = ledger.clone();
+    let handler = move |body: axum::body::Bytes| {
+        let log = log.clone();
+        async move {
+            let event = serde_json::from_slice::<Value>(&body).unwrap()["event_unique_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let index = {
+                let mut l = log.lock().unwrap();
+                l.push(Seen {
+                    event,
+                    received: Instant::now(),
+                    answered: None,
+                });
+                l.len() - 1
+            };
+            tokio::time::sleep(Duration::from_millis(5 + (index % 4) as u64 * 5)).await;
+            log.lock().unwrap()[index].answered = Some(Instant::now());
+            "ok"
+        }
+    };
+    let app = axum::Router::new().fallback(handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, ledger)
+}
+
+fn random_below(n: u64) -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    u64::from_le_bytes(b) % n
+}
+
+/// The crash loop: `HOOKWIRE_CRASH_ITERATIONS` (default 2; `scripts/crash-test`
+/// runs 20) rounds of load, `kill -9` at a random moment, restart. Every
+/// accepted event must reach the receiver, and an event may arrive twice only
+/// if its earlier attempt was in flight when the process died.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
+    let iterations: usize = std::env::var("HOOKWIRE_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let dir = tempfile::TempDir::new().unwrap();
+    let database = hookwire::config::DatabaseUrl::Sqlite(dir.path().join("hookwire.db"));
+    let (receiver_url, ledger) = ledger_receiver().await;
+    let http = reqwest::Client::new();
+    let mut accepted: HashSet<String> = HashSet::new();
+    let mut kills: Vec<Instant> = Vec::new();
+    let mut next_chat = 0usize;
+    for round in 0..iterations {
+        let mut process = start_binary(dir.path(), &database);
+        if round == 0 {
+            let r = http
+                .post(format!("{}/api/v1/licenses", process.url))
+                .bearer_auth(PLATFORM_KEY)
+                .json(&json!({"license_id": "77"}))
+                .send()
+                .await
+                .unwrap();
+            let key = r.json::<Value>().await.unwrap()["api_key"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let r = http
+                .post(format!("{}/webhooks", process.url))
+                .bearer_auth(&key)
+                .json(&json!({"event_type": "chat_started", "data_types": ["chat"], "url": receiver_url}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        let mut senders = Vec::new();
+        for _ in 0..4 {
+            let http = http.clone();
+            let url = process.url.clone();
+            let first = next_chat;
+            next_chat += 10_000;
+            senders.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in first.. {
+                    let mut event = chat_started("77");
+                    event["chat"]["id"] = json!(format!("C{i}"));
+                    match http
+                        .post(format!("{url}/api/v1/events"))
+                        .bearer_auth(PLATFORM_KEY)
+                        .json(&event)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 202 => {
+                            match r.json::<Value>().await {
+                                Ok(v) => ids.push(v["id"].as_str().unwrap().to_string()),
+                                Err(_) => break, // died while answering: not accepted
+                            }
+                        }
+                        _ => break, // the process is gone
+                    }
+                }
+                ids
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(100 + random_below(900))).await;
+        process.child.kill().unwrap(); // SIGKILL
+        process.child.wait().unwrap();
+        // The moment it is surely dead: whatever it sent before was in flight.
+        kills.push(Instant::now());
+        for s in senders {
+            accepted.extend(s.await.unwrap());
+        }
+    }
+    assert!(
+        accepted.len() >= iterations * 10,
+        "load ran: {}",
+        accepted.len()
+    );
+
+    // A last start delivers whatever is left.
+    let mut process = start_binary(dir.path(), &database);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got: HashSet<String> = ledger
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.answered.is_some())
+            .map(|s| s.event.clone())
+            .collect();
+        let missing = accepted.difference(&got).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} accepted events never arrived",
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+
+    // Duplicates: each repeat must follow a kill that caught the previous
+    // attempt in flight (unanswered, or answered too shortly before the kill
+    // for the result to be committed).
+    let ledger = ledger.lock().unwrap().clone();
+    let mut by_event: std::collections::HashMap<&str, Vec<&Seen>> = Default::default();
+    for s in &ledger {
+        by_event.entry(&s.event).or_default().push(s);
+    }
+    let margin = Duration::from_secs(1);
+    let mut duplicates = 0;
+    for (event, seen) in &by_event {
+        for pair in seen.windows(2) {
+            duplicates += 1;
+            let (before, again) = (pair[0], pair[1]);
+            let excused = kills.iter().any(|&k| {
+                before.received <= k
+                    && again.received > k
+                    && before.answered.is_none_or(|a| a + margin >= k)
+            });
+            let t0 = kills[0];
+            let rel = |t: Instant| {
+                t.checked_duration_since(t0)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or_else(|| -(t0.duration_since(t).as_millis() as i64))
+            };
+            assert!(
+                excused,
+                "{event} was delivered twice without a crash in between: first at {} answered {:?}, again at {}; kills at {:?}",
+                rel(before.received),
+                before.answered.map(rel),
+                rel(again.received),
+                kills.iter().map(|&k| rel(k)).collect::<Vec<_>>()
+            );
+        }
+    }
+    let unique = by_event.len();
+    eprintln!(
+        "crash loop: {iterations} kills, {} accepted, {unique} delivered, {duplicates} duplicates",
+        accepted.len()
+    );
+}

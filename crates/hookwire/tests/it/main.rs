@@ -2,7 +2,12 @@
 
 mod delivery;
 mod durability;
+mod faults;
+mod fuzz;
 mod ingest;
+mod isolation;
+mod limits;
+mod safety;
 mod several_nodes;
 mod support;
 mod visitors;

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row, Transaction};
 
-const MIGRATIONS: &[&str] = &[include_str!("schema_1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_1.sql"), include_str!("schema_2.sql")];
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
 const DUE_CHANNEL: &str = "hookwire_due";
@@ -110,8 +110,8 @@ async fn migrate(pool: &Pool) -> StoreResult<()> {
     tx.commit().await.map_err(db_error)
 }
 
-const WEBHOOK_COLUMNS: &str =
-    "id, license_id, event_type, data_types, url, token, enabled, disabled_reason, created_at";
+const WEBHOOK_COLUMNS: &str = "id, license_id, event_type, data_types, url, token, enabled,
+     disabled_reason, created_at, signing_secret IS NOT NULL";
 
 fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
     let corrupt = |e: hookwire_livechat::ValidationError| {
@@ -125,11 +125,12 @@ fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
         license_id: row.get(1),
         event_type: event.parse().map_err(corrupt)?,
         data_types: DataTypes::from_bits(bits as u8),
-        url: TargetUrl::parse(&url).map_err(corrupt)?,
+        url: TargetUrl::parse_stored(&url).map_err(corrupt)?,
         token: row.get(5),
         enabled: row.get(6),
         disabled_reason: row.get(7),
         created_at: row.get(8),
+        signed: row.get(9),
     })
 }
 
@@ -269,22 +270,26 @@ async fn ingest_one(
         .await?
         .get(0);
 
-    let targets: Vec<(String, String, i16)> = if deliver {
+    let targets: Vec<(String, String, i16, Vec<String>)> = if deliver {
         tx.query(
-            "SELECT id, url, data_types FROM webhooks
+            "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until
+             FROM webhooks
              WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL AND enabled",
             &[&ev.license_id, &ev.event_type.as_str()],
         )
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .map(|r| {
+            let secrets = signing_secrets(r.get(3), r.get(4), r.get(5), ev.received_at);
+            (r.get(0), r.get(1), r.get(2), secrets)
+        })
         .collect()
     } else {
         Vec::new()
     };
     let lease = handoff_lease_until.unwrap_or(0);
     let mut delivery_ids = Vec::with_capacity(targets.len());
-    for (webhook_id, _, bits) in &targets {
+    for (webhook_id, _, bits, _) in &targets {
         let id: i64 = tx
             .query_one(
                 "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
@@ -312,8 +317,14 @@ async fn ingest_one(
         let jobs = targets
             .into_iter()
             .zip(delivery_ids)
-            .map(|((webhook_id, url, bits), id)| {
-                (id, webhook_id, url, DataTypes::from_bits(bits as u8))
+            .map(|((webhook_id, url, bits, secrets), id)| {
+                (
+                    id,
+                    webhook_id,
+                    url,
+                    DataTypes::from_bits(bits as u8),
+                    secrets,
+                )
             })
             .collect();
         handoff_jobs(
@@ -419,6 +430,7 @@ impl Store for PgStore {
             enabled: true,
             disabled_reason: None,
             created_at: w.created_at,
+            signed: false,
         })
     }
 
@@ -469,7 +481,8 @@ impl Store for PgStore {
                        data_types = COALESCE($4, data_types),
                        enabled = COALESCE($5, enabled),
                        disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason
-                                              WHEN $5 THEN NULL ELSE 'disabled by the license' END
+                                              WHEN $5 THEN NULL ELSE 'disabled by the license' END,
+                       failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END
                      WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL
                      RETURNING {WEBHOOK_COLUMNS}"
                 ),
@@ -550,7 +563,8 @@ impl Store for PgStore {
                      UPDATE deliveries d SET lease_until = $3 FROM due WHERE d.id = due.id
                      RETURNING d.id, d.webhook_id, d.data_types, d.attempts_in_round, d.event_seq, d.next_attempt_at)
                  SELECT l.id, l.webhook_id, w.url, l.data_types, l.attempts_in_round, l.event_seq,
-                        e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket
+                        e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
+                        w.signing_secret, w.previous_signing_secret, w.previous_secret_until
                  FROM leased l JOIN webhooks w ON w.id = l.webhook_id JOIN events e ON e.seq = l.event_seq
                  ORDER BY l.next_attempt_at",
                 &[&now, &(limit as i64), &lease_until, &skip_webhooks],
@@ -579,6 +593,7 @@ impl Store for PgStore {
                 attempts_in_round: attempts.max(0) as u32,
                 lease_until,
                 event,
+                signing_secrets: signing_secrets(r.get(13), r.get(14), r.get(15), now),
             });
         }
         Ok(jobs)
@@ -608,13 +623,30 @@ impl Store for PgStore {
         self.client()
             .await?
             .execute(
+                // One statement: the attempt log, the delivery's state, and the
+                // webhook's health (a success ends a failing run, a failure
+                // starts one if none is running).
                 "WITH logged AS (
                      INSERT INTO attempts (delivery_id, at, status, latency_ms, error, response_excerpt)
-                     VALUES ($1, $2, $3, $4, $5, $6))
+                     VALUES ($1, $2, $3, $4, $5, $6)),
+                 health AS (
+                     UPDATE webhooks SET failing_since = CASE WHEN $9 THEN NULL ELSE COALESCE(failing_since, $2) END
+                     WHERE id = $10)
                  UPDATE deliveries SET state = $7, next_attempt_at = $8, lease_until = 0,
                      attempts_in_round = attempts_in_round + 1, updated_at = $2
                  WHERE id = $1 AND state = 'pending'",
-                &[&r.delivery_id, &r.at, &status, &r.latency_ms, &r.error, &r.response_excerpt, &state, &next],
+                &[
+                    &r.delivery_id,
+                    &r.at,
+                    &status,
+                    &r.latency_ms,
+                    &r.error,
+                    &r.response_excerpt,
+                    &state,
+                    &next,
+                    &(r.next == NextState::Delivered),
+                    &r.webhook_id,
+                ],
             )
             .await
             .map(|_| ())
@@ -834,6 +866,83 @@ impl Store for PgStore {
         notify_due(&tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(n)
+    }
+
+    async fn rotate_signing_secret(
+        &self,
+        license_id: &str,
+        id: &str,
+        sealed_secret: String,
+        previous_until: Millis,
+    ) -> StoreResult<bool> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE webhooks SET
+                     previous_signing_secret = signing_secret,
+                     previous_secret_until = CASE WHEN signing_secret IS NULL THEN NULL ELSE $1 END,
+                     signing_secret = $2
+                 WHERE id = $3 AND license_id = $4 AND deleted_at IS NULL",
+                &[&previous_until, &sealed_secret, &id, &license_id],
+            )
+            .await
+            .map(|n| n > 0)
+            .map_err(db_error)
+    }
+
+    async fn disable_webhook(
+        &self,
+        webhook_id: &str,
+        reason: &str,
+        failing_since_at_or_before: Option<Millis>,
+    ) -> StoreResult<bool> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2
+                 WHERE id = $1 AND enabled AND deleted_at IS NULL
+                   AND ($3::BIGINT IS NULL OR (failing_since IS NOT NULL AND failing_since <= $3))",
+                &[&webhook_id, &reason, &failing_since_at_or_before],
+            )
+            .await
+            .map(|n| n > 0)
+            .map_err(db_error)
+    }
+
+    async fn pending_count(&self) -> StoreResult<u64> {
+        let n: i64 = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'",
+                &[],
+            )
+            .await
+            .map_err(db_error)?
+            .get(0);
+        Ok(n.max(0) as u64)
+    }
+
+    async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT id, url FROM webhooks ORDER BY id", &[])
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn replace_webhook_url(&self, id: &str, old: &str, new: &str) -> StoreResult<bool> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE webhooks SET url = $3 WHERE id = $1 AND url = $2",
+                &[&id, &old, &new],
+            )
+            .await
+            .map(|n| n > 0)
+            .map_err(db_error)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use writer::{unavailable, Writer};
 
-const SCHEMA: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
+const SCHEMA: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+];
 const READERS: usize = 4;
 
 pub struct SqliteStore {
@@ -26,7 +30,9 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
-    pub fn open(path: &Path, synchronous: &str) -> StoreResult<Self> {
+    /// `max_size` (bytes, 0 = none) caps the file: past it writes fail as
+    /// on a full disk (`Unavailable`), and work again once there is room.
+    pub fn open(path: &Path, synchronous: &str, max_size: u64) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
@@ -37,6 +43,15 @@ impl SqliteStore {
         ))
         .map_err(unavailable)?;
         migrate(&conn)?;
+        if max_size > 0 {
+            let page_size: u64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+                .map_err(unavailable)?
+                .max(512) as u64;
+            let pages = (max_size / page_size).max(1);
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                .map_err(unavailable)?;
+        }
         let (writer, _thread) = Writer::spawn(conn);
         Ok(SqliteStore {
             writer,
@@ -130,7 +145,8 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
 }
 
 const WEBHOOK_COLUMNS: &str =
-    "id, license_id, event_type, data_types, url, token, enabled, disabled_reason, created_at";
+    "id, license_id, event_type, data_types, url, token, enabled, disabled_reason, created_at,
+     signing_secret IS NOT NULL";
 
 fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     let event: String = row.get(2)?;
@@ -145,11 +161,12 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
             .parse()
             .map_err(|e: hookwire_livechat::ValidationError| corrupt(e.to_string()))?,
         data_types: DataTypes::from_bits(row.get(3)?),
-        url: TargetUrl::parse(&url).map_err(|e| corrupt(e.to_string()))?,
+        url: TargetUrl::parse_stored(&url).map_err(|e| corrupt(e.to_string()))?,
         token: row.get(5)?,
         enabled: row.get(6)?,
         disabled_reason: row.get(7)?,
         created_at: row.get(8)?,
+        signed: row.get(9)?,
     })
 }
 
@@ -269,14 +286,21 @@ fn ingest_one(
     ])?;
     let event_seq = c.last_insert_rowid();
 
-    let mut targets: Vec<(String, String, u8)> = Vec::new();
+    let mut targets: Vec<(String, String, u8, Vec<String>)> = Vec::new();
     if deliver {
         let mut stmt = c.prepare_cached(
-            "SELECT id, url, data_types FROM webhooks
+            "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until
+             FROM webhooks
              WHERE license_id = ?1 AND event_type = ?2 AND deleted_at IS NULL AND enabled = 1",
         )?;
+        let now = ev.received_at;
         let rows = stmt.query_map(params![ev.license_id, ev.event_type.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
+            ))
         })?;
         for row in rows {
             targets.push(row?);
@@ -289,7 +313,7 @@ fn ingest_one(
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?5, ?5)",
     )?;
     let mut delivery_ids = Vec::with_capacity(targets.len());
-    for (webhook_id, _, data_types) in &targets {
+    for (webhook_id, _, data_types, _) in &targets {
         insert.execute(params![
             event_seq,
             webhook_id,
@@ -312,7 +336,15 @@ fn ingest_one(
         let jobs = targets
             .into_iter()
             .zip(delivery_ids)
-            .map(|((webhook_id, url, bits), id)| (id, webhook_id, url, DataTypes::from_bits(bits)))
+            .map(|((webhook_id, url, bits, signing_secrets), id)| {
+                (
+                    id,
+                    webhook_id,
+                    url,
+                    DataTypes::from_bits(bits),
+                    signing_secrets,
+                )
+            })
             .collect();
         handoff_jobs(
             lease,
@@ -341,7 +373,8 @@ fn claim(
 ) -> rusqlite::Result<Vec<DeliveryJob>> {
     let mut stmt = c.prepare_cached(
         "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
-                e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket
+                e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
+                w.signing_secret, w.previous_signing_secret, w.previous_secret_until
          FROM deliveries d
          JOIN webhooks w ON w.id = d.webhook_id
          JOIN events e ON e.seq = d.event_seq
@@ -372,6 +405,7 @@ fn claim(
             attempts_in_round: r.get(4)?,
             lease_until,
             event,
+            signing_secrets: signing_secrets(r.get(13)?, r.get(14)?, r.get(15)?, now),
         });
     }
     let mut lease = c.prepare_cached("UPDATE deliveries SET lease_until = ?1 WHERE id = ?2")?;
@@ -535,6 +569,7 @@ impl Store for SqliteStore {
                     token: w.token,
                     enabled: true,
                     disabled_reason: None,
+                    signed: false,
                     created_at: w.created_at,
                 })
             })
@@ -580,7 +615,10 @@ impl Store for SqliteStore {
                 }
                 if let Some(enabled) = patch.enabled {
                     c.execute(
-                        "UPDATE webhooks SET enabled = ?1, disabled_reason = CASE WHEN ?1 THEN NULL ELSE 'disabled by the license' END WHERE id = ?2",
+                        "UPDATE webhooks SET enabled = ?1,
+                             disabled_reason = CASE WHEN ?1 THEN NULL ELSE 'disabled by the license' END,
+                             failing_since = CASE WHEN ?1 THEN NULL ELSE failing_since END
+                         WHERE id = ?2",
                         params![enabled, id],
                     )
                     .map_err(unavailable)?;
@@ -682,7 +720,98 @@ impl Store for SqliteStore {
                 )
                 .and_then(|mut s| s.execute(params![state, next, r.at, r.delivery_id]))
                 .map_err(unavailable)?;
+                let health = if r.next == NextState::Delivered {
+                    "UPDATE webhooks SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL"
+                } else {
+                    "UPDATE webhooks SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL"
+                };
+                c.prepare_cached(health)
+                    .and_then(|mut s| {
+                        if r.next == NextState::Delivered {
+                            s.execute(params![r.webhook_id])
+                        } else {
+                            s.execute(params![r.webhook_id, r.at])
+                        }
+                    })
+                    .map_err(unavailable)?;
                 Ok(())
+            })
+            .await
+    }
+
+    async fn rotate_signing_secret(
+        &self,
+        license_id: &str,
+        id: &str,
+        sealed_secret: String,
+        previous_until: Millis,
+    ) -> StoreResult<bool> {
+        let (license, id) = (license_id.to_string(), id.to_string());
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "UPDATE webhooks SET
+                         previous_signing_secret = signing_secret,
+                         previous_secret_until = CASE WHEN signing_secret IS NULL THEN NULL ELSE ?1 END,
+                         signing_secret = ?2
+                     WHERE id = ?3 AND license_id = ?4 AND deleted_at IS NULL",
+                    params![previous_until, sealed_secret, id, license],
+                )
+                .map(|n| n > 0)
+                .map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn disable_webhook(
+        &self,
+        webhook_id: &str,
+        reason: &str,
+        failing_since_at_or_before: Option<Millis>,
+    ) -> StoreResult<bool> {
+        let (id, reason) = (webhook_id.to_string(), reason.to_string());
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "UPDATE webhooks SET enabled = 0, disabled_reason = ?2
+                     WHERE id = ?1 AND enabled = 1 AND deleted_at IS NULL
+                       AND (?3 IS NULL OR (failing_since IS NOT NULL AND failing_since <= ?3))",
+                    params![id, reason, failing_since_at_or_before],
+                )
+                .map(|n| n > 0)
+                .map_err(unavailable)
+            })
+            .await
+    }
+
+    async fn pending_count(&self) -> StoreResult<u64> {
+        self.read(|c| {
+            c.prepare_cached("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")?
+                .query_row([], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT id, url FROM webhooks ORDER BY id")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn replace_webhook_url(&self, id: &str, old: &str, new: &str) -> StoreResult<bool> {
+        let (id, old, new) = (id.to_string(), old.to_string(), new.to_string());
+        self.writer
+            .write(move |c| {
+                c.execute(
+                    "UPDATE webhooks SET url = ?3 WHERE id = ?1 AND url = ?2",
+                    params![id, old, new],
+                )
+                .map(|n| n > 0)
+                .map_err(unavailable)
             })
             .await
     }
