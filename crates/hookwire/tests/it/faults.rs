@@ -126,167 +126,168 @@ struct Case {
     check: fn(&Value),
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_kind_of_broken_receiver_ends_in_the_right_state() {
-    let app = spawn_app_with(|s| {
-        s.delivery.attempt_timeout = Duration::from_millis(500);
-        s.delivery.lease = Duration::from_secs(5);
-    })
-    .await;
-    let key = app.create_license("1").await;
-    let mut cases = Vec::new();
-    let mut receivers = Vec::new();
-    let add = |name, url: String, state, attempts, check: fn(&Value)| {
-        let app = &app;
-        let key = &key;
-        async move {
-            let webhook = app
-                .create_webhook(key, "chat_started", &["chat"], &url)
-                .await;
-            Case {
-                name,
-                webhook,
-                state,
-                attempts,
-                check,
+crate::backend_tests! {
+    async fn every_kind_of_broken_receiver_ends_in_the_right_state() {
+        let app = spawn_app_with(|s| {
+            s.delivery.attempt_timeout = Duration::from_millis(500);
+            s.delivery.lease = Duration::from_secs(5);
+        })
+        .await;
+        let key = app.create_license("1").await;
+        let mut cases = Vec::new();
+        let mut receivers = Vec::new();
+        let add = |name, url: String, state, attempts, check: fn(&Value)| {
+            let app = &app;
+            let key = &key;
+            async move {
+                let webhook = app
+                    .create_webhook(key, "chat_started", &["chat"], &url)
+                    .await;
+                Case {
+                    name,
+                    webhook,
+                    state,
+                    attempts,
+                    check,
+                }
             }
-        }
-    };
+        };
 
-    let r500 = TestReceiver::start().await;
-    r500.script((0..3).map(|_| Reply::Status(500, "oops")));
-    cases.push(
-        add("500", r500.url("/"), "failed", 3, |d| {
-            let a = d["attempts"].as_array().unwrap();
-            assert!(a
-                .iter()
-                .all(|a| a["status"] == 500 && a["response_excerpt"] == "oops"));
-            // The schedule: 100 ms between attempts (no jitter in tests).
-            for pair in a.windows(2) {
-                let gap = millis(&pair[1]["at"]) - millis(&pair[0]["at"]);
-                assert!(gap >= 95, "retried after {gap} ms");
-            }
-        })
-        .await,
-    );
-    let r429 = TestReceiver::start().await;
-    r429.script([Reply::WithHeaders(429, vec![("retry-after", "1".into())])]);
-    cases.push(
-        add("429 + Retry-After", r429.url("/"), "delivered", 2, |d| {
-            let a = d["attempts"].as_array().unwrap();
-            assert_eq!(a[0]["status"], 429);
-            let waited = millis(&a[1]["at"]) - millis(&a[0]["at"]);
-            assert!(waited >= 950, "waited {waited} ms");
-        })
-        .await,
-    );
-    let r410 = TestReceiver::start().await;
-    r410.script([Reply::Status(410, "")]);
-    cases.push(
-        add("410", r410.url("/"), "failed", 1, |d| {
-            assert_eq!(d["attempts"][0]["status"], 410);
-        })
-        .await,
-    );
-    let r301 = TestReceiver::start().await;
-    r301.script(
-        (0..3).map(|_| Reply::WithHeaders(301, vec![("location", "http://127.0.0.1:1/x".into())])),
-    );
-    cases.push(
-        add("301", r301.url("/"), "failed", 3, |d| {
-            let a = &d["attempts"][0];
-            assert_eq!(a["status"], 301);
-            assert!(a["error"].as_str().unwrap().contains("redirects"));
-        })
-        .await,
-    );
-    let slow = TestReceiver::start().await;
-    slow.script((0..3).map(|_| Reply::Sleep(Duration::from_secs(2))));
-    cases.push(
-        add("timeout", slow.url("/"), "failed", 3, |d| {
-            for a in d["attempts"].as_array().unwrap() {
-                assert_eq!(a["error"], "timed out");
-                assert!(a["latency_ms"].as_i64().unwrap() < 1500);
-            }
-        })
-        .await,
-    );
-    receivers.extend([r500, r429, r410, r301, slow]);
-
-    let mut counters = Vec::new();
-    for (name, kind, state, attempts, check) in [
-        (
-            "reset mid-response",
-            Broken::ResetMidResponse,
-            "failed",
-            3,
-            (|d: &Value| {
-                let a = &d["attempts"][0];
-                assert_eq!(a["status"], 200, "{a}");
-                assert!(a["error"].is_string());
-            }) as fn(&Value),
-        ),
-        ("trickle", Broken::Trickle, "failed", 3, |d: &Value| {
-            let a = &d["attempts"][0];
-            assert_eq!(a["error"], "timed out", "{a}");
-        }),
-        (
-            "20 MB body",
-            Broken::HugeBody,
-            "delivered",
-            1,
-            |d: &Value| {
-                let a = &d["attempts"][0];
-                assert_eq!(a["status"], 200);
-                assert_eq!(a["response_excerpt"].as_str().unwrap().len(), 4096);
-                assert!(a["latency_ms"].as_i64().unwrap() < 500, "capped read: {a}");
-            },
-        ),
-        (
-            "close before headers",
-            Broken::CloseBeforeHeaders,
-            "failed",
-            3,
-            |d: &Value| {
-                let a = &d["attempts"][0];
-                assert_eq!(a["status"], Value::Null);
-                assert!(a["error"].is_string(), "{a}");
-            },
-        ),
-    ] {
-        let (addr, count) = raw_receiver(kind).await;
-        counters.push((name, count, attempts));
-        cases.push(add(name, format!("http://{addr}/"), state, attempts, check).await);
-    }
-
-    app.ingest_accepted(&chat_started("1")).await;
-    for case in &cases {
-        let list = app
-            .wait_deliveries(&key, &case.webhook, |d| {
-                d.len() == 1 && d[0]["state"] != "pending"
+        let r500 = TestReceiver::start().await;
+        r500.script((0..3).map(|_| Reply::Status(500, "oops")));
+        cases.push(
+            add("500", r500.url("/"), "failed", 3, |d| {
+                let a = d["attempts"].as_array().unwrap();
+                assert!(a
+                    .iter()
+                    .all(|a| a["status"] == 500 && a["response_excerpt"] == "oops"));
+                // The schedule: 100 ms between attempts (no jitter in tests).
+                for pair in a.windows(2) {
+                    let gap = millis(&pair[1]["at"]) - millis(&pair[0]["at"]);
+                    assert!(gap >= 95, "retried after {gap} ms");
+                }
             })
-            .await;
-        let d = &list[0];
-        assert_eq!(d["state"], case.state, "{}: {d:#}", case.name);
-        assert_eq!(
-            d["attempts"].as_array().unwrap().len(),
-            case.attempts,
-            "{}: {d:#}",
-            case.name
+            .await,
         );
-        (case.check)(d);
+        let r429 = TestReceiver::start().await;
+        r429.script([Reply::WithHeaders(429, vec![("retry-after", "1".into())])]);
+        cases.push(
+            add("429 + Retry-After", r429.url("/"), "delivered", 2, |d| {
+                let a = d["attempts"].as_array().unwrap();
+                assert_eq!(a[0]["status"], 429);
+                let waited = millis(&a[1]["at"]) - millis(&a[0]["at"]);
+                assert!(waited >= 950, "waited {waited} ms");
+            })
+            .await,
+        );
+        let r410 = TestReceiver::start().await;
+        r410.script([Reply::Status(410, "")]);
+        cases.push(
+            add("410", r410.url("/"), "failed", 1, |d| {
+                assert_eq!(d["attempts"][0]["status"], 410);
+            })
+            .await,
+        );
+        let r301 = TestReceiver::start().await;
+        r301.script(
+            (0..3).map(|_| Reply::WithHeaders(301, vec![("location", "http://127.0.0.1:1/x".into())])),
+        );
+        cases.push(
+            add("301", r301.url("/"), "failed", 3, |d| {
+                let a = &d["attempts"][0];
+                assert_eq!(a["status"], 301);
+                assert!(a["error"].as_str().unwrap().contains("redirects"));
+            })
+            .await,
+        );
+        let slow = TestReceiver::start().await;
+        slow.script((0..3).map(|_| Reply::Sleep(Duration::from_secs(2))));
+        cases.push(
+            add("timeout", slow.url("/"), "failed", 3, |d| {
+                for a in d["attempts"].as_array().unwrap() {
+                    assert_eq!(a["error"], "timed out");
+                    assert!(a["latency_ms"].as_i64().unwrap() < 1500);
+                }
+            })
+            .await,
+        );
+        receivers.extend([r500, r429, r410, r301, slow]);
+
+        let mut counters = Vec::new();
+        for (name, kind, state, attempts, check) in [
+            (
+                "reset mid-response",
+                Broken::ResetMidResponse,
+                "failed",
+                3,
+                (|d: &Value| {
+                    let a = &d["attempts"][0];
+                    assert_eq!(a["status"], 200, "{a}");
+                    assert!(a["error"].is_string());
+                }) as fn(&Value),
+            ),
+            ("trickle", Broken::Trickle, "failed", 3, |d: &Value| {
+                let a = &d["attempts"][0];
+                assert_eq!(a["error"], "timed out", "{a}");
+            }),
+            (
+                "20 MB body",
+                Broken::HugeBody,
+                "delivered",
+                1,
+                |d: &Value| {
+                    let a = &d["attempts"][0];
+                    assert_eq!(a["status"], 200);
+                    assert_eq!(a["response_excerpt"].as_str().unwrap().len(), 4096);
+                    assert!(a["latency_ms"].as_i64().unwrap() < 500, "capped read: {a}");
+                },
+            ),
+            (
+                "close before headers",
+                Broken::CloseBeforeHeaders,
+                "failed",
+                3,
+                |d: &Value| {
+                    let a = &d["attempts"][0];
+                    assert_eq!(a["status"], Value::Null);
+                    assert!(a["error"].is_string(), "{a}");
+                },
+            ),
+        ] {
+            let (addr, count) = raw_receiver(kind).await;
+            counters.push((name, count, attempts));
+            cases.push(add(name, format!("http://{addr}/"), state, attempts, check).await);
+        }
+
+        app.ingest_accepted(&chat_started("1")).await;
+        for case in &cases {
+            let list = app
+                .wait_deliveries(&key, &case.webhook, |d| {
+                    d.len() == 1 && d[0]["state"] != "pending"
+                })
+                .await;
+            let d = &list[0];
+            assert_eq!(d["state"], case.state, "{}: {d:#}", case.name);
+            assert_eq!(
+                d["attempts"].as_array().unwrap().len(),
+                case.attempts,
+                "{}: {d:#}",
+                case.name
+            );
+            (case.check)(d);
+        }
+        for (name, count, attempts) in counters {
+            assert_eq!(count.load(Ordering::SeqCst), attempts, "{name}");
+        }
+        // 410 disabled its webhook; the others stay enabled.
+        let (_, hooks) = app.get(&key, "/api/v1/webhooks").await;
+        let disabled: Vec<&str> = hooks["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["enabled"] == false)
+            .map(|w| w["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(disabled, [cases[2].webhook.as_str()]);
     }
-    for (name, count, attempts) in counters {
-        assert_eq!(count.load(Ordering::SeqCst), attempts, "{name}");
-    }
-    // 410 disabled its webhook; the others stay enabled.
-    let (_, hooks) = app.get(&key, "/api/v1/webhooks").await;
-    let disabled: Vec<&str> = hooks["webhooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|w| w["enabled"] == false)
-        .map(|w| w["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(disabled, [cases[2].webhook.as_str()]);
 }

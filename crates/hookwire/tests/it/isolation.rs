@@ -30,113 +30,114 @@ async fn snapshot(app: &TestApp, key: &str, webhook: &str) -> Vec<Value> {
     out
 }
 
-#[tokio::test]
-async fn a_foreign_license_key_reaches_nothing_and_changes_nothing() {
-    let app = spawn_app().await;
-    let owner = app.create_license("100").await;
-    let stranger = app.create_license("200").await;
-    let mut receiver = TestReceiver::start().await;
-    // A failed delivery (so there is something to redeliver), a secret, details.
-    receiver.script((0..3).map(|_| Reply::Status(500, "no")));
-    let webhook = app
-        .create_webhook(
-            &owner,
-            "chat_started",
-            &["chat", "visitor"],
-            &receiver.url("/"),
-        )
-        .await;
-    app.ingest_accepted(&chat_started("100")).await;
-    let got = receiver.next().await;
-    let token = got.json()["token"].as_str().unwrap().to_string();
-    receiver.next().await;
-    receiver.next().await;
-    let deliveries = app
-        .wait_deliveries(&owner, &webhook, |d| d[0]["state"] == "failed")
-        .await;
-    let delivery = deliveries[0]["id"].as_str().unwrap().to_string();
-    let (status, _) = app
-        .post(&owner, &format!("/api/v1/webhooks/{webhook}/secret"))
-        .await;
-    assert_eq!(status, 200);
-    let r = app
-        .http
-        .post(app.url("/visitors/S1354547427.0c151b0e1b/details"))
-        .json(&json!({"license_id": "100", "token": token, "id": "crm",
-                      "fields": [{"name": "Age", "value": "36"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let before = snapshot(&app, &owner, &webhook).await;
-
-    // Reads: 404 for one thing, empty for lists.
-    for path in [
-        format!("/api/v1/webhooks/{webhook}"),
-        format!("/api/v1/webhooks/{webhook}/deliveries"),
-        "/visitors/S1354547427.0c151b0e1b/details".to_string(),
-        "/v2/visitors/S1354547427.0c151b0e1b/details".to_string(),
-    ] {
-        let (status, body) = app.get(&stranger, &path).await;
-        assert_eq!(status, 404, "GET {path}: {body}");
-    }
-    let (_, body) = app.get(&stranger, "/api/v1/webhooks").await;
-    assert_eq!(body["webhooks"], json!([]));
-    for path in ["/webhooks", "/v2/webhooks"] {
-        let (_, body) = app.get(&stranger, path).await;
-        assert_eq!(body["events"], json!([]), "{path}");
-    }
-    for path in [
-        "/api/v1/deliveries".to_string(),
-        "/api/v1/deliveries?state=failed".to_string(),
-    ] {
-        let (status, body) = app.get(&stranger, &path).await;
-        assert_eq!(status, 200, "{path}: {body}");
-        assert_eq!(body["deliveries"], json!([]), "{path}");
-    }
-    let (_, body) = app.get(&stranger, "/api/v1/visitors").await;
-    assert_eq!(body["visitors"], json!([]));
-
-    // Writes: 404, nothing done.
-    for path in [
-        format!("/api/v1/webhooks/{webhook}/secret"),
-        format!("/api/v1/webhooks/{webhook}/redeliver?since=2000-01-01T00:00:00Z"),
-        format!("/api/v1/deliveries/{delivery}/redeliver"),
-    ] {
-        let (status, body) = app.post(&stranger, &path).await;
-        assert_eq!(status, 404, "POST {path}: {body}");
-    }
-    for body in [
-        json!({"enabled": false}),
-        json!({"url": "https://evil.example/steal"}),
-        json!({"data_types": ["chat"]}),
-    ] {
-        let (status, answer) = app
-            .patch(&stranger, &format!("/api/v1/webhooks/{webhook}"), &body)
+crate::backend_tests! {
+    async fn a_foreign_license_key_reaches_nothing_and_changes_nothing() {
+        let app = spawn_app().await;
+        let owner = app.create_license("100").await;
+        let stranger = app.create_license("200").await;
+        let mut receiver = TestReceiver::start().await;
+        // A failed delivery (so there is something to redeliver), a secret, details.
+        receiver.script((0..3).map(|_| Reply::Status(500, "no")));
+        let webhook = app
+            .create_webhook(
+                &owner,
+                "chat_started",
+                &["chat", "visitor"],
+                &receiver.url("/"),
+            )
             .await;
-        assert_eq!(status, 404, "PATCH {body}: {answer}");
-    }
-    for path in [
-        format!("/api/v1/webhooks/{webhook}"),
-        format!("/webhooks/{webhook}"),
-        format!("/v2/webhooks/{webhook}"),
-    ] {
-        assert_eq!(app.delete(&stranger, &path).await, 404, "DELETE {path}");
-    }
-    // The owner's token does not let another license post details.
-    let r = app
-        .http
-        .post(app.url("/visitors/S1354547427.0c151b0e1b/details"))
-        .json(&json!({"license_id": "200", "token": token, "id": "crm",
-                      "fields": [{"name": "Age", "value": "99"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_client_error(), "{}", r.status());
+        app.ingest_accepted(&chat_started("100")).await;
+        let got = receiver.next().await;
+        let token = got.json()["token"].as_str().unwrap().to_string();
+        receiver.next().await;
+        receiver.next().await;
+        let deliveries = app
+            .wait_deliveries(&owner, &webhook, |d| d[0]["state"] == "failed")
+            .await;
+        let delivery = deliveries[0]["id"].as_str().unwrap().to_string();
+        let (status, _) = app
+            .post(&owner, &format!("/api/v1/webhooks/{webhook}/secret"))
+            .await;
+        assert_eq!(status, 200);
+        let r = app
+            .http
+            .post(app.url("/visitors/S1354547427.0c151b0e1b/details"))
+            .json(&json!({"license_id": "100", "token": token, "id": "crm",
+                          "fields": [{"name": "Age", "value": "36"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let before = snapshot(&app, &owner, &webhook).await;
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(snapshot(&app, &owner, &webhook).await, before);
-    assert!(receiver.drain().is_empty(), "nothing was redelivered");
-    let (_, stranger_hooks) = app.get(&stranger, "/api/v1/webhooks").await;
-    assert_eq!(stranger_hooks["webhooks"], json!([]));
+        // Reads: 404 for one thing, empty for lists.
+        for path in [
+            format!("/api/v1/webhooks/{webhook}"),
+            format!("/api/v1/webhooks/{webhook}/deliveries"),
+            "/visitors/S1354547427.0c151b0e1b/details".to_string(),
+            "/v2/visitors/S1354547427.0c151b0e1b/details".to_string(),
+        ] {
+            let (status, body) = app.get(&stranger, &path).await;
+            assert_eq!(status, 404, "GET {path}: {body}");
+        }
+        let (_, body) = app.get(&stranger, "/api/v1/webhooks").await;
+        assert_eq!(body["webhooks"], json!([]));
+        for path in ["/webhooks", "/v2/webhooks"] {
+            let (_, body) = app.get(&stranger, path).await;
+            assert_eq!(body["events"], json!([]), "{path}");
+        }
+        for path in [
+            "/api/v1/deliveries".to_string(),
+            "/api/v1/deliveries?state=failed".to_string(),
+        ] {
+            let (status, body) = app.get(&stranger, &path).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            assert_eq!(body["deliveries"], json!([]), "{path}");
+        }
+        let (_, body) = app.get(&stranger, "/api/v1/visitors").await;
+        assert_eq!(body["visitors"], json!([]));
+
+        // Writes: 404, nothing done.
+        for path in [
+            format!("/api/v1/webhooks/{webhook}/secret"),
+            format!("/api/v1/webhooks/{webhook}/redeliver?since=2000-01-01T00:00:00Z"),
+            format!("/api/v1/deliveries/{delivery}/redeliver"),
+        ] {
+            let (status, body) = app.post(&stranger, &path).await;
+            assert_eq!(status, 404, "POST {path}: {body}");
+        }
+        for body in [
+            json!({"enabled": false}),
+            json!({"url": "https://evil.example/steal"}),
+            json!({"data_types": ["chat"]}),
+        ] {
+            let (status, answer) = app
+                .patch(&stranger, &format!("/api/v1/webhooks/{webhook}"), &body)
+                .await;
+            assert_eq!(status, 404, "PATCH {body}: {answer}");
+        }
+        for path in [
+            format!("/api/v1/webhooks/{webhook}"),
+            format!("/webhooks/{webhook}"),
+            format!("/v2/webhooks/{webhook}"),
+        ] {
+            assert_eq!(app.delete(&stranger, &path).await, 404, "DELETE {path}");
+        }
+        // The owner's token does not let another license post details.
+        let r = app
+            .http
+            .post(app.url("/visitors/S1354547427.0c151b0e1b/details"))
+            .json(&json!({"license_id": "200", "token": token, "id": "crm",
+                          "fields": [{"name": "Age", "value": "99"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(snapshot(&app, &owner, &webhook).await, before);
+        assert!(receiver.drain().is_empty(), "nothing was redelivered");
+        let (_, stranger_hooks) = app.get(&stranger, "/api/v1/webhooks").await;
+        assert_eq!(stranger_hooks["webhooks"], json!([]));
+    }
 }

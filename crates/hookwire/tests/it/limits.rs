@@ -4,96 +4,6 @@ use crate::support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-#[tokio::test]
-async fn ingest_answers_503_past_max_backlog_and_recovers() {
-    let app = spawn_app_with(|s| {
-        s.max_backlog = 3;
-        // Failed attempts wait a long time, so deliveries stay pending.
-        s.delivery.retry_schedule = vec![Duration::from_secs(600)];
-    })
-    .await;
-    let key = app.create_license("1").await;
-    let receiver = TestReceiver::start().await;
-    receiver.script((0..10).map(|_| Reply::Status(500, "busy")));
-    let webhook = app
-        .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
-        .await;
-    for _ in 0..3 {
-        app.ingest_accepted(&chat_started("1")).await;
-    }
-    let r = app
-        .http
-        .post(app.url("/api/v1/events"))
-        .bearer_auth(PLATFORM_KEY)
-        .json(&chat_started("1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
-    assert!(r.headers().contains_key("retry-after"));
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "backlog_full");
-    let (status, _) = app
-        .post_platform("/api/v1/events/batch", &json!([chat_started("1")]))
-        .await;
-    assert_eq!(status, 503, "batches too");
-    // Nothing was stored by the refused requests.
-    let (_, list) = app.get(&key, "/api/v1/deliveries").await;
-    assert_eq!(list["deliveries"].as_array().unwrap().len(), 3);
-
-    // The backlog drains (here: the webhook goes, its deliveries end failed)
-    // and ingest accepts again once it is recounted.
-    assert_eq!(
-        app.delete(&key, &format!("/api/v1/webhooks/{webhook}"))
-            .await,
-        204
-    );
-    let mut status = 0;
-    for _ in 0..40 {
-        status = app.ingest(&chat_started("1")).await.0;
-        if status == 202 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, 202);
-}
-
-#[tokio::test]
-async fn each_key_is_rate_limited_with_retry_after() {
-    let app = spawn_app_with(|s| s.rate_limit_per_second = 3.0).await;
-    let key = app.create_license("1").await; // the platform key's first request
-    let other = app.create_license("2").await;
-    let mut statuses = Vec::new();
-    let mut retry_after = None;
-    for _ in 0..6 {
-        let r = app
-            .http
-            .get(app.url("/api/v1/webhooks"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
-        statuses.push(r.status().as_u16());
-        if r.status() == 429 {
-            retry_after = r.headers().get("retry-after").cloned();
-            let body: Value = r.json().await.unwrap();
-            assert_eq!(body["error"]["code"], "rate_limited");
-        }
-    }
-    assert_eq!(&statuses[..3], &[200, 200, 200]);
-    assert!(statuses[3..].contains(&429), "{statuses:?}");
-    assert_eq!(retry_after.unwrap(), "1");
-    // Another key has its own bucket; requests without a key are not counted.
-    assert_eq!(app.get(&other, "/api/v1/webhooks").await.0, 200);
-    for _ in 0..5 {
-        let r = app.http.get(app.url("/healthz")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-    }
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(app.get(&key, "/api/v1/webhooks").await.0, 200, "refilled");
-}
-
 /// A chat_started event with a large message, so the database fills quickly.
 fn big_event(i: usize) -> Value {
     let mut event = chat_started("1");
@@ -165,4 +75,94 @@ async fn a_full_database_refuses_ingest_with_503_and_recovers_when_space_returns
         d.len() == accepted.len() && d.iter().all(|d| d["state"] == "delivered")
     })
     .await;
+}
+
+crate::backend_tests! {
+    async fn ingest_answers_503_past_max_backlog_and_recovers() {
+        let app = spawn_app_with(|s| {
+            s.max_backlog = 3;
+            // Failed attempts wait a long time, so deliveries stay pending.
+            s.delivery.retry_schedule = vec![Duration::from_secs(600)];
+        })
+        .await;
+        let key = app.create_license("1").await;
+        let receiver = TestReceiver::start().await;
+        receiver.script((0..10).map(|_| Reply::Status(500, "busy")));
+        let webhook = app
+            .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+            .await;
+        for _ in 0..3 {
+            app.ingest_accepted(&chat_started("1")).await;
+        }
+        let r = app
+            .http
+            .post(app.url("/api/v1/events"))
+            .bearer_auth(PLATFORM_KEY)
+            .json(&chat_started("1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        assert!(r.headers().contains_key("retry-after"));
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "backlog_full");
+        let (status, _) = app
+            .post_platform("/api/v1/events/batch", &json!([chat_started("1")]))
+            .await;
+        assert_eq!(status, 503, "batches too");
+        // Nothing was stored by the refused requests.
+        let (_, list) = app.get(&key, "/api/v1/deliveries").await;
+        assert_eq!(list["deliveries"].as_array().unwrap().len(), 3);
+
+        // The backlog drains (here: the webhook goes, its deliveries end failed)
+        // and ingest accepts again once it is recounted.
+        assert_eq!(
+            app.delete(&key, &format!("/api/v1/webhooks/{webhook}"))
+                .await,
+            204
+        );
+        let mut status = 0;
+        for _ in 0..40 {
+            status = app.ingest(&chat_started("1")).await.0;
+            if status == 202 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 202);
+    }
+
+    async fn each_key_is_rate_limited_with_retry_after() {
+        let app = spawn_app_with(|s| s.rate_limit_per_second = 3.0).await;
+        let key = app.create_license("1").await; // the platform key's first request
+        let other = app.create_license("2").await;
+        let mut statuses = Vec::new();
+        let mut retry_after = None;
+        for _ in 0..6 {
+            let r = app
+                .http
+                .get(app.url("/api/v1/webhooks"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap();
+            statuses.push(r.status().as_u16());
+            if r.status() == 429 {
+                retry_after = r.headers().get("retry-after").cloned();
+                let body: Value = r.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "rate_limited");
+            }
+        }
+        assert_eq!(&statuses[..3], &[200, 200, 200]);
+        assert!(statuses[3..].contains(&429), "{statuses:?}");
+        assert_eq!(retry_after.unwrap(), "1");
+        // Another key has its own bucket; requests without a key are not counted.
+        assert_eq!(app.get(&other, "/api/v1/webhooks").await.0, 200);
+        for _ in 0..5 {
+            let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(app.get(&key, "/api/v1/webhooks").await.0, 200, "refilled");
+    }
 }

@@ -43,86 +43,6 @@ async fn rotate(app: &TestApp, key: &str, webhook: &str) -> String {
 }
 
 #[tokio::test]
-async fn signed_deliveries_verify_and_rotation_signs_with_both_secrets() {
-    let app = spawn_app().await;
-    let key = app.create_license("1025707").await;
-    let mut receiver = TestReceiver::start().await;
-    let url = format!("http://hook:pw@{}/hook", receiver.addr);
-    let webhook = app
-        .create_webhook(&key, "chat_started", &["chat"], &url)
-        .await;
-
-    // Unsigned until a secret is created.
-    app.ingest_accepted(&chat_started("1025707")).await;
-    let got = receiver.next().await;
-    assert!(got.headers.get("webhook-signature").is_none());
-    let (_, hook) = app.get(&key, &format!("/api/v1/webhooks/{webhook}")).await;
-    assert_eq!(hook["signed"], false);
-
-    let first = rotate(&app, &key, &webhook).await;
-    let (_, hook) = app.get(&key, &format!("/api/v1/webhooks/{webhook}")).await;
-    assert_eq!(hook["signed"], true);
-    assert!(!hook.to_string().contains(&first[6..]), "never shown again");
-
-    let event_id = app.ingest_accepted(&chat_started("1025707")).await;
-    let got = receiver.next().await;
-    assert_eq!(got.headers["webhook-id"], event_id.as_str());
-    let ts: i64 = got.headers["webhook-timestamp"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    assert!((now - ts).abs() <= 5, "timestamp is unix seconds: {ts}");
-    let sigs = signatures(&got);
-    assert_eq!(sigs.len(), 1);
-    assert!(verify(&first, &got, &sigs[0]));
-    // Basic auth from the URL keeps working alongside.
-    let basic = format!("Basic {}", STANDARD.encode("hook:pw"));
-    assert_eq!(got.headers["authorization"], basic.as_str());
-
-    // Rotation: the new secret signs first, the old one alongside.
-    let second = rotate(&app, &key, &webhook).await;
-    assert_ne!(first, second);
-    app.ingest_accepted(&chat_started("1025707")).await;
-    let got = receiver.next().await;
-    let sigs = signatures(&got);
-    assert_eq!(sigs.len(), 2, "{sigs:?}");
-    assert!(verify(&second, &got, &sigs[0]));
-    assert!(verify(&first, &got, &sigs[1]));
-    assert!(!verify(&first, &got, &sigs[0]));
-
-    // Other licenses cannot rotate it; unknown webhooks are 404.
-    let other = app.create_license("999").await;
-    let (status, _) = app
-        .post(&other, &format!("/api/v1/webhooks/{webhook}/secret"))
-        .await;
-    assert_eq!(status, 404);
-    let (status, _) = app.post(&key, "/api/v1/webhooks/nope/secret").await;
-    assert_eq!(status, 404);
-}
-
-#[tokio::test]
-async fn after_the_grace_period_only_the_new_secret_signs() {
-    let app = spawn_app_with(|s| s.secret_rotation_grace = Duration::ZERO).await;
-    let key = app.create_license("1").await;
-    let mut receiver = TestReceiver::start().await;
-    let webhook = app
-        .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
-        .await;
-    rotate(&app, &key, &webhook).await;
-    let second = rotate(&app, &key, &webhook).await;
-    app.ingest_accepted(&chat_started("1")).await;
-    let got = receiver.next().await;
-    let sigs = signatures(&got);
-    assert_eq!(sigs.len(), 1);
-    assert!(verify(&second, &got, &sigs[0]));
-}
-
-#[tokio::test]
 async fn passwords_and_signing_secrets_are_encrypted_at_rest() {
     let app = spawn_app().await;
     let key = app.create_license("1").await;
@@ -201,206 +121,6 @@ async fn passwords_stored_in_the_clear_before_are_sealed_at_start() {
     let got = receiver.next().await;
     let basic = format!("Basic {}", STANDARD.encode("user:OldPlainPassw0rd"));
     assert_eq!(got.headers["authorization"], basic.as_str());
-}
-
-#[tokio::test]
-async fn gone_disables_the_webhook_at_once_until_re_enabled() {
-    let app = spawn_app().await;
-    let key = app.create_license("1").await;
-    let mut receiver = TestReceiver::start().await;
-    receiver.script([Reply::Status(410, "gone")]);
-    let webhook = app
-        .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
-        .await;
-    app.ingest_accepted(&chat_started("1")).await;
-    receiver.next().await;
-    let list = app
-        .wait_deliveries(&key, &webhook, |d| {
-            d.len() == 1 && d[0]["state"] == "failed"
-        })
-        .await;
-    assert_eq!(list[0]["attempts"].as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["attempts"][0]["status"], 410);
-    let (_, hook) = app.get(&key, &format!("/api/v1/webhooks/{webhook}")).await;
-    assert_eq!(hook["enabled"], false);
-    let reason = hook["disabled_reason"].as_str().unwrap();
-    assert!(reason.contains("410") && reason.contains("20"), "{reason}");
-    assert!(receiver.drain().is_empty());
-    receiver.expect_silence(Duration::from_millis(400)).await;
-
-    // Events for a disabled webhook make no deliveries.
-    let (status, body) = app.ingest(&chat_started("1")).await;
-    assert_eq!((status, body["deliveries"].clone()), (202, json!(0)));
-
-    let (status, hook) = app
-        .patch(
-            &key,
-            &format!("/api/v1/webhooks/{webhook}"),
-            &json!({"enabled": true}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(hook["enabled"], true);
-    assert_eq!(hook["disabled_reason"], Value::Null);
-    app.ingest_accepted(&chat_started("1")).await;
-    receiver.next().await;
-    app.wait_deliveries(&key, &webhook, |d| d[0]["state"] == "delivered")
-        .await;
-}
-
-#[tokio::test]
-async fn deliveries_queued_behind_a_gone_receiver_wait_pending() {
-    let app = spawn_app_with(|s| s.delivery.per_target_concurrency = 1).await;
-    let key = app.create_license("1").await;
-    let mut receiver = TestReceiver::start().await;
-    receiver.script([Reply::Status(410, "gone")]);
-    let webhook = app
-        .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
-        .await;
-    let (status, _) = app
-        .post_platform(
-            "/api/v1/events/batch",
-            &json!((0..5).map(|_| chat_started("1")).collect::<Vec<_>>()),
-        )
-        .await;
-    assert_eq!(status, 200);
-    receiver.next().await;
-    let list = app
-        .wait_deliveries(&key, &webhook, |d| {
-            d.len() == 5 && d.iter().any(|d| d["state"] == "failed")
-        })
-        .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(receiver.drain().is_empty(), "nothing more was attempted");
-    let (_, body) = app
-        .get(&key, &format!("/api/v1/webhooks/{webhook}/deliveries"))
-        .await;
-    let states: Vec<&str> = body["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["state"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        states.iter().filter(|s| **s == "failed").count(),
-        1,
-        "{states:?}"
-    );
-    assert_eq!(
-        states.iter().filter(|s| **s == "pending").count(),
-        4,
-        "{states:?}"
-    );
-    assert_eq!(list.len(), 5);
-
-    // Re-enabled, the receiver gets the four that waited.
-    app.patch(
-        &key,
-        &format!("/api/v1/webhooks/{webhook}"),
-        &json!({"enabled": true}),
-    )
-    .await;
-    for _ in 0..4 {
-        receiver.next().await;
-    }
-    app.wait_deliveries(&key, &webhook, |d| {
-        d.iter().filter(|d| d["state"] == "delivered").count() == 4
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn a_webhook_failing_for_disable_after_is_disabled() {
-    let app = spawn_app_with(|s| {
-        s.delivery.retry_schedule = vec![Duration::from_millis(100); 8];
-        s.delivery.disable_after = Duration::from_millis(300);
-    })
-    .await;
-    let key = app.create_license("1").await;
-    let mut receiver = TestReceiver::start().await;
-    receiver.script((0..20).map(|_| Reply::Status(500, "down")));
-    let webhook = app
-        .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
-        .await;
-    app.ingest_accepted(&chat_started("1")).await;
-    let started = Instant::now();
-    let mut hook = Value::Null;
-    while started.elapsed() < Duration::from_secs(5) {
-        hook = app
-            .get(&key, &format!("/api/v1/webhooks/{webhook}"))
-            .await
-            .1;
-        if hook["enabled"] == false {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(hook["enabled"], false, "{hook}");
-    assert!(
-        hook["disabled_reason"]
-            .as_str()
-            .unwrap()
-            .contains("every attempt failed"),
-        "{hook}"
-    );
-    // The delivery waits, pending, instead of burning its retries.
-    let list = app
-        .wait_deliveries(&key, &webhook, |d| d[0]["state"] == "pending")
-        .await;
-    let attempts = list[0]["attempts"].as_array().unwrap().len();
-    // Disabled once 300 ms of failures passed, before the 9-attempt budget ran out.
-    assert!((2..9).contains(&attempts), "{attempts} attempts");
-    assert_eq!(receiver.drain().len(), attempts);
-    receiver.expect_silence(Duration::from_millis(400)).await;
-}
-
-#[tokio::test]
-async fn retry_after_is_honoured_and_bounded() {
-    let app = spawn_app_with(|s| s.delivery.max_retry_after = Duration::from_secs(2)).await;
-    let key = app.create_license("1").await;
-    let mut receiver = TestReceiver::start().await;
-    receiver.script([
-        Reply::WithHeaders(429, vec![("retry-after", "1".into())]),
-        Reply::WithHeaders(503, vec![("retry-after", "3600".into())]),
-    ]);
-    let webhook = app
-        .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
-        .await;
-    app.ingest_accepted(&chat_started("1")).await;
-    receiver.next().await;
-    let t0 = Instant::now();
-    receiver.next().await;
-    let first_wait = t0.elapsed();
-    assert!(
-        first_wait >= Duration::from_millis(950),
-        "429 Retry-After: 1 honoured: {first_wait:?}"
-    );
-    let t1 = Instant::now();
-    // The schedule (100ms, 100ms) has one retry left; 3600 s is cut to 2 s.
-    let last = tokio::time::timeout(Duration::from_secs(5), receiver.next())
-        .await
-        .expect("bounded by max_retry_after");
-    let second_wait = t1.elapsed();
-    assert!(
-        second_wait >= Duration::from_millis(1900),
-        "503 Retry-After: {second_wait:?}"
-    );
-    assert_eq!(last.json()["event_type"], "chat_started");
-    app.wait_deliveries(&key, &webhook, |d| d[0]["state"] == "delivered")
-        .await;
-
-    // An HTTP date works too.
-    let date = httpdate_in(Duration::from_secs(2));
-    receiver.script([Reply::WithHeaders(429, vec![("retry-after", date)])]);
-    app.ingest_accepted(&chat_started("1")).await;
-    receiver.next().await;
-    let t2 = Instant::now();
-    receiver.next().await;
-    assert!(
-        t2.elapsed() >= Duration::from_millis(500),
-        "{:?}",
-        t2.elapsed()
-    );
 }
 
 fn httpdate_in(d: Duration) -> String {
@@ -526,5 +246,281 @@ async fn no_secret_ever_reaches_the_logs() {
         &encryption_key,
     ] {
         assert!(!logs.contains(needle), "the logs hold {needle}");
+    }
+}
+
+crate::backend_tests! {
+    async fn signed_deliveries_verify_and_rotation_signs_with_both_secrets() {
+        let app = spawn_app().await;
+        let key = app.create_license("1025707").await;
+        let mut receiver = TestReceiver::start().await;
+        let url = format!("http://hook:pw@{}/hook", receiver.addr);
+        let webhook = app
+            .create_webhook(&key, "chat_started", &["chat"], &url)
+            .await;
+
+        // Unsigned until a secret is created.
+        app.ingest_accepted(&chat_started("1025707")).await;
+        let got = receiver.next().await;
+        assert!(got.headers.get("webhook-signature").is_none());
+        let (_, hook) = app.get(&key, &format!("/api/v1/webhooks/{webhook}")).await;
+        assert_eq!(hook["signed"], false);
+
+        let first = rotate(&app, &key, &webhook).await;
+        let (_, hook) = app.get(&key, &format!("/api/v1/webhooks/{webhook}")).await;
+        assert_eq!(hook["signed"], true);
+        assert!(!hook.to_string().contains(&first[6..]), "never shown again");
+
+        let event_id = app.ingest_accepted(&chat_started("1025707")).await;
+        let got = receiver.next().await;
+        assert_eq!(got.headers["webhook-id"], event_id.as_str());
+        let ts: i64 = got.headers["webhook-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!((now - ts).abs() <= 5, "timestamp is unix seconds: {ts}");
+        let sigs = signatures(&got);
+        assert_eq!(sigs.len(), 1);
+        assert!(verify(&first, &got, &sigs[0]));
+        // Basic auth from the URL keeps working alongside.
+        let basic = format!("Basic {}", STANDARD.encode("hook:pw"));
+        assert_eq!(got.headers["authorization"], basic.as_str());
+
+        // Rotation: the new secret signs first, the old one alongside.
+        let second = rotate(&app, &key, &webhook).await;
+        assert_ne!(first, second);
+        app.ingest_accepted(&chat_started("1025707")).await;
+        let got = receiver.next().await;
+        let sigs = signatures(&got);
+        assert_eq!(sigs.len(), 2, "{sigs:?}");
+        assert!(verify(&second, &got, &sigs[0]));
+        assert!(verify(&first, &got, &sigs[1]));
+        assert!(!verify(&first, &got, &sigs[0]));
+
+        // Other licenses cannot rotate it; unknown webhooks are 404.
+        let other = app.create_license("999").await;
+        let (status, _) = app
+            .post(&other, &format!("/api/v1/webhooks/{webhook}/secret"))
+            .await;
+        assert_eq!(status, 404);
+        let (status, _) = app.post(&key, "/api/v1/webhooks/nope/secret").await;
+        assert_eq!(status, 404);
+    }
+
+    async fn after_the_grace_period_only_the_new_secret_signs() {
+        let app = spawn_app_with(|s| s.secret_rotation_grace = Duration::ZERO).await;
+        let key = app.create_license("1").await;
+        let mut receiver = TestReceiver::start().await;
+        let webhook = app
+            .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+            .await;
+        rotate(&app, &key, &webhook).await;
+        let second = rotate(&app, &key, &webhook).await;
+        app.ingest_accepted(&chat_started("1")).await;
+        let got = receiver.next().await;
+        let sigs = signatures(&got);
+        assert_eq!(sigs.len(), 1);
+        assert!(verify(&second, &got, &sigs[0]));
+    }
+
+    async fn gone_disables_the_webhook_at_once_until_re_enabled() {
+        let app = spawn_app().await;
+        let key = app.create_license("1").await;
+        let mut receiver = TestReceiver::start().await;
+        receiver.script([Reply::Status(410, "gone")]);
+        let webhook = app
+            .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+            .await;
+        app.ingest_accepted(&chat_started("1")).await;
+        receiver.next().await;
+        let list = app
+            .wait_deliveries(&key, &webhook, |d| {
+                d.len() == 1 && d[0]["state"] == "failed"
+            })
+            .await;
+        assert_eq!(list[0]["attempts"].as_array().unwrap().len(), 1);
+        assert_eq!(list[0]["attempts"][0]["status"], 410);
+        let (_, hook) = app.get(&key, &format!("/api/v1/webhooks/{webhook}")).await;
+        assert_eq!(hook["enabled"], false);
+        let reason = hook["disabled_reason"].as_str().unwrap();
+        assert!(reason.contains("410") && reason.contains("20"), "{reason}");
+        assert!(receiver.drain().is_empty());
+        receiver.expect_silence(Duration::from_millis(400)).await;
+
+        // Events for a disabled webhook make no deliveries.
+        let (status, body) = app.ingest(&chat_started("1")).await;
+        assert_eq!((status, body["deliveries"].clone()), (202, json!(0)));
+
+        let (status, hook) = app
+            .patch(
+                &key,
+                &format!("/api/v1/webhooks/{webhook}"),
+                &json!({"enabled": true}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(hook["enabled"], true);
+        assert_eq!(hook["disabled_reason"], Value::Null);
+        app.ingest_accepted(&chat_started("1")).await;
+        receiver.next().await;
+        app.wait_deliveries(&key, &webhook, |d| d[0]["state"] == "delivered")
+            .await;
+    }
+
+    async fn deliveries_queued_behind_a_gone_receiver_wait_pending() {
+        let app = spawn_app_with(|s| s.delivery.per_target_concurrency = 1).await;
+        let key = app.create_license("1").await;
+        let mut receiver = TestReceiver::start().await;
+        receiver.script([Reply::Status(410, "gone")]);
+        let webhook = app
+            .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+            .await;
+        let (status, _) = app
+            .post_platform(
+                "/api/v1/events/batch",
+                &json!((0..5).map(|_| chat_started("1")).collect::<Vec<_>>()),
+            )
+            .await;
+        assert_eq!(status, 200);
+        receiver.next().await;
+        let list = app
+            .wait_deliveries(&key, &webhook, |d| {
+                d.len() == 5 && d.iter().any(|d| d["state"] == "failed")
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(receiver.drain().is_empty(), "nothing more was attempted");
+        let (_, body) = app
+            .get(&key, &format!("/api/v1/webhooks/{webhook}/deliveries"))
+            .await;
+        let states: Vec<&str> = body["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            states.iter().filter(|s| **s == "failed").count(),
+            1,
+            "{states:?}"
+        );
+        assert_eq!(
+            states.iter().filter(|s| **s == "pending").count(),
+            4,
+            "{states:?}"
+        );
+        assert_eq!(list.len(), 5);
+
+        // Re-enabled, the receiver gets the four that waited.
+        app.patch(
+            &key,
+            &format!("/api/v1/webhooks/{webhook}"),
+            &json!({"enabled": true}),
+        )
+        .await;
+        for _ in 0..4 {
+            receiver.next().await;
+        }
+        app.wait_deliveries(&key, &webhook, |d| {
+            d.iter().filter(|d| d["state"] == "delivered").count() == 4
+        })
+        .await;
+    }
+
+    async fn a_webhook_failing_for_disable_after_is_disabled() {
+        let app = spawn_app_with(|s| {
+            s.delivery.retry_schedule = vec![Duration::from_millis(100); 8];
+            s.delivery.disable_after = Duration::from_millis(300);
+        })
+        .await;
+        let key = app.create_license("1").await;
+        let mut receiver = TestReceiver::start().await;
+        receiver.script((0..20).map(|_| Reply::Status(500, "down")));
+        let webhook = app
+            .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+            .await;
+        app.ingest_accepted(&chat_started("1")).await;
+        let started = Instant::now();
+        let mut hook = Value::Null;
+        while started.elapsed() < Duration::from_secs(5) {
+            hook = app
+                .get(&key, &format!("/api/v1/webhooks/{webhook}"))
+                .await
+                .1;
+            if hook["enabled"] == false {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(hook["enabled"], false, "{hook}");
+        assert!(
+            hook["disabled_reason"]
+                .as_str()
+                .unwrap()
+                .contains("every attempt failed"),
+            "{hook}"
+        );
+        // The delivery waits, pending, instead of burning its retries.
+        let list = app
+            .wait_deliveries(&key, &webhook, |d| d[0]["state"] == "pending")
+            .await;
+        let attempts = list[0]["attempts"].as_array().unwrap().len();
+        // Disabled once 300 ms of failures passed, before the 9-attempt budget ran out.
+        assert!((2..9).contains(&attempts), "{attempts} attempts");
+        assert_eq!(receiver.drain().len(), attempts);
+        receiver.expect_silence(Duration::from_millis(400)).await;
+    }
+
+    async fn retry_after_is_honoured_and_bounded() {
+        let app = spawn_app_with(|s| s.delivery.max_retry_after = Duration::from_secs(2)).await;
+        let key = app.create_license("1").await;
+        let mut receiver = TestReceiver::start().await;
+        receiver.script([
+            Reply::WithHeaders(429, vec![("retry-after", "1".into())]),
+            Reply::WithHeaders(503, vec![("retry-after", "3600".into())]),
+        ]);
+        let webhook = app
+            .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+            .await;
+        app.ingest_accepted(&chat_started("1")).await;
+        receiver.next().await;
+        let t0 = Instant::now();
+        receiver.next().await;
+        let first_wait = t0.elapsed();
+        assert!(
+            first_wait >= Duration::from_millis(950),
+            "429 Retry-After: 1 honoured: {first_wait:?}"
+        );
+        let t1 = Instant::now();
+        // The schedule (100ms, 100ms) has one retry left; 3600 s is cut to 2 s.
+        let last = tokio::time::timeout(Duration::from_secs(5), receiver.next())
+            .await
+            .expect("bounded by max_retry_after");
+        let second_wait = t1.elapsed();
+        assert!(
+            second_wait >= Duration::from_millis(1900),
+            "503 Retry-After: {second_wait:?}"
+        );
+        assert_eq!(last.json()["event_type"], "chat_started");
+        app.wait_deliveries(&key, &webhook, |d| d[0]["state"] == "delivered")
+            .await;
+
+        // An HTTP date works too.
+        let date = httpdate_in(Duration::from_secs(2));
+        receiver.script([Reply::WithHeaders(429, vec![("retry-after", date)])]);
+        app.ingest_accepted(&chat_started("1")).await;
+        receiver.next().await;
+        let t2 = Instant::now();
+        receiver.next().await;
+        assert!(
+            t2.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            t2.elapsed()
+        );
     }
 }

@@ -880,7 +880,7 @@ impl Store for PgStore {
             .execute(
                 "UPDATE webhooks SET
                      previous_signing_secret = signing_secret,
-                     previous_secret_until = CASE WHEN signing_secret IS NULL THEN NULL ELSE $1 END,
+                     previous_secret_until = CASE WHEN signing_secret IS NULL THEN NULL ELSE $1::BIGINT END,
                      signing_secret = $2
                  WHERE id = $3 AND license_id = $4 AND deleted_at IS NULL",
                 &[&previous_until, &sealed_secret, &id, &license_id],
