@@ -116,14 +116,18 @@ impl RunningServer {
         });
         let store = open_store(&settings, true).await?;
         let sender = Sender::new(&settings.delivery, token_secret.clone())?;
-        let dispatcher = Dispatcher::start(store.clone(), sender, settings.delivery.clone());
-        let engine = Arc::new(Engine::new(
-            store.clone(),
-            dispatcher.handle.clone(),
-            token_secret,
-            settings.token_ttl,
-            settings.delivery.lease,
-        ));
+        let dispatcher =
+            Dispatcher::start(store.clone(), sender.clone(), settings.delivery.clone());
+        let engine = Arc::new(
+            Engine::new(
+                store.clone(),
+                dispatcher.handle.clone(),
+                token_secret,
+                settings.token_ttl,
+                settings.delivery.lease,
+            )
+            .with_sender(sender),
+        );
         let state = AppState::new(store.clone(), engine, platform_key, settings.max_body_bytes);
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await

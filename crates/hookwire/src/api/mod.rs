@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod licenses;
+pub mod ui;
 pub mod views;
 pub mod visitors;
 pub mod webhooks;
@@ -31,6 +32,7 @@ struct Inner {
     engine: Arc<Engine>,
     platform_key: Secret,
     max_body_bytes: usize,
+    sessions: ui::session::Sessions,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
                 engine,
                 platform_key,
                 max_body_bytes,
+                sessions: ui::session::Sessions::default(),
             }),
         }
     }
@@ -64,6 +67,11 @@ impl AppState {
 
     pub fn max_body_bytes(&self) -> usize {
         self.inner.max_body_bytes
+    }
+
+    /// The web app's signed-in sessions.
+    pub fn sessions(&self) -> &ui::session::Sessions {
+        &self.inner.sessions
     }
 }
 
@@ -107,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", v1)
         .merge(livechat_v2())
         .nest("/v2", livechat_v2())
+        .merge(ui::routes())
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),

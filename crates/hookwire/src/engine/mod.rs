@@ -7,8 +7,12 @@ pub mod retry;
 pub mod ssrf;
 
 use crate::secret::{event_token, hash_secret, random_hex, Secret};
-use crate::store::{now_millis, IngestOutcome, Millis, NewEvent, Store, StoreError};
+use crate::store::{
+    now_millis, DeliveryJob, EventBody, IngestOutcome, Millis, NewEvent, Store, StoreError, Webhook,
+};
+use attempt::{AttemptReport, Sender};
 use dispatcher::DispatcherHandle;
+use hookwire_livechat::DataTypes;
 use hookwire_livechat::IncomingEvent;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +31,8 @@ pub struct Engine {
     token_secret: Secret,
     token_ttl: Duration,
     lease: Duration,
+    /// For attempts made outside the delivery log (the web app's "send test").
+    sender: Option<Arc<Sender>>,
 }
 
 impl Engine {
@@ -43,7 +49,35 @@ impl Engine {
             token_secret,
             token_ttl,
             lease,
+            sender: None,
         }
+    }
+
+    /// Lets [`Engine::attempt_now`] send test events through `sender`.
+    pub fn with_sender(mut self, sender: Arc<Sender>) -> Self {
+        self.sender = Some(sender);
+        self
+    }
+
+    /// The exact body a delivery of `event` with `data_types` sends.
+    pub fn render_body(&self, event: &EventBody, data_types: DataTypes) -> Vec<u8> {
+        attempt::render_body(&self.token_secret, event, data_types)
+    }
+
+    /// Attempts one delivery of `event` to `webhook` right now, the way the
+    /// dispatcher would (same client, SSRF guard, body and classification),
+    /// without committing anything: a test send. `None` without a sender.
+    pub async fn attempt_now(&self, webhook: &Webhook, event: EventBody) -> Option<AttemptReport> {
+        let sender = self.sender.as_ref()?;
+        let job = DeliveryJob {
+            delivery_id: 0,
+            webhook_id: webhook.id.clone(),
+            url: webhook.url.as_stored().to_string(),
+            data_types: webhook.data_types,
+            attempts_in_round: 0,
+            event: Arc::new(event),
+        };
+        Some(sender.attempt(&job).await)
     }
 
     pub fn dispatcher(&self) -> &DispatcherHandle {

@@ -12,7 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use writer::{unavailable, Writer};
 
-const SCHEMA: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
+const SCHEMA: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_2.sql"),
+    // schema_3.sql is reserved for the PostgreSQL work on another branch.
+    include_str!("schema_4.sql"),
+];
 const READERS: usize = 4;
 
 pub struct SqliteStore {
@@ -399,6 +404,10 @@ fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<Delive
         sql.push_str(" AND d.state = ?");
         args.push(s.as_str().to_string().into());
     }
+    if let Some(t) = q.event_type {
+        sql.push_str(" AND e.event_type = ?");
+        args.push(t.as_str().to_string().into());
+    }
     if let Some(before) = q.before {
         sql.push_str(" AND d.id < ?");
         args.push(before.into());
@@ -479,6 +488,7 @@ struct OwnedQuery {
     license_id: String,
     webhook_id: Option<String>,
     state: Option<DeliveryState>,
+    event_type: Option<EventType>,
     before: Option<i64>,
     limit: usize,
 }
@@ -696,6 +706,7 @@ impl Store for SqliteStore {
             license_id: q.license_id.to_string(),
             webhook_id: q.webhook_id.map(str::to_string),
             state: q.state,
+            event_type: q.event_type,
             before: q.before,
             limit: q.limit,
         };
@@ -850,5 +861,93 @@ impl Store for SqliteStore {
                 .map_err(unavailable)
             })
             .await
+    }
+
+    async fn list_licenses(&self) -> StoreResult<Vec<String>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT license_id FROM licenses ORDER BY license_id")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn delivery_body(
+        &self,
+        license_id: &str,
+        delivery_id: i64,
+    ) -> StoreResult<Option<(EventBody, DataTypes)>> {
+        let license = license_id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey,
+                        e.ticket, d.data_types
+                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.id = ?1 AND d.license_id = ?2",
+            )?
+            .query_row(params![delivery_id, license], |r| {
+                Ok((event_from_columns(r, 0)?, DataTypes::from_bits(r.get(7)?)))
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn attempt_samples(
+        &self,
+        license_id: &str,
+        since: Millis,
+        limit: usize,
+    ) -> StoreResult<AttemptSamples> {
+        let license = license_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT a.at, d.webhook_id, a.error IS NULL, a.latency_ms
+                 FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE a.at >= ?1 AND d.license_id = ?2
+                 ORDER BY a.at DESC LIMIT ?3",
+            )?;
+            let mut out = AttemptSamples::default();
+            let mut index: HashMap<String, usize> = HashMap::new();
+            let mut rows = stmt.query(params![since, license, limit as i64 + 1])?;
+            while let Some(r) = rows.next()? {
+                if out.samples.len() == limit {
+                    out.truncated = true;
+                    break;
+                }
+                let webhook_id: String = r.get(1)?;
+                let next = index.len();
+                let webhook = *index.entry(webhook_id.clone()).or_insert_with(|| {
+                    out.webhook_ids.push(webhook_id);
+                    next
+                });
+                out.samples.push(AttemptSample {
+                    at: r.get(0)?,
+                    webhook,
+                    ok: r.get(2)?,
+                    latency_ms: r.get(3)?,
+                });
+            }
+            out.samples.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn queue_stats(&self, license_id: &str) -> StoreResult<QueueStats> {
+        let license = license_id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT COUNT(*), MIN(created_at) FROM deliveries
+                 WHERE license_id = ?1 AND state = 'pending'",
+            )?
+            .query_row([license], |r| {
+                Ok(QueueStats {
+                    pending: r.get::<_, i64>(0)?.max(0) as u64,
+                    oldest_pending_at: r.get(1)?,
+                })
+            })
+        })
+        .await
     }
 }
