@@ -4,5 +4,6 @@ mod delivery;
 mod durability;
 mod ingest;
 mod support;
+mod ui;
 mod visitors;
 mod webhooks_api;
