@@ -154,12 +154,14 @@ pub fn bar_chart(
 ) -> String {
     const W: f64 = 600.0;
     const H: f64 = 140.0;
+    /// Room above the bars for the scale.
+    const TOP: f64 = 14.0;
     let max = buckets.iter().map(|(o, f)| o + f).max().unwrap_or(0).max(1) as f64;
     let bw = W / buckets.len().max(1) as f64;
     let (total_ok, total_failed) = buckets.iter().fold((0, 0), |(a, b), (o, f)| (a + o, b + f));
     let mut svg = format!(
-        r#"<svg class="chart" viewBox="0 0 {W} {h}" role="img" aria-label="{label}: {total_ok} delivered, {total_failed} failed"><title>{label}</title><line x1="0" y1="{H}" x2="{W}" y2="{H}" class="axis"/>"#,
-        h = H + 16.0,
+        r#"<svg class="chart" viewBox="0 -{TOP} {W} {h}" role="img" aria-label="{label}: {total_ok} delivered, {total_failed} failed"><title>{label}</title><line x1="0" y1="{H}" x2="{W}" y2="{H}" class="axis"/>"#,
+        h = H + 16.0 + TOP,
         label = esc(label)
     );
     for (i, (ok, failed)) in buckets.iter().enumerate() {
@@ -188,7 +190,7 @@ pub fn bar_chart(
     }
     let _ = write!(
         svg,
-        r#"<text x="0" y="{y}" class="tick">{first}</text><text x="{W}" y="{y}" class="tick" text-anchor="end">{last}</text><text x="{W}" y="10" class="tick" text-anchor="end">max {max}</text></svg>"#,
+        r#"<text x="0" y="{y}" class="tick">{first}</text><text x="{W}" y="{y}" class="tick" text-anchor="end">{last}</text><text x="0" y="-3" class="tick">max {max} per bar</text></svg>"#,
         y = H + 13.0,
         first = esc(&bucket_label(0)),
         last = esc(&bucket_label(buckets.len().saturating_sub(1))),

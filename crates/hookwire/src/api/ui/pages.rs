@@ -872,6 +872,7 @@ fn delivery_row(d: &DeliveryView, webhooks: &HashMap<&str, &Webhook>) -> String 
     let outcome = match last {
         Some(a) => match (&a.error, a.status) {
             (None, Some(s)) => format!("HTTP {s}"),
+            (Some(e), Some(s)) if e.contains(&s.to_string()) => e.clone(),
             (Some(e), Some(s)) => format!("HTTP {s}: {e}"),
             (Some(e), None) => e.clone(),
             (None, None) => String::new(),
