@@ -234,6 +234,15 @@ async fn the_web_app_in_a_real_browser() {
     shot(c, "webhooks-phone").await;
     c.set_window_size(1280, 900).await.unwrap();
 
+    // Times arrive as UTC ISO and are shown in the viewer's zone by the script.
+    let when = css(c, "td time").await;
+    let iso = when.attr("datetime").await.unwrap().unwrap();
+    assert_ne!(when.text().await.unwrap(), iso);
+    assert_eq!(
+        when.attr("title").await.unwrap().as_deref(),
+        Some(iso.as_str())
+    );
+
     // The receiver fails until retries run out; redeliver from the UI.
     receiver.script([
         Reply::Status(500, "receiver down"),

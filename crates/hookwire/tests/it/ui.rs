@@ -374,6 +374,50 @@ async fn delivery_log_shows_the_exact_body_and_redelivers() {
     app.wait_deliveries(&key, &webhook, |d| d[0]["state"] == "delivered")
         .await;
 
+    // Every failed delivery since a time, from the log's bulk form.
+    receiver.script([
+        Reply::Status(503, "down"),
+        Reply::Status(503, "down"),
+        Reply::Status(503, "down"),
+    ]);
+    app.ingest_accepted(&chat_started("1025707")).await;
+    app.wait_deliveries(&key, &webhook, |d| {
+        d.len() == 2 && d[0]["state"] == "failed"
+    })
+    .await;
+    let r = b
+        .post(
+            "/ui/deliveries/redeliver-failed",
+            &[
+                ("csrf", &token),
+                ("webhook", &webhook),
+                ("since_hours", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert!(
+        r.location.contains("n=redelivered&count=1"),
+        "{}",
+        r.location
+    );
+    assert!(b
+        .get(&r.location)
+        .await
+        .body
+        .contains("Redelivery queued for 1"));
+    app.wait_deliveries(&key, &webhook, |d| {
+        d.iter().all(|d| d["state"] == "delivered")
+    })
+    .await;
+    let r = b
+        .post(
+            "/ui/deliveries/redeliver-failed",
+            &[("csrf", &token), ("since_hours", "-3")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
     // Send test: a direct attempt, answered inline.
     let r = b
         .post(&format!("/ui/webhooks/{webhook}/test"), &[("csrf", &token)])
