@@ -159,6 +159,14 @@ async fn pages_need_a_session_and_sign_in_sets_a_strict_cookie() {
     assert!(!session.contains("Secure"));
     let r = b.get("/ui/overview").await;
     assert_eq!(r.status, 200);
+    let r2 = reqwest::Client::new()
+        .get(app.url("/ui/login"))
+        .send()
+        .await
+        .unwrap();
+    let csp = r2.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"));
+    assert_eq!(r2.headers()["cache-control"], "no-store");
     assert!(r.body.contains("<svg"), "overview has charts");
     assert!(r.body.contains("Pending deliveries"));
 

@@ -62,6 +62,27 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/deliveries/{id}/redeliver", post(pages::redeliver))
         .route("/ui/agents", get(pages::agents_page))
         .route("/ui/agents.json", get(pages::agents_json))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The script and stylesheet come from here only, no page may be framed
+/// (clickjacking), forms post only here, and pages are not cached (a new
+/// license's key is shown once).
+const CSP: &str = "default-src 'self'; img-src 'self' https:; object-src 'none'; \
+                   base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name, value| {
+        h.insert(name, header::HeaderValue::from_static(value));
+    };
+    set(headers, header::CONTENT_SECURITY_POLICY, CSP);
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "same-origin");
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        set(headers, header::CACHE_CONTROL, "no-store");
+    }
+    response
 }
 
 async fn css() -> Response {

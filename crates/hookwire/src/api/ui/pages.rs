@@ -97,7 +97,13 @@ fn flash(p: &HashMap<String, String>) -> String {
         Some("enabled") => notice("ok", "Webhook enabled."),
         Some("disabled") => notice("ok", "Webhook disabled: new events are held until you enable it again."),
         Some("deleted") => notice("ok", "Webhook deleted."),
-        Some("redelivered") => notice("ok", &format!("Redelivery queued for {count} delivery(ies).")),
+        Some("redelivered") => notice(
+            "ok",
+            &format!(
+                "Redelivery queued for {count} {}.",
+                if count == 1 { "delivery" } else { "deliveries" }
+            ),
+        ),
         Some("switched") => notice("ok", "License switched."),
         _ => String::new(),
     }
