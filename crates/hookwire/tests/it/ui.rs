@@ -125,7 +125,7 @@ async fn pages_need_a_session_and_sign_in_sets_a_strict_cookie() {
         "/ui/webhooks",
         "/ui/deliveries",
         "/ui/overview",
-        "/ui/agents.json",
+        "/ui/agents",
     ] {
         let r = b.get(path).await;
         assert_eq!(
@@ -134,6 +134,7 @@ async fn pages_need_a_session_and_sign_in_sets_a_strict_cookie() {
             "{path}"
         );
     }
+    assert_eq!(b.get("/ui/agents.json").await.status, 401);
     // A wrong key is refused with the form again.
     let r = b.sign_in("1025707", "hwk_wrong").await;
     assert_eq!(r.status, 401);

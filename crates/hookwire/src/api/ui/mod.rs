@@ -122,6 +122,12 @@ impl FromRequestParts<AppState> for SignedIn {
             .and_then(|id| state.sessions().get(id).map(|s| (id.to_string(), s)));
         match found {
             Some((cookie, session)) => Ok(SignedIn { cookie, session }),
+            // The agent view's script gets an answer it can read.
+            None if parts.uri.path().ends_with(".json") => Err((
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"error": {"code": "unauthorized", "message": "sign in again"}})),
+            )
+                .into_response()),
             None => Err(Redirect::to("/ui/login").into_response()),
         }
     }

@@ -124,3 +124,45 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> S
         if secure { "; Secure" } else { "" }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn sessions_are_found_by_cookie_and_end_on_sign_out() {
+        let sessions = Sessions::default();
+        let id = sessions.create(true, None);
+        let s = sessions.get(&id).expect("live");
+        assert!(s.operator && s.license.is_none());
+        assert!(s.csrf_ok(Some(&s.csrf)));
+        assert!(!s.csrf_ok(Some("forged")) && !s.csrf_ok(None));
+        sessions.set_license(&id, "1025707".into());
+        assert_eq!(
+            sessions.get(&id).unwrap().license.as_deref(),
+            Some("1025707")
+        );
+        assert!(sessions.get("unknown").is_none());
+        sessions.remove(&id);
+        assert!(sessions.get(&id).is_none());
+    }
+
+    #[test]
+    fn cookies_are_parsed_and_set_strictly() {
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_static("a=1; hookwire_session=abc"),
+        );
+        h.append(COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, "b"), Some("2"));
+        assert_eq!(cookie(&h, "c"), None);
+        assert!(!over_https(&h));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
+        assert!(over_https(&h));
+        let c = set_cookie(SESSION_COOKIE, "v", 60, true);
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.ends_with("; Secure"));
+    }
+}
