@@ -1165,6 +1165,9 @@ pub async fn delivery_page(
         for a in d.attempts.iter().rev() {
             let status = match (a.status, &a.error) {
                 (Some(s), None) => format!(r#"<span class="badge delivered">HTTP {s}</span>"#),
+                (Some(s), Some(e)) if *e == format!("HTTP {s}") => {
+                    format!(r#"<span class="badge failed">HTTP {s}</span>"#)
+                }
                 (Some(s), Some(e)) => {
                     format!(r#"<span class="badge failed">HTTP {s}</span> {}"#, esc(e))
                 }
@@ -1190,6 +1193,15 @@ pub async fn delivery_page(
                 r#"<p class="hint">Exactly as POSTed (Content-Type: application/json), on every attempt.</p><pre class="body" id="body-sent" tabindex="0">{}</pre>"#,
                 esc(&String::from_utf8_lossy(&body))
             );
+            if let Ok(pretty) = serde_json::from_slice::<Value>(&body)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+            {
+                let _ = write!(
+                    out,
+                    r#"<details><summary>Formatted</summary><pre class="body" tabindex="0">{}</pre></details>"#,
+                    esc(&pretty)
+                );
+            }
         }
         None => out.push_str("<p>The event is no longer stored.</p>"),
     }
