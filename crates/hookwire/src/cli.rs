@@ -123,6 +123,7 @@ async fn serve(settings: Settings) -> Result<(), BoxError> {
     println!("hookwire listening on {url}");
     println!("  database: {database}");
     println!("  data directory: {}", data_dir.display());
+    println!("  web app: {url}/ui (sign in with a license's API key, or the platform key)");
     match &server.key_source {
         KeySource::Configured => println!("  platform key: from HOOKWIRE_PLATFORM_KEY / config"),
         KeySource::File { path, generated } => println!(

@@ -150,19 +150,23 @@ impl RunningServer {
         let cipher = encryption_key(&settings)?;
         let store = open_store(&settings, true).await?;
         let sender = Sender::new(&settings.delivery, token_secret.clone(), cipher.clone())?;
-        let dispatcher = Dispatcher::start(store.clone(), sender, settings.delivery.clone());
-        let engine = Arc::new(Engine::new(
-            store.clone(),
-            dispatcher.handle.clone(),
-            EngineSettings {
-                token_secret,
-                token_ttl: settings.token_ttl,
-                lease: settings.delivery.lease,
-                cipher,
-                secret_rotation_grace: settings.secret_rotation_grace,
-                max_backlog: settings.max_backlog,
-            },
-        ));
+        let dispatcher =
+            Dispatcher::start(store.clone(), sender.clone(), settings.delivery.clone());
+        let engine = Arc::new(
+            Engine::new(
+                store.clone(),
+                dispatcher.handle.clone(),
+                EngineSettings {
+                    token_secret,
+                    token_ttl: settings.token_ttl,
+                    lease: settings.delivery.lease,
+                    cipher,
+                    secret_rotation_grace: settings.secret_rotation_grace,
+                    max_backlog: settings.max_backlog,
+                },
+            )
+            .with_sender(sender),
+        );
         let sealed = engine.seal_legacy_passwords().await?;
         if sealed > 0 {
             tracing::info!(

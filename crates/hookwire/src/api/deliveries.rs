@@ -58,6 +58,7 @@ async fn page(
             license_id: license,
             webhook_id,
             state: wanted,
+            event_type: None,
             before,
             limit,
         })

@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod licenses;
 pub mod limit;
+pub mod ui;
 pub mod views;
 pub mod visitors;
 pub mod webhooks;
@@ -33,6 +34,7 @@ struct Inner {
     platform_key: Secret,
     max_body_bytes: usize,
     rate_limiter: Option<limit::RateLimiter>,
+    sessions: ui::session::Sessions,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
                 platform_key,
                 max_body_bytes,
                 rate_limiter: limit::RateLimiter::new(rate_limit_per_second),
+                sessions: ui::session::Sessions::default(),
             }),
         }
     }
@@ -72,6 +75,11 @@ impl AppState {
 
     pub fn rate_limiter(&self) -> Option<&limit::RateLimiter> {
         self.inner.rate_limiter.as_ref()
+    }
+
+    /// The web app's signed-in sessions.
+    pub fn sessions(&self) -> &ui::session::Sessions {
+        &self.inner.sessions
     }
 }
 
@@ -116,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", v1)
         .merge(livechat_v2())
         .nest("/v2", livechat_v2())
+        .merge(ui::routes())
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),

@@ -44,7 +44,13 @@ struct NewWebhookInput {
     url: Option<String>,
 }
 
-async fn create_webhook(state: &AppState, license_id: String, value: Value) -> ApiResult<Webhook> {
+/// The one path that creates a webhook (API and web app): validation,
+/// the per-license limit, then the store.
+pub(crate) async fn create_webhook(
+    state: &AppState,
+    license_id: String,
+    value: Value,
+) -> ApiResult<Webhook> {
     let input: NewWebhookInput = typed(value)?;
     let event: EventType = input
         .event_type

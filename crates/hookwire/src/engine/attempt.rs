@@ -3,9 +3,9 @@
 use super::ssrf;
 use crate::config::{Acknowledge, DeliverySettings};
 use crate::secret::{event_token, standard_webhooks_signature, Cipher, Secret, SIGNING_SECRET};
-use crate::store::DeliveryJob;
+use crate::store::{DeliveryJob, EventBody};
 use base64::Engine as _;
-use hookwire_livechat::{render_payload, PayloadParts, TargetUrl};
+use hookwire_livechat::{render_payload, DataTypes, PayloadParts, TargetUrl};
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,6 +70,20 @@ pub struct AttemptReport {
     pub response_excerpt: Option<String>,
 }
 
+/// The exact body of a delivery of `event` with `data_types`: the same on
+/// every retry, and what the web app shows as "sent".
+pub fn render_body(token_secret: &Secret, event: &EventBody, data_types: DataTypes) -> Vec<u8> {
+    let token = event_token(token_secret, &event.unique_id);
+    render_payload(&PayloadParts {
+        event_type: event.event_type,
+        token: &token,
+        license_id: &event.license_id,
+        sections: &event.sections,
+        data_types,
+        event_unique_id: &event.unique_id,
+    })
+}
+
 /// Sends attempts over one pooled, keep-alive HTTP client.
 pub struct Sender {
     client: reqwest::Client,
@@ -107,15 +121,7 @@ impl Sender {
 
     /// The exact body a delivery sends (the same on every retry).
     pub fn body(&self, job: &DeliveryJob) -> Vec<u8> {
-        let token = event_token(&self.token_secret, &job.event.unique_id);
-        render_payload(&PayloadParts {
-            event_type: job.event.event_type,
-            token: &token,
-            license_id: &job.event.license_id,
-            sections: &job.event.sections,
-            data_types: job.data_types,
-            event_unique_id: &job.event.unique_id,
-        })
+        render_body(&self.token_secret, &job.event, job.data_types)
     }
 
     pub async fn attempt(&self, job: &DeliveryJob) -> AttemptReport {

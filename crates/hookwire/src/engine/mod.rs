@@ -9,9 +9,12 @@ pub mod ssrf;
 use crate::secret::{
     event_token, hash_secret, new_signing_secret, random_hex, Cipher, Secret, SIGNING_SECRET,
 };
-use crate::store::{now_millis, IngestOutcome, Millis, NewEvent, Store, StoreError};
+use crate::store::{
+    now_millis, DeliveryJob, EventBody, IngestOutcome, Millis, NewEvent, Store, StoreError, Webhook,
+};
+use attempt::{AttemptReport, Sender};
 use dispatcher::DispatcherHandle;
-use hookwire_livechat::{IncomingEvent, TargetUrl};
+use hookwire_livechat::{DataTypes, IncomingEvent, TargetUrl};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +50,8 @@ pub struct Engine {
     /// Pending deliveries, as last counted plus what was accepted since.
     backlog: AtomicU64,
     max_backlog: u64,
+    /// For attempts made outside the delivery log (the web app's "send test").
+    sender: Option<Arc<Sender>>,
 }
 
 impl Engine {
@@ -61,6 +66,7 @@ impl Engine {
             secret_rotation_grace: s.secret_rotation_grace,
             backlog: AtomicU64::new(0),
             max_backlog: s.max_backlog,
+            sender: None,
         }
     }
 
@@ -131,6 +137,36 @@ impl Engine {
             .rotate_signing_secret(license_id, webhook_id, sealed, grace_until)
             .await?;
         Ok(found.then_some(secret))
+    }
+
+    /// Lets [`Engine::attempt_now`] send test events through `sender`.
+    pub fn with_sender(mut self, sender: Arc<Sender>) -> Self {
+        self.sender = Some(sender);
+        self
+    }
+
+    /// The exact body a delivery of `event` with `data_types` sends.
+    pub fn render_body(&self, event: &EventBody, data_types: DataTypes) -> Vec<u8> {
+        attempt::render_body(&self.token_secret, event, data_types)
+    }
+
+    /// Attempts one delivery of `event` to `webhook` right now, the way the
+    /// dispatcher would (same client, SSRF guard, body and classification),
+    /// without committing anything: a test send. `None` without a sender.
+    pub async fn attempt_now(&self, webhook: &Webhook, event: EventBody) -> Option<AttemptReport> {
+        let sender = self.sender.as_ref()?;
+        let job = DeliveryJob {
+            delivery_id: 0,
+            webhook_id: webhook.id.clone(),
+            url: webhook.url.as_stored().to_string(),
+            data_types: webhook.data_types,
+            attempts_in_round: 0,
+            // A test send is not a delivery: no lease to respect.
+            lease_until: Millis::MAX,
+            event: Arc::new(event),
+            signing_secrets: Vec::new(),
+        };
+        Some(sender.attempt(&job).await)
     }
 
     pub fn dispatcher(&self) -> &DispatcherHandle {

@@ -223,10 +223,41 @@ pub struct VisitorView {
     pub details: Vec<DetailsSet>,
 }
 
+/// One attempt, reduced to what the web app's charts and rates need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptSample {
+    pub at: Millis,
+    /// Index into the `webhook_ids` of [`AttemptSamples`].
+    pub webhook: usize,
+    /// The receiver acknowledged (the attempt recorded no error).
+    pub ok: bool,
+    pub latency_ms: i64,
+}
+
+/// Attempts of a license since some time, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptSamples {
+    pub webhook_ids: Vec<String>,
+    pub samples: Vec<AttemptSample>,
+    /// More attempts matched than the limit asked for; the oldest were left out.
+    pub truncated: bool,
+}
+
+/// A license's backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Deliveries still pending (due now, waiting for a retry, or in flight).
+    pub pending: u64,
+    /// When the oldest pending delivery was created.
+    pub oldest_pending_at: Option<Millis>,
+}
+
 pub struct DeliveryQuery<'a> {
     pub license_id: &'a str,
     pub webhook_id: Option<&'a str>,
     pub state: Option<DeliveryState>,
+    /// Only deliveries of this event type.
+    pub event_type: Option<EventType>,
     /// Only deliveries with a smaller id (for paging, newest first).
     pub before: Option<i64>,
     pub limit: usize,
@@ -344,6 +375,29 @@ pub trait Store: Send + Sync + 'static {
         since: Millis,
         now: Millis,
     ) -> StoreResult<u64>;
+
+    // For the web app (issue #4).
+
+    /// Every license id, sorted: the operator's license switcher.
+    async fn list_licenses(&self) -> StoreResult<Vec<String>>;
+    /// The event a delivery carries and the data types it was created with:
+    /// what [`render_payload`](hookwire_livechat::render_payload) needs to
+    /// show the exact body sent. `None` if the license has no such delivery.
+    async fn delivery_body(
+        &self,
+        license_id: &str,
+        delivery_id: i64,
+    ) -> StoreResult<Option<(EventBody, DataTypes)>>;
+    /// The license's attempts made at or after `since`, oldest first; at most
+    /// `limit` (the newest ones) are returned.
+    async fn attempt_samples(
+        &self,
+        license_id: &str,
+        since: Millis,
+        limit: usize,
+    ) -> StoreResult<AttemptSamples>;
+    /// How many of the license's deliveries are pending, and the oldest one's age.
+    async fn queue_stats(&self, license_id: &str) -> StoreResult<QueueStats>;
 
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

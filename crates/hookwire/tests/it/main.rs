@@ -1,5 +1,6 @@
 //! hookwire's integration tests: one binary, real servers, real databases.
 
+mod browser;
 mod delivery;
 mod durability;
 mod faults;
@@ -10,5 +11,6 @@ mod limits;
 mod safety;
 mod several_nodes;
 mod support;
+mod ui;
 mod visitors;
 mod webhooks_api;

@@ -19,7 +19,11 @@ use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row, Transaction};
 
-const MIGRATIONS: &[&str] = &[include_str!("schema_1.sql"), include_str!("schema_2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_1.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+];
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
 const DUE_CHANNEL: &str = "hookwire_due";
@@ -656,6 +660,7 @@ impl Store for PgStore {
     async fn list_deliveries(&self, q: DeliveryQuery<'_>) -> StoreResult<Vec<DeliveryView>> {
         let client = self.client().await?;
         let state = q.state.map(DeliveryState::as_str);
+        let event_type = q.event_type.map(EventType::as_str);
         let rows = client
             .query(
                 "SELECT d.id, e.unique_id, d.webhook_id, e.event_type, d.state, d.created_at, d.next_attempt_at
@@ -664,8 +669,9 @@ impl Store for PgStore {
                    AND ($2::TEXT IS NULL OR d.webhook_id = $2)
                    AND ($3::TEXT IS NULL OR d.state = $3)
                    AND ($4::BIGINT IS NULL OR d.id < $4)
+                   AND ($6::TEXT IS NULL OR e.event_type = $6)
                  ORDER BY d.id DESC LIMIT $5",
-                &[&q.license_id, &q.webhook_id, &state, &q.before, &(q.limit as i64)],
+                &[&q.license_id, &q.webhook_id, &state, &q.before, &(q.limit as i64), &event_type],
             )
             .await
             .map_err(db_error)?;
@@ -943,6 +949,100 @@ impl Store for PgStore {
             .await
             .map(|n| n > 0)
             .map_err(db_error)
+    }
+
+    async fn list_licenses(&self) -> StoreResult<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT license_id FROM licenses ORDER BY license_id", &[])
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn delivery_body(
+        &self,
+        license_id: &str,
+        delivery_id: i64,
+    ) -> StoreResult<Option<(EventBody, DataTypes)>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey,
+                        e.ticket, d.data_types
+                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.id = $1 AND d.license_id = $2",
+                &[&delivery_id, &license_id],
+            )
+            .await
+            .map_err(db_error)?;
+        let Some(r) = row else { return Ok(None) };
+        let bits: i16 = r.get(7);
+        Ok(Some((
+            event_from_row(&r, 0)?,
+            DataTypes::from_bits(bits as u8),
+        )))
+    }
+
+    async fn attempt_samples(
+        &self,
+        license_id: &str,
+        since: Millis,
+        limit: usize,
+    ) -> StoreResult<AttemptSamples> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT a.at, d.webhook_id, a.error IS NULL, a.latency_ms
+                 FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE a.at >= $1 AND d.license_id = $2
+                 ORDER BY a.at DESC LIMIT $3",
+                &[&since, &license_id, &(limit as i64 + 1)],
+            )
+            .await
+            .map_err(db_error)?;
+        let mut out = AttemptSamples::default();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for r in &rows {
+            if out.samples.len() == limit {
+                out.truncated = true;
+                break;
+            }
+            let webhook_id: String = r.get(1);
+            let next = index.len();
+            let webhook = *index.entry(webhook_id.clone()).or_insert_with(|| {
+                out.webhook_ids.push(webhook_id);
+                next
+            });
+            out.samples.push(AttemptSample {
+                at: r.get(0),
+                webhook,
+                ok: r.get(2),
+                latency_ms: r.get(3),
+            });
+        }
+        out.samples.reverse();
+        Ok(out)
+    }
+
+    async fn queue_stats(&self, license_id: &str) -> StoreResult<QueueStats> {
+        let r = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE license_id = $1 AND state = 'pending'",
+                &[&license_id],
+            )
+            .await
+            .map_err(db_error)?;
+        let pending: i64 = r.get(0);
+        Ok(QueueStats {
+            pending: pending.max(0) as u64,
+            oldest_pending_at: r.get(1),
+        })
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -16,6 +16,7 @@ const SCHEMA: &[&str] = &[
     include_str!("schema.sql"),
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
+    include_str!("schema_4.sql"),
 ];
 const READERS: usize = 4;
 
@@ -429,6 +430,10 @@ fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<Delive
         sql.push_str(" AND d.state = ?");
         args.push(s.as_str().to_string().into());
     }
+    if let Some(t) = q.event_type {
+        sql.push_str(" AND e.event_type = ?");
+        args.push(t.as_str().to_string().into());
+    }
     if let Some(before) = q.before {
         sql.push_str(" AND d.id < ?");
         args.push(before.into());
@@ -509,6 +514,7 @@ struct OwnedQuery {
     license_id: String,
     webhook_id: Option<String>,
     state: Option<DeliveryState>,
+    event_type: Option<EventType>,
     before: Option<i64>,
     limit: usize,
 }
@@ -821,6 +827,7 @@ impl Store for SqliteStore {
             license_id: q.license_id.to_string(),
             webhook_id: q.webhook_id.map(str::to_string),
             state: q.state,
+            event_type: q.event_type,
             before: q.before,
             limit: q.limit,
         };
@@ -981,5 +988,241 @@ impl Store for SqliteStore {
                 .map_err(unavailable)
             })
             .await
+    }
+
+    async fn list_licenses(&self) -> StoreResult<Vec<String>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT license_id FROM licenses ORDER BY license_id")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn delivery_body(
+        &self,
+        license_id: &str,
+        delivery_id: i64,
+    ) -> StoreResult<Option<(EventBody, DataTypes)>> {
+        let license = license_id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey,
+                        e.ticket, d.data_types
+                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                 WHERE d.id = ?1 AND d.license_id = ?2",
+            )?
+            .query_row(params![delivery_id, license], |r| {
+                Ok((event_from_columns(r, 0)?, DataTypes::from_bits(r.get(7)?)))
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn attempt_samples(
+        &self,
+        license_id: &str,
+        since: Millis,
+        limit: usize,
+    ) -> StoreResult<AttemptSamples> {
+        let license = license_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT a.at, d.webhook_id, a.error IS NULL, a.latency_ms
+                 FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE a.at >= ?1 AND d.license_id = ?2
+                 ORDER BY a.at DESC LIMIT ?3",
+            )?;
+            let mut out = AttemptSamples::default();
+            let mut index: HashMap<String, usize> = HashMap::new();
+            let mut rows = stmt.query(params![since, license, limit as i64 + 1])?;
+            while let Some(r) = rows.next()? {
+                if out.samples.len() == limit {
+                    out.truncated = true;
+                    break;
+                }
+                let webhook_id: String = r.get(1)?;
+                let next = index.len();
+                let webhook = *index.entry(webhook_id.clone()).or_insert_with(|| {
+                    out.webhook_ids.push(webhook_id);
+                    next
+                });
+                out.samples.push(AttemptSample {
+                    at: r.get(0)?,
+                    webhook,
+                    ok: r.get(2)?,
+                    latency_ms: r.get(3)?,
+                });
+            }
+            out.samples.reverse();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn queue_stats(&self, license_id: &str) -> StoreResult<QueueStats> {
+        let license = license_id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT COUNT(*), MIN(created_at) FROM deliveries
+                 WHERE license_id = ?1 AND state = 'pending'",
+            )?
+            .query_row([license], |r| {
+                Ok(QueueStats {
+                    pending: r.get::<_, i64>(0)?.max(0) as u64,
+                    oldest_pending_at: r.get(1)?,
+                })
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod web_app_tests {
+    //! The store methods the web app added: the contract other backends fill.
+
+    use super::*;
+    use hookwire_livechat::IncomingEvent;
+
+    fn event(license: &str, unique_id: &str, now: Millis) -> NewEvent {
+        let body = serde_json::json!({
+            "event_type": "chat_started", "license_id": license,
+            "chat": {"id": "C1", "messages": [], "tags": []},
+            "visitor": {"id": "V1", "name": "Mary", "email": "m@example.com"}
+        });
+        let ev = IncomingEvent::from_json(body.to_string().as_bytes()).unwrap();
+        NewEvent {
+            unique_id: unique_id.into(),
+            license_id: ev.license_id,
+            event_type: ev.event_type,
+            sections: ev.sections,
+            token_hash: format!("hash-{unique_id}"),
+            token_expires_at: now + 1000,
+            chat_tags: ev.chat_tags,
+            visitor: ev.visitor,
+            idempotency: None,
+            received_at: now,
+        }
+    }
+
+    #[tokio::test]
+    async fn licenses_bodies_samples_and_queue() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"), "normal", 0).unwrap();
+        let now = now_millis();
+        for l in ["2002", "1025707"] {
+            store
+                .create_license(l, &format!("k{l}"), now)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.list_licenses().await.unwrap(), ["1025707", "2002"]);
+        store
+            .create_webhook(NewWebhook {
+                id: "w1".into(),
+                license_id: "1025707".into(),
+                event_type: EventType::ChatStarted,
+                data_types: DataTypes::of(&[DataType::Visitor]),
+                url: TargetUrl::parse("https://example.com/h").unwrap(),
+                token: "t".into(),
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        store
+            .ingest(
+                vec![
+                    event("1025707", "e1", now - 10),
+                    event("1025707", "e2", now),
+                ],
+                None,
+            )
+            .await
+            .unwrap();
+        let queue = store.queue_stats("1025707").await.unwrap();
+        assert_eq!(queue.pending, 2);
+        assert!(queue.oldest_pending_at.is_some());
+        assert_eq!(
+            store.queue_stats("2002").await.unwrap(),
+            QueueStats::default()
+        );
+
+        let list = store
+            .list_deliveries(DeliveryQuery {
+                license_id: "1025707",
+                webhook_id: None,
+                state: None,
+                event_type: Some(EventType::ChatStarted),
+                before: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 2);
+        let none = store
+            .list_deliveries(DeliveryQuery {
+                license_id: "1025707",
+                webhook_id: None,
+                state: None,
+                event_type: Some(EventType::TicketCreated),
+                before: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+
+        let (newest, oldest) = (list[0].id, list[1].id);
+        let (body, types) = store
+            .delivery_body("1025707", newest)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(body.unique_id, "e2");
+        assert_eq!(types.names(), ["visitor"]);
+        assert!(body.sections[DataType::Visitor.index()]
+            .as_ref()
+            .unwrap()
+            .get()
+            .contains("Mary"));
+        assert!(store.delivery_body("2002", newest).await.unwrap().is_none());
+
+        for (id, at, error, next) in [
+            (
+                oldest,
+                now - 5,
+                Some("HTTP 500".to_string()),
+                NextState::Failed,
+            ),
+            (newest, now - 1, None, NextState::Delivered),
+        ] {
+            store
+                .record_attempt(AttemptRecord {
+                    delivery_id: id,
+                    webhook_id: "W1".to_string(),
+                    at,
+                    status: Some(if error.is_some() { 500 } else { 200 }),
+                    latency_ms: 7,
+                    error,
+                    response_excerpt: None,
+                    next,
+                })
+                .await
+                .unwrap();
+        }
+        let samples = store
+            .attempt_samples("1025707", now - 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(samples.webhook_ids, ["w1"]);
+        let seen: Vec<(bool, Millis)> = samples.samples.iter().map(|s| (s.ok, s.at)).collect();
+        assert_eq!(seen, [(false, now - 5), (true, now - 1)], "oldest first");
+        assert!(!samples.truncated);
+        let newest_only = store.attempt_samples("1025707", 0, 1).await.unwrap();
+        assert!(newest_only.truncated);
+        assert_eq!(newest_only.samples[0].at, now - 1);
+        assert_eq!(store.queue_stats("1025707").await.unwrap().pending, 0);
     }
 }

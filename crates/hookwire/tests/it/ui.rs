@@ -1,0 +1,486 @@
+//! The web app over plain HTTP: sign-in, CSRF, forms, escaping, the log.
+
+use crate::support::*;
+use serde_json::json;
+
+/// A browser without JavaScript: one session cookie, no redirect following.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Answer {
+    status: u16,
+    location: String,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.url(""),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Answer {
+        let r = req
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        let set_cookies: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        for c in &set_cookies {
+            let pair = c.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+        Answer {
+            status: r.status().as_u16(),
+            location: r
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default(),
+            set_cookies,
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let body = form
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    url::form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>(),
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(req).await
+    }
+
+    /// The CSRF token on a page.
+    async fn csrf(&mut self, path: &str) -> String {
+        let page = self.get(path).await;
+        csrf_in(&page.body)
+    }
+
+    async fn sign_in(&mut self, license: &str, key: &str) -> Answer {
+        let token = self.csrf("/ui/login").await;
+        self.post(
+            "/ui/login",
+            &[("csrf", &token), ("license_id", license), ("api_key", key)],
+        )
+        .await
+    }
+}
+
+fn csrf_in(html: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    html[start..][..html[start..].find('"').unwrap()].to_string()
+}
+
+crate::backend_tests! {
+    async fn pages_need_a_session_and_sign_in_sets_a_strict_cookie() {
+        let app = spawn_app().await;
+        let key = app.create_license("1025707").await;
+        let mut b = Browser::new(&app);
+        for path in [
+            "/ui/webhooks",
+            "/ui/deliveries",
+            "/ui/overview",
+            "/ui/agents",
+        ] {
+            let r = b.get(path).await;
+            assert_eq!(
+                (r.status, r.location.as_str()),
+                (303, "/ui/login"),
+                "{path}"
+            );
+        }
+        assert_eq!(b.get("/ui/agents.json").await.status, 401);
+        // A wrong key is refused with the form again.
+        let r = b.sign_in("1025707", "hwk_wrong").await;
+        assert_eq!(r.status, 401);
+        assert!(r.body.contains("do not match"));
+        // A POST without the sign-in form's cookie is refused.
+        let mut stranger = Browser::new(&app);
+        let r = stranger
+            .post(
+                "/ui/login",
+                &[("csrf", "x"), ("license_id", "1025707"), ("api_key", &key)],
+            )
+            .await;
+        assert_eq!(r.status, 403);
+
+        let r = b.sign_in("1025707", &key).await;
+        assert_eq!((r.status, r.location.as_str()), (303, "/ui/overview"));
+        let session = r
+            .set_cookies
+            .iter()
+            .find(|c| c.starts_with("hookwire_session="))
+            .expect("a session cookie");
+        assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"));
+        assert!(!session.contains("Secure"));
+        let r = b.get("/ui/overview").await;
+        assert_eq!(r.status, 200);
+        let r2 = reqwest::Client::new()
+            .get(app.url("/ui/login"))
+            .send()
+            .await
+            .unwrap();
+        let csp = r2.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"));
+        assert_eq!(r2.headers()["cache-control"], "no-store");
+        assert!(r.body.contains("<svg"), "overview has charts");
+        assert!(r.body.contains("Pending deliveries"));
+
+        // Behind an https proxy the cookie is Secure.
+        let mut proxied = Browser::new(&app);
+        let token = proxied.csrf("/ui/login").await;
+        let req = proxied
+            .http
+            .post(app.url("/ui/login"))
+            .header("x-forwarded-proto", "https")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={token}&license_id=1025707&api_key={key}"));
+        let r = proxied.send(req).await;
+        assert_eq!(r.status, 303);
+        assert!(r
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("hookwire_session=") && c.contains("; Secure")));
+
+        // Signing out needs the token too, and ends the session.
+        let r = b.post("/ui/logout", &[("csrf", "forged")]).await;
+        assert_eq!(r.status, 403);
+        let token = b.csrf("/ui/webhooks").await;
+        let r = b.post("/ui/logout", &[("csrf", &token)]).await;
+        assert_eq!((r.status, r.location.as_str()), (303, "/ui/login"));
+        assert_eq!(b.get("/ui/webhooks").await.status, 303);
+    }
+
+    async fn webhook_form_validates_like_the_api_and_checks_csrf() {
+        let app = spawn_app().await;
+        let key = app.create_license("1025707").await;
+        let mut b = Browser::new(&app);
+        b.sign_in("1025707", &key).await;
+        let r = b.get("/ui/webhooks").await;
+        assert!(r.body.contains("No webhooks yet"), "empty state");
+        let token = csrf_in(&r.body);
+
+        // No CSRF token: refused, nothing created.
+        let r = b
+            .post(
+                "/ui/webhooks",
+                &[
+                    ("event_type", "chat_started"),
+                    ("data_types[]", "chat"),
+                    ("url", "https://example.com/h"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        assert!(app.get(&key, "/api/v1/webhooks").await.1["webhooks"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+
+        // A data type the event does not support, and a bad URL: both fields explain.
+        let r = b
+            .post(
+                "/ui/webhooks",
+                &[
+                    ("csrf", &token),
+                    ("event_type", "visitor_queued"),
+                    ("data_types[]", "chat"),
+                    ("url", "ftp://example.com"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains(r#"id="data_types-error""#), "{}", r.body);
+        assert!(r
+            .body
+            .contains("visitor_queued does not support data type chat"));
+        assert!(r.body.contains(r#"id="url-error""#));
+
+        // Valid, with basic auth composed into the URL, over http: created with a warning.
+        let receiver = TestReceiver::start().await;
+        let r = b
+            .post(
+                "/ui/webhooks",
+                &[
+                    ("csrf", &token),
+                    ("event_type", "chat_started"),
+                    ("data_types[]", "chat"),
+                    ("data_types[]", "visitor"),
+                    ("url", &receiver.url("/hook")),
+                    ("user", "agent"),
+                    ("password", "s3cret"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.location.as_str()),
+            (303, "/ui/webhooks?n=created_http")
+        );
+        let r = b.get("/ui/webhooks?n=created_http").await;
+        assert!(r.body.contains("travel unencrypted"));
+        assert!(r.body.contains("agent:****@"), "password masked");
+        assert!(!r.body.contains("s3cret"));
+        let (_, list) = app.get(&key, "/api/v1/webhooks").await;
+        let id = list["webhooks"][0]["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            list["webhooks"][0]["data_types"],
+            json!(["chat", "visitor"])
+        );
+
+        // Editing keeps the password when the field is left empty.
+        let r = b.get(&format!("/ui/webhooks/{id}")).await;
+        assert!(!r.body.contains("s3cret"));
+        let r = b
+            .post(
+                &format!("/ui/webhooks/{id}"),
+                &[
+                    ("csrf", &token),
+                    ("data_types[]", "chat"),
+                    ("url", &receiver.url("/other")),
+                    ("user", "agent"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303);
+        let (_, w) = app.get(&key, &format!("/api/v1/webhooks/{id}")).await;
+        assert_eq!(w["data_types"], json!(["chat"]));
+        assert!(w["url"].as_str().unwrap().contains("agent:****@"));
+
+        // Disable, then delete after the confirmation page.
+        let r = b
+            .post(
+                &format!("/ui/webhooks/{id}/enabled"),
+                &[("csrf", &token), ("enabled", "false")],
+            )
+            .await;
+        assert_eq!(r.status, 303);
+        assert_eq!(
+            app.get(&key, &format!("/api/v1/webhooks/{id}")).await.1["enabled"],
+            false
+        );
+        let r = b.get(&format!("/ui/webhooks/{id}/delete")).await;
+        assert!(r.body.contains("cannot be undone"));
+        let r = b
+            .post(&format!("/ui/webhooks/{id}/delete"), &[("csrf", &token)])
+            .await;
+        assert_eq!(
+            (r.status, r.location.as_str()),
+            (303, "/ui/webhooks?n=deleted")
+        );
+        assert_eq!(
+            app.get(&key, &format!("/api/v1/webhooks/{id}")).await.0,
+            404
+        );
+
+        // Another license's webhook is not found; bad input never panics.
+        assert_eq!(b.get("/ui/webhooks/nope").await.status, 404);
+        assert_eq!(b.get("/ui/deliveries/abc").await.status, 404);
+        assert_eq!(
+            b.get("/ui/deliveries?state=bogus&before=x&event=nah")
+                .await
+                .status,
+            200
+        );
+    }
+
+    async fn delivery_log_shows_the_exact_body_and_redelivers() {
+        let app = spawn_app().await;
+        let key = app.create_license("1025707").await;
+        let mut receiver = TestReceiver::start().await;
+        let webhook = app
+            .create_webhook(&key, "chat_started", &["visitor"], &receiver.url("/hook"))
+            .await;
+        receiver.script([
+            Reply::Status(500, "boom"),
+            Reply::Status(500, "boom"),
+            Reply::Status(500, "boom"),
+        ]);
+        app.ingest_accepted(&chat_started("1025707")).await;
+        let list = app
+            .wait_deliveries(&key, &webhook, |d| {
+                d.first().is_some_and(|d| d["state"] == "failed")
+            })
+            .await;
+        let delivery = list[0]["id"].as_str().unwrap().to_string();
+        let sent = receiver.next().await;
+
+        let mut b = Browser::new(&app);
+        b.sign_in("1025707", &key).await;
+        let r = b
+            .get("/ui/deliveries?state=failed&event=chat_started")
+            .await;
+        assert!(r.body.contains(&format!("/ui/deliveries/{delivery}")));
+        let r = b.get("/ui/deliveries?state=delivered").await;
+        assert!(!r.body.contains(&format!("/ui/deliveries/{delivery}\"")));
+        let r = b.get(&format!("/ui/deliveries/{delivery}")).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("HTTP 500"));
+        assert!(r.body.contains("boom"));
+        // The body shown is byte for byte what the receiver got (HTML-escaped).
+        let shown = String::from_utf8_lossy(&sent.body)
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;");
+        assert!(r.body.contains(&shown), "body shown as sent");
+
+        let token = csrf_in(&r.body);
+        let r = b
+            .post(
+                &format!("/ui/deliveries/{delivery}/redeliver"),
+                &[("csrf", &token)],
+            )
+            .await;
+        assert_eq!(r.status, 303);
+        app.wait_deliveries(&key, &webhook, |d| d[0]["state"] == "delivered")
+            .await;
+
+        // Every failed delivery since a time, from the log's bulk form.
+        receiver.script([
+            Reply::Status(503, "down"),
+            Reply::Status(503, "down"),
+            Reply::Status(503, "down"),
+        ]);
+        app.ingest_accepted(&chat_started("1025707")).await;
+        app.wait_deliveries(&key, &webhook, |d| {
+            d.len() == 2 && d[0]["state"] == "failed"
+        })
+        .await;
+        let r = b
+            .post(
+                "/ui/deliveries/redeliver-failed",
+                &[
+                    ("csrf", &token),
+                    ("webhook", &webhook),
+                    ("since_hours", "1"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303);
+        assert!(
+            r.location.contains("n=redelivered&count=1"),
+            "{}",
+            r.location
+        );
+        assert!(b
+            .get(&r.location)
+            .await
+            .body
+            .contains("Redelivery queued for 1"));
+        app.wait_deliveries(&key, &webhook, |d| {
+            d.iter().all(|d| d["state"] == "delivered")
+        })
+        .await;
+        let r = b
+            .post(
+                "/ui/deliveries/redeliver-failed",
+                &[("csrf", &token), ("since_hours", "-3")],
+            )
+            .await;
+        assert_eq!(r.status, 400);
+
+        // Send test: a direct attempt, answered inline.
+        let r = b
+            .post(&format!("/ui/webhooks/{webhook}/test"), &[("csrf", &token)])
+            .await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body.contains("the receiver answered HTTP 200"),
+            "{}",
+            r.body
+        );
+    }
+
+    async fn user_content_is_escaped_and_operators_switch_licenses() {
+        let app = spawn_app().await;
+        let key = app.create_license("1025707").await;
+        let mut event = chat_started("1025707");
+        event["visitor"]["name"] = json!("<script>alert(1)</script>");
+        event["visitor"]["id"] = json!("V\"><img src=x onerror=alert(2)>");
+        app.ingest_accepted(&event).await;
+
+        let mut b = Browser::new(&app);
+        b.sign_in("1025707", &key).await;
+        // The page, and the cards the agent view's script swaps in, are escaped;
+        // the JSON data itself carries the name as sent.
+        let page = b.get("/ui/agents").await;
+        let data: serde_json::Value =
+            serde_json::from_str(&b.get("/ui/agents.json").await.body).unwrap();
+        assert_eq!(data["visitors"][0]["name"], "<script>alert(1)</script>");
+        for html in [page.body.as_str(), data["html"].as_str().unwrap()] {
+            assert!(!html.contains("<script>alert"));
+            assert!(!html.contains("<img src=x"));
+            assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        }
+
+        // The operator signs in with the platform key, creates and switches licenses.
+        let mut op = Browser::new(&app);
+        let r = op.sign_in("", PLATFORM_KEY).await;
+        assert_eq!(r.status, 303);
+        assert_eq!(op.get("/ui/webhooks").await.location, "/ui/licenses");
+        let token = op.csrf("/ui/licenses").await;
+        let r = op
+            .post("/ui/licenses", &[("csrf", &token), ("license_id", "2002")])
+            .await;
+        assert_eq!(r.status, 201);
+        assert!(r.body.contains("hwk_"), "the new key is shown once");
+        let r = op
+            .post(
+                "/ui/license",
+                &[("csrf", &token), ("license_id", "1025707")],
+            )
+            .await;
+        assert_eq!(r.status, 303);
+        let r = op.get("/ui/agents").await;
+        assert!(r.body.contains("&lt;script&gt;"));
+        assert!(r.body.contains(r#"<option value="2002">"#));
+        // A license key holder cannot reach the operator's pages.
+        assert_eq!(b.get("/ui/licenses").await.status, 404);
+    }
+}
