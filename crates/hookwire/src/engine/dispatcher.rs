@@ -375,13 +375,22 @@ impl Core {
                     response_excerpt: report.response_excerpt,
                     next,
                 };
+                // A 410 disables the webhook before the attempt is logged, so
+                // whoever sees the failed delivery also sees the webhook off.
+                if gone {
+                    disabled =
+                        check_health(store.as_ref(), &job.webhook_id, now, true, disable_after)
+                            .await;
+                }
                 if let Err(e) = store.record_attempt(record).await {
                     // The lease runs out and the delivery is attempted again:
                     // at least once, never lost.
                     tracing::error!(error = %e, "could not record the attempt");
-                } else if failed {
+                } else if failed && !gone {
+                    // The failing run's start is kept by record_attempt, so
+                    // the "failing for too long" check comes after it.
                     disabled =
-                        check_health(store.as_ref(), &job.webhook_id, now, gone, disable_after)
+                        check_health(store.as_ref(), &job.webhook_id, now, false, disable_after)
                             .await;
                 }
                 let _ = done.send(Done {
