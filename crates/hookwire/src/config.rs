@@ -32,6 +32,7 @@ const KEYS: &[&str] = &[
     "max_backlog",
     "rate_limit_per_second",
     "allow_private_targets",
+    "allowed_target_networks",
     "attempt_timeout",
     "retry_schedule",
     "retry_jitter",
@@ -69,6 +70,7 @@ struct RawSettings {
     max_backlog: u64,
     rate_limit_per_second: f64,
     allow_private_targets: bool,
+    allowed_target_networks: Schedule,
     attempt_timeout: String,
     retry_schedule: Schedule,
     retry_jitter: f64,
@@ -82,11 +84,25 @@ struct RawSettings {
     log_format: String,
 }
 
+/// A list as TOML writes it, or as one comma-separated string (the form an
+/// environment variable gives).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Schedule {
     List(Vec<String>),
     Text(String),
+}
+
+fn list(value: Schedule) -> Vec<String> {
+    match value {
+        Schedule::List(list) => list,
+        Schedule::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    }
 }
 
 /// Values given on the command line; `None` leaves the lower layers alone.
@@ -184,6 +200,8 @@ pub struct DeliverySettings {
     pub lease: Duration,
     pub poll_interval: Duration,
     pub allow_private_targets: bool,
+    /// Networks the SSRF guard lets through although they are private.
+    pub allowed_target_networks: Vec<ipnet::IpNet>,
     /// A webhook whose every attempt failed for this long is disabled.
     pub disable_after: Duration,
     /// The longest a receiver's `Retry-After` may push the next attempt back.
@@ -282,15 +300,7 @@ impl Settings {
                 "must be \"full\" or \"normal\"",
             ));
         }
-        let schedule: Vec<String> = match raw.retry_schedule {
-            Schedule::List(list) => list,
-            Schedule::Text(text) => text
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-        };
+        let schedule = list(raw.retry_schedule);
         let retry_schedule = schedule
             .iter()
             .map(|s| duration("retry_schedule", s))
@@ -325,6 +335,17 @@ impl Settings {
                 "concurrency limits must be at least 1",
             ));
         }
+        let allowed_target_networks = list(raw.allowed_target_networks)
+            .iter()
+            .map(|cidr| {
+                cidr.parse::<ipnet::IpNet>().map_err(|_| {
+                    ConfigError::invalid(
+                        "allowed_target_networks",
+                        format!("{cidr:?} is not a network like 10.0.0.0/8 or fd00::/8"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let log_format = match raw.log_format.as_str() {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
@@ -371,6 +392,7 @@ impl Settings {
                 lease,
                 poll_interval: duration("poll_interval", &raw.poll_interval)?,
                 allow_private_targets: raw.allow_private_targets,
+                allowed_target_networks,
                 disable_after: duration("disable_after", &raw.disable_after)?,
                 max_retry_after: duration("max_retry_after", &raw.max_retry_after)?,
             },
@@ -469,6 +491,19 @@ mod tests {
             jail.set_env("HOOKWIRE_ATTEMPT_TIMEOUT", "soon");
             let err = Settings::load(None, &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("attempt_timeout"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn allowed_networks_come_as_a_list_or_text() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKWIRE_ALLOWED_TARGET_NETWORKS", "10.0.0.0/8, fd00::/8");
+            let s = Settings::load(None, &Overrides::default()).unwrap();
+            assert_eq!(s.delivery.allowed_target_networks.len(), 2);
+            jail.set_env("HOOKWIRE_ALLOWED_TARGET_NETWORKS", "10.0.0.0/33");
+            let err = Settings::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("allowed_target_networks"), "{err}");
             Ok(())
         });
     }

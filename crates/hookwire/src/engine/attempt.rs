@@ -89,6 +89,7 @@ pub struct Sender {
     client: reqwest::Client,
     acknowledge: Acknowledge,
     allow_private_targets: bool,
+    guard: ssrf::Guard,
     token_secret: Secret,
     cipher: Cipher,
 }
@@ -99,6 +100,7 @@ impl Sender {
         token_secret: Secret,
         cipher: Cipher,
     ) -> reqwest::Result<Arc<Self>> {
+        let guard = ssrf::Guard::new(settings.allowed_target_networks.clone());
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.attempt_timeout)
@@ -108,12 +110,13 @@ impl Sender {
             .tcp_nodelay(true)
             .no_proxy();
         if !settings.allow_private_targets {
-            builder = builder.dns_resolver(Arc::new(ssrf::GuardedResolver));
+            builder = builder.dns_resolver(Arc::new(ssrf::GuardedResolver(guard.clone())));
         }
         Ok(Arc::new(Sender {
             client: builder.build()?,
             acknowledge: settings.acknowledge,
             allow_private_targets: settings.allow_private_targets,
+            guard,
             token_secret,
             cipher,
         }))
@@ -156,7 +159,7 @@ impl Sender {
             Err(e) => return (fail(FailureKind::InvalidTarget, None, e), None),
         };
         let url = target.without_credentials();
-        if !self.allow_private_targets && ssrf::literal_host_forbidden(&url) {
+        if !self.allow_private_targets && self.guard.refuses_literal_host(&url) {
             return (
                 fail(FailureKind::Forbidden, None, ssrf::REFUSED.to_string()),
                 None,

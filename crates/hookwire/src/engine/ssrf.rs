@@ -4,8 +4,10 @@
 //! Names are resolved here and the checked addresses are the ones connected
 //! to, so a DNS answer that changes between check and use cannot slip through.
 
+use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 /// The message recorded in the delivery log when the guard refuses a target.
 pub const REFUSED: &str = "target resolves to a private address";
@@ -53,17 +55,60 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || (first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64 64:ff9b::/96
 }
 
-/// A resolver that drops forbidden addresses and fails when none are left.
-#[derive(Debug, Clone, Copy)]
-pub struct GuardedResolver;
+/// The guard: the forbidden ranges, less the networks an operator opened
+/// for a trusted setup (`allowed_target_networks`).
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    allowed: Arc<Vec<IpNet>>,
+}
+
+impl Guard {
+    pub fn new(allowed: Vec<IpNet>) -> Self {
+        Guard {
+            allowed: Arc::new(allowed),
+        }
+    }
+
+    /// Whether hookwire must not connect to `ip`.
+    pub fn refuses(&self, ip: IpAddr) -> bool {
+        // An IPv4-mapped IPv6 address is judged, and allowed, as its IPv4 self.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        is_forbidden(ip) && !self.allowed.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Checks a URL's host when it is a literal IP, which never reaches a
+    /// resolver. The URL parser has already normalised decimal, octal and hex
+    /// IPv4 forms. `localhost` names are refused without a lookup.
+    pub fn refuses_literal_host(&self, url: &url::Url) -> bool {
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) => self.refuses(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => self.refuses(IpAddr::V6(ip)),
+            Some(url::Host::Domain(d)) => {
+                let local = d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost");
+                local && self.refuses(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            }
+            None => true,
+        }
+    }
+}
+
+/// A resolver that drops refused addresses and fails when none are left;
+/// hyper connects to exactly the addresses it returns, so a name cannot
+/// resolve differently between the check and the connection.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver(pub Guard);
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
+        let guard = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await?
-                .filter(|a| !is_forbidden(a.ip()))
+                .filter(|a| !guard.refuses(a.ip()))
                 .collect();
             if addrs.is_empty() {
                 return Err(Box::new(std::io::Error::other(REFUSED))
@@ -71,19 +116,6 @@ impl Resolve for GuardedResolver {
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
-    }
-}
-
-/// Checks a URL's host when it is a literal IP, which never reaches a resolver.
-/// The URL parser has already normalised decimal, octal and hex IPv4 forms.
-pub fn literal_host_forbidden(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => forbidden_v4(ip),
-        Some(url::Host::Ipv6(ip)) => is_forbidden(IpAddr::V6(ip)),
-        Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
-        }
-        None => true,
     }
 }
 
@@ -113,7 +145,7 @@ mod tests {
             "http://172.16.0.1/",
         ] {
             assert!(
-                literal_host_forbidden(&url::Url::parse(url).unwrap()),
+                Guard::default().refuses_literal_host(&url::Url::parse(url).unwrap()),
                 "{url}"
             );
         }
@@ -123,9 +155,27 @@ mod tests {
             "http://example.com/",
         ] {
             assert!(
-                !literal_host_forbidden(&url::Url::parse(url).unwrap()),
+                !Guard::default().refuses_literal_host(&url::Url::parse(url).unwrap()),
                 "{url}"
             );
         }
+    }
+
+    #[test]
+    fn allowed_networks_open_only_themselves() {
+        let guard = Guard::new(vec![
+            "10.1.0.0/16".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ]);
+        assert!(!guard.refuses("10.1.2.3".parse().unwrap()));
+        assert!(
+            !guard.refuses("::ffff:10.1.2.3".parse().unwrap()),
+            "mapped form is allowed too"
+        );
+        assert!(guard.refuses("10.2.0.1".parse().unwrap()));
+        assert!(!guard.refuses("::1".parse().unwrap()));
+        assert!(guard.refuses("127.0.0.1".parse().unwrap()));
+        assert!(guard.refuses_literal_host(&url::Url::parse("http://169.254.169.254/").unwrap()));
+        assert!(!guard.refuses_literal_host(&url::Url::parse("http://10.1.0.9:8080/").unwrap()));
     }
 }

@@ -537,3 +537,31 @@ crate::backend_tests! {
         );
     }
 }
+
+crate::backend_tests! {
+    async fn allowed_networks_open_the_ssrf_guard_only_for_themselves() {
+        let open = spawn_app_with(|s| {
+            s.delivery.allow_private_targets = false;
+            s.delivery.allowed_target_networks = vec!["127.0.0.0/8".parse().unwrap()];
+        })
+        .await;
+        let key = open.create_license("13").await;
+        let mut receiver = TestReceiver::start().await;
+        let hook = open.create_webhook(&key, "chat_started", &[], &receiver.url("/")).await;
+        open.ingest_accepted(&chat_started("13")).await;
+        receiver.next().await;
+        open.wait_deliveries(&key, &hook, |d| d.len() == 1 && d[0]["state"] == "delivered").await;
+
+        let other = spawn_app_with(|s| {
+            s.delivery.allow_private_targets = false;
+            s.delivery.allowed_target_networks = vec!["10.0.0.0/8".parse().unwrap()];
+        })
+        .await;
+        let key = other.create_license("13").await;
+        let hook = other.create_webhook(&key, "chat_started", &[], &receiver.url("/")).await;
+        other.ingest_accepted(&chat_started("13")).await;
+        let list = other.wait_deliveries(&key, &hook, |d| d.len() == 1 && d[0]["state"] == "failed").await;
+        assert_eq!(list[0]["attempts"][0]["error"], "target resolves to a private address");
+        receiver.expect_silence(Duration::from_millis(200)).await;
+    }
+}
