@@ -55,6 +55,7 @@ pub fn webhook(w: &Webhook) -> Value {
         "url": w.url.masked(),
         "enabled": w.enabled,
         "disabled_reason": w.disabled_reason,
+        "max_per_second": w.max_per_second,
         "signed": w.signed,
         "created_at": rfc3339(w.created_at),
     })

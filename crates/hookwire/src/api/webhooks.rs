@@ -167,6 +167,40 @@ struct PatchInput {
     url: Option<String>,
     data_types: Option<Names>,
     enabled: Option<bool>,
+    /// Attempts per second to this webhook; `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    max_per_second: Option<Option<Value>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(d).map(Some)
+}
+
+/// The most attempts per second a webhook's rate limit may name.
+const MAX_RATE: u64 = 10_000;
+
+/// A rate limit as JSON or a form sends it: a whole number of attempts per
+/// second (1 to 10,000), or null/empty to remove it.
+fn rate_limit(value: Option<Value>) -> ApiResult<Option<u32>> {
+    let bad = || {
+        AppError::invalid(
+            "max_per_second",
+            format!("must be a whole number from 1 to {MAX_RATE}, or null"),
+        )
+    };
+    let n = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| bad())?,
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(bad)?,
+        Some(_) => return Err(bad()),
+    };
+    if (1..=MAX_RATE).contains(&n) {
+        Ok(Some(n as u32))
+    } else {
+        Err(bad())
+    }
 }
 
 pub async fn patch(
@@ -190,6 +224,7 @@ pub async fn patch(
             .map(|n| DataTypes::parse_for(current.event_type, &n.into_vec()))
             .transpose()?,
         enabled: input.enabled,
+        max_per_second: input.max_per_second.map(rate_limit).transpose()?,
     };
     let updated = state
         .store()

@@ -7,6 +7,7 @@
 //! webhooks with work take turns, so one slow receiver cannot starve others.
 
 use super::attempt::{AttemptOutcome, FailureKind, Sender};
+use super::rate::TokenBucket;
 use super::retry::RetryPolicy;
 use crate::config::{DeliverySettings, LEASE_MARGIN};
 use crate::store::{now_millis, AttemptRecord, DeliveryJob, Millis, NextState, Store};
@@ -112,6 +113,8 @@ struct Core {
     attempts: tokio::task::JoinSet<()>,
     /// Queued deliveries of webhooks just disabled, to give back (still pending).
     to_release: Vec<i64>,
+    /// Rate limiters of the webhooks that have one and work in memory.
+    buckets: HashMap<String, Arc<TokenBucket>>,
 }
 
 impl Dispatcher {
@@ -150,6 +153,7 @@ impl Dispatcher {
             in_flight: 0,
             attempts: tokio::task::JoinSet::new(),
             to_release: Vec::new(),
+            buckets: HashMap::new(),
         };
         let tasks = vec![
             tokio::spawn(core.run(jobs_rx, done_rx)),
@@ -265,6 +269,7 @@ impl Core {
             }
             if target.queue.is_empty() && target.in_flight == 0 {
                 self.targets.remove(&done.webhook_id);
+                self.buckets.remove(&done.webhook_id);
             } else if !target.queue.is_empty() && !target.in_ready && target.in_flight < limit {
                 target.in_ready = true;
                 self.ready.push_back(done.webhook_id);
@@ -314,6 +319,18 @@ impl Core {
     }
 
     fn spawn_attempt(&mut self, job: DeliveryJob) {
+        // The webhook's own rate limit: the attempt waits for a token while
+        // holding its slot, so a limited webhook only slows itself down.
+        let bucket = job.max_per_second.map(|rate| {
+            let bucket = self
+                .buckets
+                .entry(job.webhook_id.clone())
+                .or_insert_with(|| Arc::new(TokenBucket::new(rate)));
+            bucket.set_rate(rate);
+            bucket.clone()
+        });
+        let start_by =
+            job.lease_until - (self.settings.attempt_timeout + LEASE_MARGIN).as_millis() as Millis;
         let sender = self.sender.clone();
         let store = self.store.clone();
         let retry = self.retry.clone();
@@ -329,6 +346,20 @@ impl Core {
         );
         self.attempts.spawn(
             async move {
+                if let Some(bucket) = bucket {
+                    bucket.acquire().await;
+                    if now_millis() > start_by {
+                        // Waited past the point where the attempt could end
+                        // inside its lease; the lease runs out and the
+                        // delivery is claimed again.
+                        let _ = done.send(Done {
+                            delivery_id: job.delivery_id,
+                            webhook_id: job.webhook_id,
+                            disabled: false,
+                        });
+                        return;
+                    }
+                }
                 let report = sender.attempt(&job).await;
                 let now = now_millis();
                 let made = job.attempts_in_round + 1;

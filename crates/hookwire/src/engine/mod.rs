@@ -3,6 +3,7 @@
 
 pub mod attempt;
 pub mod dispatcher;
+pub mod rate;
 pub mod retry;
 pub mod ssrf;
 
@@ -165,6 +166,7 @@ impl Engine {
             lease_until: Millis::MAX,
             event: Arc::new(event),
             signing_secrets: Vec::new(),
+            max_per_second: None,
         };
         Some(sender.attempt(&job).await)
     }

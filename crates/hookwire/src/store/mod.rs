@@ -44,6 +44,8 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     /// Whether deliveries are signed (a signing secret is set).
     pub signed: bool,
+    /// At most this many attempts per second to this webhook (None: no limit).
+    pub max_per_second: Option<u32>,
     pub created_at: Millis,
 }
 
@@ -62,6 +64,8 @@ pub struct WebhookPatch {
     pub url: Option<TargetUrl>,
     pub data_types: Option<DataTypes>,
     pub enabled: Option<bool>,
+    /// `Some(None)` removes the rate limit.
+    pub max_per_second: Option<Option<u32>>,
 }
 
 /// An event ready to be committed, with its deliveries decided in the same transaction.
@@ -123,6 +127,8 @@ pub struct DeliveryJob {
     /// The webhook's signing secrets as stored (sealed), current first, then
     /// the previous one while its rotation grace lasts. Empty: unsigned.
     pub signing_secrets: Vec<String>,
+    /// The webhook's rate limit, attempts per second (None: no limit).
+    pub max_per_second: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -409,16 +415,25 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// A webhook an event is delivered to, as ingest found it.
+struct IngestTarget {
+    webhook_id: String,
+    url: String,
+    data_types: DataTypes,
+    /// Sealed; current first.
+    signing_secrets: Vec<String>,
+    max_per_second: Option<u32>,
+}
+
 /// The jobs for an event's freshly inserted deliveries, to hand straight to
-/// this node's dispatcher. `targets` pairs each delivery id with its webhook's
-/// id, URL, data types and (sealed) signing secrets.
+/// this node's dispatcher. `targets` pairs each delivery id with its target.
 fn handoff_jobs(
     lease_until: Millis,
     unique_id: String,
     license_id: String,
     event_type: EventType,
     sections: Sections,
-    targets: Vec<(i64, String, String, DataTypes, Vec<String>)>,
+    targets: Vec<(i64, IngestTarget)>,
 ) -> Vec<DeliveryJob> {
     let event = Arc::new(EventBody {
         unique_id,
@@ -428,18 +443,17 @@ fn handoff_jobs(
     });
     targets
         .into_iter()
-        .map(
-            |(delivery_id, webhook_id, url, data_types, signing_secrets)| DeliveryJob {
-                delivery_id,
-                webhook_id,
-                url,
-                data_types,
-                attempts_in_round: 0,
-                lease_until,
-                event: event.clone(),
-                signing_secrets,
-            },
-        )
+        .map(|(delivery_id, t)| DeliveryJob {
+            delivery_id,
+            webhook_id: t.webhook_id,
+            url: t.url,
+            data_types: t.data_types,
+            attempts_in_round: 0,
+            lease_until,
+            event: event.clone(),
+            signing_secrets: t.signing_secrets,
+            max_per_second: t.max_per_second,
+        })
         .collect()
 }
 

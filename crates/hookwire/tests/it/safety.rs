@@ -524,3 +524,48 @@ crate::backend_tests! {
         );
     }
 }
+
+crate::backend_tests! {
+    async fn a_webhooks_rate_limit_paces_its_attempts() {
+        let app = spawn_app().await;
+        let key = app.create_license("1").await;
+        let mut receiver = TestReceiver::start().await;
+        let webhook = app
+            .create_webhook(&key, "visitor_queued", &["visitor"], &receiver.url("/"))
+            .await;
+        let patch = |body: Value| {
+            app.http
+                .patch(app.url(&format!("/api/v1/webhooks/{webhook}")))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+        };
+        for bad in [json!(0), json!(-1), json!("fast"), json!(1.5), json!(20_000)] {
+            let r = patch(json!({"max_per_second": bad})).await.unwrap();
+            assert_eq!(r.status(), 400, "{bad}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["field"], "max_per_second");
+        }
+        let r = patch(json!({"max_per_second": 2})).await.unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["max_per_second"], 2);
+
+        let batch: Vec<Value> = (0..6)
+            .map(|i| json!({"event_type": "visitor_queued", "license_id": "1", "visitor": {"id": format!("V{i}")}}))
+            .collect();
+        let started = Instant::now();
+        let (status, _) = app.post_platform("/api/v1/events/batch", &Value::Array(batch)).await;
+        assert_eq!(status, 200);
+        for _ in 0..6 {
+            receiver.next().await;
+        }
+        // A burst of 2, then 2 a second: the sixth cannot arrive before 2 s.
+        assert!(started.elapsed() >= Duration::from_millis(1900), "{:?}", started.elapsed());
+        app.wait_deliveries(&key, &webhook, |d| {
+            d.len() == 6 && d.iter().all(|x| x["state"] == "delivered")
+        })
+        .await;
+
+        let r = patch(json!({"max_per_second": null})).await.unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["max_per_second"], Value::Null);
+    }
+}

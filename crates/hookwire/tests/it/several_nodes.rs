@@ -19,6 +19,17 @@ struct Ledger {
     arrivals: HashMap<String, usize>,
 }
 
+/// Takes an event off the in-flight set when its request ends, however it ends.
+struct InFlight(Arc<Mutex<Ledger>>, String);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut l) = self.0.lock() {
+            l.in_flight.remove(&self.1);
+        }
+    }
+}
+
 async fn start_ledger_receiver() -> (String, Arc<Mutex<Ledger>>) {
     let ledger: Arc<Mutex<Ledger>> = Arc::default();
     let shared = ledger.clone();
@@ -35,10 +46,11 @@ async fn start_ledger_receiver() -> (String, Arc<Mutex<Ledger>>) {
                     l.overlaps.push(id.clone());
                 }
             }
+            // Counted as arrived even if the sender gives up (hyper then
+            // drops this handler mid-sleep, and the guard still cleans up).
+            let _leaving = InFlight(ledger.clone(), id.clone());
+            *ledger.lock().unwrap().arrivals.entry(id).or_default() += 1;
             tokio::time::sleep(Duration::from_millis(3)).await;
-            let mut l = ledger.lock().unwrap();
-            l.in_flight.remove(&id);
-            *l.arrivals.entry(id).or_default() += 1;
             "ok"
         }
     });
@@ -194,11 +206,6 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
         overlaps.is_empty(),
         "delivered twice at the same time: {overlaps:?}"
     );
-    // Only what the killed node had in flight (8 per webhook) may arrive twice.
-    assert!(
-        duplicates <= 8,
-        "{duplicates} events arrived more than once"
-    );
 
     // The database agrees: every delivery ended delivered.
     let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
@@ -238,6 +245,18 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
         .unwrap()
         .get(0);
     assert_eq!(overlapping, 0);
+    // Only what the killed node had in flight (8 per webhook) may arrive
+    // twice, plus a retry for each attempt that failed (a timeout on a busy
+    // machine: the receiver may have read the request the sender gave up on).
+    let failed_attempts: i64 = client
+        .query_one("SELECT count(*) FROM attempts WHERE error IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        duplicates as i64 <= 8 + failed_attempts,
+        "{duplicates} events arrived more than once ({failed_attempts} failed attempts)"
+    );
     assert_eq!(total as usize, accepted.len());
     for mut node in nodes {
         let _ = node.child.kill();

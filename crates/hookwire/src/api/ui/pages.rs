@@ -738,7 +738,7 @@ pub async fn update_webhook(
                 WebhookPatch {
                     url: Some(url),
                     data_types: Some(data_types),
-                    enabled: None,
+                    ..WebhookPatch::default()
                 },
             )
             .await?

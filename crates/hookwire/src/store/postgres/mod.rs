@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_1.sql"),
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
+    include_str!("schema_4.sql"),
 ];
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
@@ -115,7 +116,7 @@ async fn migrate(pool: &Pool) -> StoreResult<()> {
 }
 
 const WEBHOOK_COLUMNS: &str = "id, license_id, event_type, data_types, url, token, enabled,
-     disabled_reason, created_at, signing_secret IS NOT NULL";
+     disabled_reason, created_at, signing_secret IS NOT NULL, max_per_second";
 
 fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
     let corrupt = |e: hookwire_livechat::ValidationError| {
@@ -135,6 +136,7 @@ fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
         disabled_reason: row.get(7),
         created_at: row.get(8),
         signed: row.get(9),
+        max_per_second: row.get::<_, Option<i32>>(10).map(|n| n.max(0) as u32),
     })
 }
 
@@ -274,9 +276,10 @@ async fn ingest_one(
         .await?
         .get(0);
 
-    let targets: Vec<(String, String, i16, Vec<String>)> = if deliver {
+    let targets: Vec<IngestTarget> = if deliver {
         tx.query(
-            "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until
+            "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until,
+                    max_per_second
              FROM webhooks
              WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL AND enabled",
             &[&ev.license_id, &ev.event_type.as_str()],
@@ -284,8 +287,14 @@ async fn ingest_one(
         .await?
         .iter()
         .map(|r| {
-            let secrets = signing_secrets(r.get(3), r.get(4), r.get(5), ev.received_at);
-            (r.get(0), r.get(1), r.get(2), secrets)
+            let bits: i16 = r.get(2);
+            IngestTarget {
+                webhook_id: r.get(0),
+                url: r.get(1),
+                data_types: DataTypes::from_bits(bits as u8),
+                signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), ev.received_at),
+                max_per_second: r.get::<_, Option<i32>>(6).map(|n| n.max(0) as u32),
+            }
         })
         .collect()
     } else {
@@ -293,13 +302,14 @@ async fn ingest_one(
     };
     let lease = handoff_lease_until.unwrap_or(0);
     let mut delivery_ids = Vec::with_capacity(targets.len());
-    for (webhook_id, _, bits, _) in &targets {
+    for t in &targets {
+        let bits = t.data_types.bits() as i16;
         let id: i64 = tx
             .query_one(
                 "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
                                          lease_until, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, 'pending', $5, $6, $5, $5) RETURNING id",
-                &[&seq, webhook_id, &ev.license_id, bits, &ev.received_at, &lease],
+                &[&seq, &t.webhook_id, &ev.license_id, &bits, &ev.received_at, &lease],
             )
             .await?
             .get(0);
@@ -321,15 +331,7 @@ async fn ingest_one(
         let jobs = targets
             .into_iter()
             .zip(delivery_ids)
-            .map(|((webhook_id, url, bits, secrets), id)| {
-                (
-                    id,
-                    webhook_id,
-                    url,
-                    DataTypes::from_bits(bits as u8),
-                    secrets,
-                )
-            })
+            .map(|(t, id)| (id, t))
             .collect();
         handoff_jobs(
             lease,
@@ -435,6 +437,7 @@ impl Store for PgStore {
             disabled_reason: None,
             created_at: w.created_at,
             signed: false,
+            max_per_second: None,
         })
     }
 
@@ -476,6 +479,11 @@ impl Store for PgStore {
     ) -> StoreResult<Option<Webhook>> {
         let url = patch.url.as_ref().map(|u| u.as_stored().to_string());
         let bits = patch.data_types.map(|d| d.bits() as i16);
+        let limit_given = patch.max_per_second.is_some();
+        let limit: Option<i32> = patch
+            .max_per_second
+            .flatten()
+            .map(|n| n.min(i32::MAX as u32) as i32);
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -486,11 +494,20 @@ impl Store for PgStore {
                        enabled = COALESCE($5, enabled),
                        disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason
                                               WHEN $5 THEN NULL ELSE 'disabled by the license' END,
-                       failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END
+                       failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
+                       max_per_second = CASE WHEN $6 THEN $7 ELSE max_per_second END
                      WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL
                      RETURNING {WEBHOOK_COLUMNS}"
                 ),
-                &[&license_id, &id, &url, &bits, &patch.enabled],
+                &[
+                    &license_id,
+                    &id,
+                    &url,
+                    &bits,
+                    &patch.enabled,
+                    &limit_given,
+                    &limit,
+                ],
             )
             .await
             .map_err(db_error)?;
@@ -568,7 +585,8 @@ impl Store for PgStore {
                      RETURNING d.id, d.webhook_id, d.data_types, d.attempts_in_round, d.event_seq, d.next_attempt_at)
                  SELECT l.id, l.webhook_id, w.url, l.data_types, l.attempts_in_round, l.event_seq,
                         e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
-                        w.signing_secret, w.previous_signing_secret, w.previous_secret_until
+                        w.signing_secret, w.previous_signing_secret, w.previous_secret_until,
+                        w.max_per_second
                  FROM leased l JOIN webhooks w ON w.id = l.webhook_id JOIN events e ON e.seq = l.event_seq
                  ORDER BY l.next_attempt_at",
                 &[&now, &(limit as i64), &lease_until, &skip_webhooks],
@@ -598,6 +616,7 @@ impl Store for PgStore {
                 lease_until,
                 event,
                 signing_secrets: signing_secrets(r.get(13), r.get(14), r.get(15), now),
+                max_per_second: r.get::<_, Option<i32>>(16).map(|n| n.max(0) as u32),
             });
         }
         Ok(jobs)

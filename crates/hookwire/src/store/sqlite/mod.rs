@@ -17,6 +17,7 @@ const SCHEMA: &[&str] = &[
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
+    include_str!("schema_5.sql"),
 ];
 const READERS: usize = 4;
 
@@ -147,7 +148,7 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
 
 const WEBHOOK_COLUMNS: &str =
     "id, license_id, event_type, data_types, url, token, enabled, disabled_reason, created_at,
-     signing_secret IS NOT NULL";
+     signing_secret IS NOT NULL, max_per_second";
 
 fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     let event: String = row.get(2)?;
@@ -168,6 +169,7 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
         disabled_reason: row.get(7)?,
         created_at: row.get(8)?,
         signed: row.get(9)?,
+        max_per_second: row.get(10)?,
     })
 }
 
@@ -287,21 +289,23 @@ fn ingest_one(
     ])?;
     let event_seq = c.last_insert_rowid();
 
-    let mut targets: Vec<(String, String, u8, Vec<String>)> = Vec::new();
+    let mut targets: Vec<IngestTarget> = Vec::new();
     if deliver {
         let mut stmt = c.prepare_cached(
-            "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until
+            "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until,
+                    max_per_second
              FROM webhooks
              WHERE license_id = ?1 AND event_type = ?2 AND deleted_at IS NULL AND enabled = 1",
         )?;
         let now = ev.received_at;
         let rows = stmt.query_map(params![ev.license_id, ev.event_type.as_str()], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
-            ))
+            Ok(IngestTarget {
+                webhook_id: r.get(0)?,
+                url: r.get(1)?,
+                data_types: DataTypes::from_bits(r.get(2)?),
+                signing_secrets: signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
+                max_per_second: r.get(6)?,
+            })
         })?;
         for row in rows {
             targets.push(row?);
@@ -314,12 +318,12 @@ fn ingest_one(
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?5, ?5)",
     )?;
     let mut delivery_ids = Vec::with_capacity(targets.len());
-    for (webhook_id, _, data_types, _) in &targets {
+    for t in &targets {
         insert.execute(params![
             event_seq,
-            webhook_id,
+            t.webhook_id,
             ev.license_id,
-            data_types,
+            t.data_types.bits(),
             ev.received_at,
             lease
         ])?;
@@ -337,15 +341,7 @@ fn ingest_one(
         let jobs = targets
             .into_iter()
             .zip(delivery_ids)
-            .map(|((webhook_id, url, bits, signing_secrets), id)| {
-                (
-                    id,
-                    webhook_id,
-                    url,
-                    DataTypes::from_bits(bits),
-                    signing_secrets,
-                )
-            })
+            .map(|(t, id)| (id, t))
             .collect();
         handoff_jobs(
             lease,
@@ -375,7 +371,7 @@ fn claim(
     let mut stmt = c.prepare_cached(
         "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
                 e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
-                w.signing_secret, w.previous_signing_secret, w.previous_secret_until
+                w.signing_secret, w.previous_signing_secret, w.previous_secret_until, w.max_per_second
          FROM deliveries d
          JOIN webhooks w ON w.id = d.webhook_id
          JOIN events e ON e.seq = d.event_seq
@@ -407,6 +403,7 @@ fn claim(
             lease_until,
             event,
             signing_secrets: signing_secrets(r.get(13)?, r.get(14)?, r.get(15)?, now),
+            max_per_second: r.get(16)?,
         });
     }
     let mut lease = c.prepare_cached("UPDATE deliveries SET lease_until = ?1 WHERE id = ?2")?;
@@ -576,6 +573,7 @@ impl Store for SqliteStore {
                     enabled: true,
                     disabled_reason: None,
                     signed: false,
+                    max_per_second: None,
                     created_at: w.created_at,
                 })
             })
@@ -617,6 +615,10 @@ impl Store for SqliteStore {
                 }
                 if let Some(types) = patch.data_types {
                     c.execute("UPDATE webhooks SET data_types = ?1 WHERE id = ?2", params![types.bits(), id])
+                        .map_err(unavailable)?;
+                }
+                if let Some(limit) = patch.max_per_second {
+                    c.execute("UPDATE webhooks SET max_per_second = ?1 WHERE id = ?2", params![limit, id])
                         .map_err(unavailable)?;
                 }
                 if let Some(enabled) = patch.enabled {
