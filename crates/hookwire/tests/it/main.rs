@@ -2,6 +2,7 @@
 
 mod browser;
 mod delivery;
+mod disk_full;
 mod durability;
 mod faults;
 mod fuzz;

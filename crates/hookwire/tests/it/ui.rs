@@ -425,6 +425,61 @@ crate::backend_tests! {
             .await;
         assert_eq!(r.status, 400);
 
+        // A free time, typed in the viewer's zone (here UTC+2, whose
+        // getTimezoneOffset() is -120), instead of a preset period.
+        receiver.script([
+            Reply::Status(503, "down"),
+            Reply::Status(503, "down"),
+            Reply::Status(503, "down"),
+        ]);
+        app.ingest_accepted(&chat_started("1025707")).await;
+        app.wait_deliveries(&key, &webhook, |d| {
+            d.len() == 3 && d[0]["state"] == "failed"
+        })
+        .await;
+        let in_utc_plus_2 = |t: time::OffsetDateTime| {
+            let t = t + std::time::Duration::from_secs(2 * 3600);
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        };
+        let now = time::OffsetDateTime::now_utc();
+        for (since, expected) in [
+            (now + std::time::Duration::from_secs(3600), "count=0"),
+            (now - std::time::Duration::from_secs(600), "count=1"),
+        ] {
+            let r = b
+                .post(
+                    "/ui/deliveries/redeliver-failed",
+                    &[
+                        ("csrf", &token),
+                        ("since_hours", "24"),
+                        ("since_time", &in_utc_plus_2(since)),
+                        ("tz_offset", "-120"),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status, 303);
+            assert!(r.location.contains(expected), "{}", r.location);
+        }
+        app.wait_deliveries(&key, &webhook, |d| {
+            d.iter().all(|d| d["state"] == "delivered")
+        })
+        .await;
+        let r = b
+            .post(
+                "/ui/deliveries/redeliver-failed",
+                &[("csrf", &token), ("since_time", "yesterday")],
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains("is not a date and time"), "{}", r.body);
+
         // Send test: a direct attempt, answered inline.
         let r = b
             .post(&format!("/ui/webhooks/{webhook}/test"), &[("csrf", &token)])

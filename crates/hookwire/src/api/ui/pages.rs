@@ -1052,7 +1052,7 @@ pub async fn deliveries_page(
         };
         let _ = write!(
             out,
-            r#"<section><h2>Redeliver failed deliveries</h2><form method="post" action="/ui/deliveries/redeliver-failed" class="filters">{csrf}{scope}<div class="field"><label for="since">Failed deliveries of {what} created in the last</label><select id="since" name="since_hours"><option value="1">hour</option><option value="6">6 hours</option><option value="24" selected>24 hours</option><option value="168">7 days</option><option value="720">30 days</option></select></div><button type="submit">Redeliver failed</button></form></section>"#,
+            r#"<section><h2>Redeliver failed deliveries</h2><form method="post" action="/ui/deliveries/redeliver-failed" class="filters">{csrf}{scope}<div class="field"><label for="since">Failed deliveries of {what} created in the last</label><select id="since" name="since_hours"><option value="1">hour</option><option value="6">6 hours</option><option value="24" selected>24 hours</option><option value="168">7 days</option><option value="720">30 days</option></select></div><div class="field"><label for="since_time">or since (your time; overrides the period)</label><input type="datetime-local" id="since_time" name="since_time"><input type="hidden" name="tz_offset" class="tz-offset" value="0"></div><button type="submit">Redeliver failed</button></form></section>"#,
             csrf = csrf_field(&signed.session),
         );
     }
@@ -1067,13 +1067,22 @@ pub async fn redeliver_failed(
     let form = form(&body)?;
     signed.check_csrf(&form)?;
     let license = signed.license()?;
-    let hours: i64 = text(&form, "since_hours")
-        .parse()
-        .ok()
-        .filter(|h| (1..=24 * 366).contains(h))
-        .ok_or_else(|| UiError::BadRequest("choose how far back to redeliver".into()))?;
     let now = now_millis();
-    let since = now - hours * HOUR;
+    let since = match text(&form, "since_time") {
+        "" => {
+            let hours: i64 = text(&form, "since_hours")
+                .parse()
+                .ok()
+                .filter(|h| (1..=24 * 366).contains(h))
+                .ok_or_else(|| UiError::BadRequest("choose how far back to redeliver".into()))?;
+            now - hours * HOUR
+        }
+        local => local_time_to_millis(local, text(&form, "tz_offset")).ok_or_else(|| {
+            UiError::BadRequest(format!(
+                "\"{local}\" is not a date and time like 2026-11-26T09:30"
+            ))
+        })?,
+    };
     let webhook = Some(text(&form, "webhook")).filter(|w| !w.is_empty());
     let targets: Vec<String> = match webhook {
         Some(w) => vec![owned(&state, license, w).await?.id],
@@ -1100,6 +1109,24 @@ pub async fn redeliver_failed(
         "/ui/deliveries?n=redelivered&count={count}{scope}"
     ))
     .into_response())
+}
+
+/// A `datetime-local` value ("2026-11-26T09:30", seconds optional) in the
+/// viewer's zone, whose offset the page script sends as JavaScript's
+/// `getTimezoneOffset()` (minutes behind UTC; 0, i.e. UTC, without script).
+fn local_time_to_millis(local: &str, tz_offset: &str) -> Option<i64> {
+    use time::macros::format_description;
+    let with_seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let without = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let naive = time::PrimitiveDateTime::parse(local, with_seconds)
+        .or_else(|_| time::PrimitiveDateTime::parse(local, without))
+        .ok()?;
+    let offset_minutes: i64 = match tz_offset {
+        "" => 0,
+        o => o.parse().ok().filter(|m: &i64| m.abs() <= 16 * 60)?,
+    };
+    let utc = naive.assume_utc().unix_timestamp() * 1000;
+    Some(utc + offset_minutes * 60_000)
 }
 
 async fn find_delivery(state: &AppState, license: &str, id: &str) -> UiResult<DeliveryView> {

@@ -13,6 +13,15 @@
     });
   }
 
+  // Free times typed into datetime-local fields are in the viewer's zone;
+  // tell the server which one.
+  function timezoneOffsets(root) {
+    var offset = String(new Date().getTimezoneOffset());
+    root.querySelectorAll("input.tz-offset").forEach(function (el) {
+      el.value = offset;
+    });
+  }
+
   // The webhook form: offer only the data types the chosen event supports,
   // and warn (not block) about http:// targets. The server checks both anyway.
   function webhookForm() {
@@ -65,6 +74,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
+    timezoneOffsets(document);
     webhookForm();
     agentView();
   });

@@ -1,0 +1,176 @@
+//! A real full disk: hookwire's data directory on a tiny tmpfs, mounted in a
+//! private mount namespace (`unshare -m`), so the kernel itself answers
+//! ENOSPC. Ingest must refuse (never 202) while writes fail, and accept
+//! again, without a restart, once space returns.
+
+use crate::support::*;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A chat_started event with a large message, so the disk fills quickly.
+fn big_event(i: usize) -> Value {
+    let mut event = chat_started("1");
+    event["chat"]["id"] = json!(format!("FULL{i}"));
+    event["chat"]["messages"][0]["text"] = json!("x".repeat(40_000));
+    event
+}
+
+/// hookwire serving from a 3 MiB tmpfs, 2 MiB of it taken by a ballast file
+/// that is deleted when `free_space` appears.
+struct OnTinyDisk {
+    child: Child,
+    url: String,
+    free_space: std::path::PathBuf,
+}
+
+impl OnTinyDisk {
+    fn start(dir: &std::path::Path) -> Option<Self> {
+        let data = dir.join("data");
+        std::fs::create_dir(&data).unwrap();
+        let free_space = dir.join("free-space");
+        // The watcher gives up after a minute so nothing outlives the test.
+        let script = r#"
+            mount -t tmpfs -o size=3m tmpfs "$DATA" || exit 97
+            head -c 2200000 /dev/zero > "$DATA/ballast"
+            ( for _ in $(seq 1200); do
+                  [ -e "$SIGNAL" ] && rm -f "$DATA/ballast" && break
+                  sleep 0.05
+              done ) &
+            exec "$HOOKWIRE" serve --listen 127.0.0.1:0 --allow-private-targets --data-dir "$DATA"
+        "#;
+        let mut child = Command::new("unshare")
+            .args(["-m", "sh", "-c", script])
+            .env("DATA", &data)
+            .env("SIGNAL", &free_space)
+            .env("HOOKWIRE", env!("CARGO_BIN_EXE_hookwire"))
+            .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
+            .env("HOOKWIRE_RETRY_SCHEDULE", "100ms,100ms,100ms")
+            .env("HOOKWIRE_POLL_INTERVAL", "50ms")
+            .env("HOOKWIRE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("unshare runs");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let Some(Ok(first)) = lines.next() else {
+            // No mount namespace here (not root, or no CAP_SYS_ADMIN).
+            let status = child.wait().unwrap();
+            assert_eq!(status.code(), Some(97), "hookwire did not start: {status}");
+            return None;
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let url = first.rsplit(' ').next().unwrap().to_string();
+        Some(Self {
+            child,
+            url,
+            free_space,
+        })
+    }
+}
+
+impl Drop for OnTinyDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.free_space, "");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_ingest_and_recovers_live_when_space_returns() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let Some(server) = OnTinyDisk::start(dir.path()) else {
+        panic!("this test needs `unshare -m` and tmpfs mounts (root); CI runs as root");
+    };
+    let http = reqwest::Client::new();
+    let url = &server.url;
+    let r = http
+        .post(format!("{url}/api/v1/licenses"))
+        .bearer_auth(PLATFORM_KEY)
+        .json(&json!({"license_id": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let key = r.json::<Value>().await.unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut receiver = TestReceiver::start().await;
+    let r = http
+        .post(format!("{url}/webhooks"))
+        .bearer_auth(&key)
+        .json(&json!({"event_type": "chat_started", "data_types": ["chat"], "url": receiver.url("/")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let ingest = |i: usize| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let r = http
+                .post(format!("{url}/api/v1/events"))
+                .bearer_auth(PLATFORM_KEY)
+                .json(&big_event(i))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let retry_after = r.headers().contains_key("retry-after");
+            (status, retry_after, r.json::<Value>().await.unwrap())
+        }
+    };
+    let mut accepted = HashSet::new();
+    let mut statuses = Vec::new();
+    for i in 0..60 {
+        let (status, retry_after, body) = ingest(i).await;
+        statuses.push(status);
+        if status == 202 {
+            accepted.insert(body["id"].as_str().unwrap().to_string());
+        } else {
+            assert_eq!(status, 503, "{statuses:?} {body}");
+            assert!(retry_after, "a 503 says when to retry");
+            assert_eq!(body["error"]["code"], "unavailable", "{body}");
+        }
+    }
+    let first_refusal = statuses
+        .iter()
+        .position(|&s| s == 503)
+        .unwrap_or_else(|| panic!("the disk filled up: {statuses:?}"));
+    assert!(first_refusal > 3, "some events fit: {statuses:?}");
+    assert!(
+        statuses[first_refusal..].iter().all(|&s| s == 503),
+        "never 202 once writes fail: {statuses:?}"
+    );
+
+    // Space returns while the same process runs: ingest accepts again.
+    std::fs::write(&server.free_space, "").unwrap();
+    let mut status = 0;
+    for i in 0..100 {
+        let (s, _, body) = ingest(1000 + i).await;
+        status = s;
+        if s == 202 {
+            accepted.insert(body["id"].as_str().unwrap().to_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 202, "ingest recovered without a restart");
+
+    // And every event accepted, before and after, reaches the receiver.
+    let mut seen = HashSet::new();
+    while !accepted.is_subset(&seen) {
+        let request = receiver.next().await;
+        seen.insert(
+            request.json()["event_unique_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+}
