@@ -1,0 +1,81 @@
+//! The overview: deliveries per minute by outcome, latency percentiles, and
+//! the queue, drawn as server-side SVG.
+
+use super::*;
+
+pub async fn overview(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    params: Params,
+) -> UiResult<Html<String>> {
+    let license = signed.license()?;
+    let now = now_millis();
+    let samples = state
+        .store()
+        .attempt_samples(license, now - DAY, MAX_SAMPLES)
+        .await?;
+    let queue = state.store().queue_stats(license).await?;
+    let mut out = flash(&params.0);
+    let oldest = queue
+        .oldest_pending_at
+        .map(|t| format!("{} (since {})", html::duration(now - t), time(t)))
+        .unwrap_or_else(|| "none".into());
+    let _ = write!(
+        out,
+        r#"<section aria-labelledby="queue-h"><h2 id="queue-h">Queue</h2><dl class="facts"><dt>Pending deliveries</dt><dd id="queue-depth">{}</dd><dt>Oldest pending</dt><dd>{oldest}</dd></dl></section>"#,
+        queue.pending
+    );
+    for (label, span, bucket) in [("Last hour", HOUR, MINUTE), ("Last day", DAY, 30 * MINUTE)] {
+        let start = now - span;
+        let n = (span / bucket) as usize;
+        let mut buckets = vec![(0u64, 0u64); n];
+        let mut latencies = Vec::new();
+        for s in samples.samples.iter().filter(|s| s.at >= start) {
+            let i = (((s.at - start) / bucket) as usize).min(n - 1);
+            if s.ok {
+                buckets[i].0 += 1;
+            } else {
+                buckets[i].1 += 1;
+            }
+            latencies.push(s.latency_ms);
+        }
+        latencies.sort_unstable();
+        let ms = |q| {
+            html::quantile(&latencies, q)
+                .map(|v| format!("{v} ms"))
+                .unwrap_or_else(|| "–".into())
+        };
+        let total: u64 = buckets.iter().map(|(o, f)| o + f).sum();
+        let per = if bucket == MINUTE {
+            "per minute"
+        } else {
+            "per 30 minutes"
+        };
+        let chart = html::bar_chart(&format!("{label}: attempts {per}"), &buckets, &|i| {
+            let mins = (n - i) as i64 * bucket / MINUTE;
+            if mins >= 60 {
+                format!("{} h ago", mins / 60)
+            } else {
+                format!("{mins} min ago")
+            }
+        });
+        let _ = write!(
+            out,
+            r#"<section class="card"><h2>{label}</h2><p>{total} attempts {per_label}: <span class="legend ok">delivered</span> <span class="legend failed">failed</span>. Latency p50 <strong>{p50}</strong>, p95 <strong>{p95}</strong>.</p>{chart}</section>"#,
+            per_label = if bucket == MINUTE {
+                "by minute"
+            } else {
+                "by half hour"
+            },
+            p50 = ms(0.5),
+            p95 = ms(0.95),
+        );
+    }
+    if samples.truncated {
+        out.push_str(&notice(
+            "warn",
+            &format!("Only the newest {MAX_SAMPLES} attempts are counted."),
+        ));
+    }
+    render(&state, &signed, "/ui/overview", "Overview", &out).await
+}
