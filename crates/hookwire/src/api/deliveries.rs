@@ -201,7 +201,10 @@ pub async fn replay(
     }
     let now = now_millis();
     let since = q.since.as_deref().ok_or_else(|| {
-        AppError::invalid("since", "is required (an RFC 3339 time or a duration such as 2h)")
+        AppError::invalid(
+            "since",
+            "is required (an RFC 3339 time or a duration such as 2h)",
+        )
     })?;
     let since = parse_since(since, now)?;
     let after = q
