@@ -56,7 +56,12 @@ pub fn summarize(p: &WebhookPayload) -> Vec<String> {
     )];
     if let Some(chat) = &p.chat {
         let whispers = chat.messages.iter().filter(|m| m.is_whisper()).count();
-        let mut line = format!("chat {}: {} messages", chat.id, chat.messages.len());
+        let n = chat.messages.len();
+        let mut line = format!(
+            "chat {}: {n} message{}",
+            chat.id,
+            if n == 1 { "" } else { "s" }
+        );
         if whispers > 0 {
             line.push_str(&format!(
                 " ({whispers} supervisor whisper{})",

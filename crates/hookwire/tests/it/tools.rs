@@ -303,9 +303,10 @@ async fn check_receiver_passes_a_good_receiver_with_signed_webhooks() {
         let p: hookwire_receiver::WebhookPayload = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(p.license_id, "1025707");
     }
-    // The duplicate resends the first webhook byte for byte.
-    assert_eq!(got[0].body, got[29].body);
-    assert_eq!(got[0].headers["webhook-id"], got[29].headers["webhook-id"]);
+    // The duplicate resends the full chat_started webhook byte for byte.
+    assert!(stdout.contains("duplicate delivery of chat_started [chat, visitor, pre_chat_survey]"));
+    assert_eq!(got[7].body, got[29].body);
+    assert_eq!(got[7].headers["webhook-id"], got[29].headers["webhook-id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
