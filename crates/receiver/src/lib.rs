@@ -56,3 +56,33 @@ pub const WEBHOOK_ID: &str = "webhook-id";
 pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 /// The Standard Webhooks header with space-separated `v1,<base64>` signatures.
 pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_keep_unknown_fields_and_numbers_in_custom_variables() {
+        let body = br#"{"event_type":"chat_changed","token":"t","license_id":"1025707",
+            "chat":{"id":"C1","messages":[{"user_type":"supervisor","author_name":"J","text":"psst","timestamp":1,"future":true}],
+                    "tags":["a"],"rating":"good"},
+            "visitor":{"id":"V1","custom_variables":[{"key":"items","value":3},{"key":"total","value":9.5}]},
+            "event_unique_id":"abc","new_top_level":{"x":1}}"#;
+        let p: WebhookPayload = serde_json::from_slice(body).unwrap();
+        assert_eq!(p.event(), Some(EventType::ChatChanged));
+        assert_eq!(p.extra["new_top_level"]["x"], 1);
+        let chat = p.chat.unwrap();
+        assert_eq!(chat.extra["rating"], "good");
+        assert!(chat.messages[0].is_whisper());
+        assert_eq!(chat.messages[0].extra["future"], true);
+        let vars = p.visitor.unwrap().custom_variables;
+        assert_eq!(vars[0].value, 3);
+        assert_eq!(vars[1].value, 9.5);
+        // An event type from the future still parses; `event()` says it is unknown.
+        let p: WebhookPayload = serde_json::from_slice(
+            br#"{"event_type":"chat_paused","token":"t","license_id":"1","event_unique_id":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.event(), None);
+    }
+}

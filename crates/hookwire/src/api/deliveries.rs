@@ -186,7 +186,8 @@ pub fn parse_since(text: &str, now: crate::store::Millis) -> ApiResult<crate::st
 
 /// `POST /api/v1/deliveries/redeliver?since=..[&webhook_id=..][&include_delivered=true][&after=..][&limit=..]`:
 /// redelivers one batch of the license's deliveries since a time, in id
-/// order; a client loops with `after=last_id` until `remaining` is 0.
+/// order; a client loops with `after=last_id` (and the answer's `since`)
+/// until `remaining` is 0.
 pub async fn replay(
     State(state): State<AppState>,
     License(license): License,
@@ -251,6 +252,9 @@ pub async fn replay(
             "redelivered": batch.redelivered,
             "last_id": batch.last_id.map(|id| id.to_string()),
             "remaining": batch.remaining,
+            // A duration is resolved once: later batches pass this back so
+            // the window does not move under them.
+            "since": views::rfc3339(since),
         })),
     ))
 }

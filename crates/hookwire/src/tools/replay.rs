@@ -43,12 +43,13 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
         args.server.trim_end_matches('/')
     );
     let mut after: Option<String> = None;
+    let mut since = args.since.clone();
     let mut bar: Option<ProgressBar> = None;
     let mut total = 0u64;
     loop {
         let mut query: Vec<(&str, String)> = vec![
             ("license_id", args.license.clone()),
-            ("since", args.since.clone()),
+            ("since", since.clone()),
             ("limit", args.batch.to_string()),
         ];
         if let Some(id) = &args.webhook {
@@ -83,6 +84,9 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
         let redelivered = answer["redelivered"].as_u64().unwrap_or(0);
         let remaining = answer["remaining"].as_u64().unwrap_or(0);
         total += redelivered;
+        if let Some(resolved) = answer["since"].as_str() {
+            since = resolved.to_string();
+        }
         let bar = bar.get_or_insert_with(|| {
             let bar = ProgressBar::new(redelivered + remaining);
             bar.set_style(

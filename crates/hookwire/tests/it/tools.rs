@@ -233,6 +233,8 @@ backend_tests! {
         let (status, body) = replay(key.clone(), format!("since=1h&webhook_id={a}&limit=1")).await;
         assert_eq!((status, body["redelivered"].as_u64(), body["remaining"].as_u64()), (202, Some(1), Some(1)), "{body}");
         let last = body["last_id"].as_str().unwrap().to_string();
+        let since = body["since"].as_str().unwrap().to_string();
+        assert!(since.ends_with('Z'), "the duration resolved to a time: {since}");
         let (_, body) = replay(key.clone(), format!("since=1h&webhook_id={a}&limit=1&after={last}")).await;
         assert_eq!((body["redelivered"].as_u64(), body["remaining"].as_u64()), (Some(1), Some(0)), "{body}");
         app.wait_deliveries(&key, &a, |d| d.iter().all(|d| d["state"] == "delivered")).await;
