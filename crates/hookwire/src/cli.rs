@@ -1,4 +1,5 @@
-//! The command line: `hookwire serve`, `hookwire licenses create`, `hookwire config`.
+//! The command line: `hookwire serve`, `hookwire licenses create`, `hookwire config`,
+//! and the integrator tools (`listen`, `trigger`, `check-receiver`, `replay`; see [`crate::tools`]).
 
 use crate::config::{LogFormat, Overrides, Settings, DEFAULT_CONFIG};
 use crate::server::{self, BoxError, KeySource, RunningServer};
@@ -41,6 +42,14 @@ enum Command {
     },
     /// Print the default configuration file, with every key documented.
     Config,
+    /// Receive webhooks locally and print them (for development).
+    Listen(crate::tools::listen::Args),
+    /// Send a sample event through a running hookwire.
+    Trigger(crate::tools::trigger::Args),
+    /// Run a conformance check against a webhook receiver.
+    CheckReceiver(crate::tools::check_receiver::Args),
+    /// Redeliver a license's deliveries since a time, in bulk.
+    Replay(crate::tools::replay::Args),
 }
 
 #[derive(Subcommand)]
@@ -112,6 +121,10 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             print!("{DEFAULT_CONFIG}");
             Ok(())
         }
+        Command::Listen(args) => crate::tools::listen::run(args).await,
+        Command::Trigger(args) => crate::tools::trigger::run(args).await,
+        Command::CheckReceiver(args) => crate::tools::check_receiver::run(args).await,
+        Command::Replay(args) => crate::tools::replay::run(args).await,
     }
 }
 
@@ -147,7 +160,7 @@ async fn serve(settings: Settings) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -15,3 +15,4 @@ pub mod server;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tools;

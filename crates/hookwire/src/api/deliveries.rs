@@ -149,3 +149,112 @@ pub async fn redeliver_failed(
     state.engine().dispatcher().wake();
     Ok((StatusCode::ACCEPTED, Json(json!({ "redelivered": count }))))
 }
+
+const DEFAULT_REPLAY_BATCH: usize = 100;
+const MAX_REPLAY_BATCH: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayParams {
+    /// RFC 3339 time, or a duration back from now such as `2h` or `7d`.
+    since: Option<String>,
+    webhook_id: Option<String>,
+    /// Also redeliver deliveries that succeeded (default: only failed ones).
+    include_delivered: Option<bool>,
+    /// Continue after this delivery id (the previous batch's `last_id`).
+    after: Option<String>,
+    limit: Option<usize>,
+    /// If given, must be the API key's license: a guard against replaying
+    /// with the wrong key.
+    license_id: Option<String>,
+}
+
+/// `since` as a time: RFC 3339, or a duration back from `now`.
+pub fn parse_since(text: &str, now: crate::store::Millis) -> ApiResult<crate::store::Millis> {
+    let text = text.trim();
+    if let Ok(at) = parse_rfc3339("since", text) {
+        return Ok(at);
+    }
+    let back = humantime::parse_duration(text).map_err(|_| {
+        AppError::invalid(
+            "since",
+            format!("{text:?} is neither an RFC 3339 time (2026-11-25T12:00:00Z) nor a duration (30m, 2h, 7d)"),
+        )
+    })?;
+    Ok(now.saturating_sub(back.as_millis().min(i64::MAX as u128) as i64))
+}
+
+/// `POST /api/v1/deliveries/redeliver?since=..[&webhook_id=..][&include_delivered=true][&after=..][&limit=..]`:
+/// redelivers one batch of the license's deliveries since a time, in id
+/// order; a client loops with `after=last_id` (and the answer's `since`)
+/// until `remaining` is 0.
+pub async fn replay(
+    State(state): State<AppState>,
+    License(license): License,
+    q: Result<Query<ReplayParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let q = query(q)?;
+    if q.license_id.as_deref().is_some_and(|id| id != license) {
+        return Err(AppError::invalid(
+            "license_id",
+            "the API key belongs to another license",
+        ));
+    }
+    let now = now_millis();
+    let since = q.since.as_deref().ok_or_else(|| {
+        AppError::invalid(
+            "since",
+            "is required (an RFC 3339 time or a duration such as 2h)",
+        )
+    })?;
+    let since = parse_since(since, now)?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| {
+            a.parse::<i64>()
+                .map_err(|_| AppError::invalid("after", "must be a delivery id"))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let limit = q.limit.unwrap_or(DEFAULT_REPLAY_BATCH);
+    if limit == 0 || limit > MAX_REPLAY_BATCH {
+        return Err(AppError::invalid(
+            "limit",
+            format!("must be 1 to {MAX_REPLAY_BATCH}"),
+        ));
+    }
+    if let Some(id) = &q.webhook_id {
+        if state.store().get_webhook(&license, id).await?.is_none() {
+            return Err(AppError::NotFound(format!("no webhook {id}")));
+        }
+    }
+    let batch = state
+        .store()
+        .redeliver_batch(
+            &crate::store::ReplayQuery {
+                license_id: &license,
+                webhook_id: q.webhook_id.as_deref(),
+                since,
+                include_delivered: q.include_delivered.unwrap_or(false),
+            },
+            after,
+            limit,
+            now,
+        )
+        .await?;
+    if batch.redelivered > 0 {
+        state.engine().dispatcher().wake();
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "redelivered": batch.redelivered,
+            "last_id": batch.last_id.map(|id| id.to_string()),
+            "remaining": batch.remaining,
+            // A duration is resolved once: later batches pass this back so
+            // the window does not move under them.
+            "since": views::rfc3339(since),
+        })),
+    ))
+}

@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
             post(deliveries::redeliver_failed),
         )
         .route("/deliveries", get(deliveries::for_license))
+        .route("/deliveries/redeliver", post(deliveries::replay))
         .route("/visitors", get(visitors::recent))
         .route("/deliveries/{id}/redeliver", post(deliveries::redeliver));
     Router::new()

@@ -68,6 +68,28 @@ pub struct WebhookPatch {
     pub max_per_second: Option<Option<u32>>,
 }
 
+/// Which deliveries a bulk replay takes: the license's (optionally one
+/// webhook's) deliveries created at or after `since` that failed, or that
+/// failed or were delivered (`include_delivered`). Deleted webhooks' are never
+/// taken.
+#[derive(Debug, Clone)]
+pub struct ReplayQuery<'a> {
+    pub license_id: &'a str,
+    pub webhook_id: Option<&'a str>,
+    pub since: Millis,
+    pub include_delivered: bool,
+}
+
+/// One batch of a bulk replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayBatch {
+    pub redelivered: u64,
+    /// The last delivery id taken: the next batch starts after it.
+    pub last_id: Option<i64>,
+    /// How many more match after `last_id`.
+    pub remaining: u64,
+}
+
 /// An event ready to be committed, with its deliveries decided in the same transaction.
 pub struct NewEvent {
     pub unique_id: String,
@@ -381,6 +403,16 @@ pub trait Store: Send + Sync + 'static {
         since: Millis,
         now: Millis,
     ) -> StoreResult<u64>;
+    /// Redelivers (makes pending with a fresh retry budget) the next `limit`
+    /// deliveries, in id order after `after`, that match `query`: the bulk
+    /// replay of `hookwire replay`. Deliveries in flight keep their lease.
+    async fn redeliver_batch(
+        &self,
+        query: &ReplayQuery<'_>,
+        after: i64,
+        limit: usize,
+        now: Millis,
+    ) -> StoreResult<ReplayBatch>;
 
     // For the web app (issue #4).
 

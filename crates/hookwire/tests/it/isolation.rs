@@ -102,10 +102,16 @@ crate::backend_tests! {
             format!("/api/v1/webhooks/{webhook}/secret"),
             format!("/api/v1/webhooks/{webhook}/redeliver?since=2000-01-01T00:00:00Z"),
             format!("/api/v1/deliveries/{delivery}/redeliver"),
+            format!("/api/v1/deliveries/redeliver?since=2000-01-01T00:00:00Z&webhook_id={webhook}"),
         ] {
             let (status, body) = app.post(&stranger, &path).await;
             assert_eq!(status, 404, "POST {path}: {body}");
         }
+        // The license-wide bulk replay takes only the caller's own deliveries: none.
+        let (status, body) = app
+            .post(&stranger, "/api/v1/deliveries/redeliver?since=2000-01-01T00:00:00Z&include_delivered=true")
+            .await;
+        assert_eq!((status, &body["redelivered"]), (202, &json!(0)), "{body}");
         for body in [
             json!({"enabled": false}),
             json!({"url": "https://evil.example/steal"}),

@@ -6,7 +6,9 @@ use crate::store::EventBody;
 use hookwire_livechat::{EventType, IncomingEvent, ValidationError};
 use serde_json::{json, Value};
 
-fn sample_json(event: EventType, license_id: &str) -> Value {
+/// The sample event's JSON as the platform would report it (also what
+/// `hookwire trigger` sends and `check-receiver` builds on).
+pub fn sample_json(event: EventType, license_id: &str) -> Value {
     let chat = json!({
         "id": "MH022RD0K5",
         "started_timestamp": 1358937653,

@@ -893,6 +893,59 @@ impl Store for PgStore {
         Ok(n)
     }
 
+    async fn redeliver_batch(
+        &self,
+        query: &ReplayQuery<'_>,
+        after: i64,
+        limit: usize,
+        now: Millis,
+    ) -> StoreResult<ReplayBatch> {
+        // The same filter selects the batch, updates it and counts what is
+        // left. Rows in flight elsewhere are skipped by the lock, not waited for.
+        const MATCHING: &str = "d.license_id = $1 AND ($2::TEXT IS NULL OR d.webhook_id = $2)
+             AND d.created_at >= $3 AND d.id > $4
+             AND (d.state = 'failed' OR ($5 AND d.state = 'delivered'))
+             AND d.webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)";
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let (license, webhook) = (query.license_id, query.webhook_id);
+        let (since, all, limit) = (query.since, query.include_delivered, limit as i64);
+        let rows = tx
+            .query(
+                &format!(
+                    "UPDATE deliveries SET state = 'pending', attempts_in_round = 0,
+                         next_attempt_at = $7, lease_until = 0, updated_at = $7
+                     WHERE id IN (SELECT d.id FROM deliveries d WHERE {MATCHING}
+                                  ORDER BY d.id LIMIT $6 FOR UPDATE SKIP LOCKED)
+                     RETURNING id"
+                ),
+                &[&license, &webhook, &since, &after, &all, &limit, &now],
+            )
+            .await
+            .map_err(db_error)?;
+        let last_id = rows.iter().map(|r| r.get::<_, i64>(0)).max();
+        let remaining: i64 = match last_id {
+            Some(last) => tx
+                .query_one(
+                    &format!("SELECT COUNT(*) FROM deliveries d WHERE {MATCHING}"),
+                    &[&license, &webhook, &since, &last, &all],
+                )
+                .await
+                .map_err(db_error)?
+                .get(0),
+            None => 0,
+        };
+        if !rows.is_empty() {
+            notify_due(&tx).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(ReplayBatch {
+            redelivered: rows.len() as u64,
+            last_id,
+            remaining: remaining as u64,
+        })
+    }
+
     async fn rotate_signing_secret(
         &self,
         license_id: &str,

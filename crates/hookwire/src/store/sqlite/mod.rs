@@ -992,6 +992,64 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn redeliver_batch(
+        &self,
+        query: &ReplayQuery<'_>,
+        after: i64,
+        limit: usize,
+        now: Millis,
+    ) -> StoreResult<ReplayBatch> {
+        let license = query.license_id.to_string();
+        let webhook = query.webhook_id.map(str::to_string);
+        let (since, all) = (query.since, query.include_delivered);
+        let limit = limit as i64;
+        self.writer
+            .write(move |c| {
+                // The same filter selects the batch, updates it and counts
+                // what is left; ?6 bounds it from above.
+                const MATCHING: &str = "d.license_id = ?1 AND (?2 IS NULL OR d.webhook_id = ?2)
+                     AND d.created_at >= ?3 AND d.id > ?4
+                     AND (d.state = 'failed' OR (?5 AND d.state = 'delivered'))
+                     AND d.webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)";
+                let last_id: Option<i64> = c
+                    .query_row(
+                        &format!(
+                            "SELECT MAX(id) FROM (SELECT d.id FROM deliveries d WHERE {MATCHING}
+                             ORDER BY d.id LIMIT ?6)"
+                        ),
+                        params![license, webhook, since, after, all, limit],
+                        |r| r.get(0),
+                    )
+                    .map_err(unavailable)?;
+                let Some(last) = last_id else {
+                    return Ok(ReplayBatch { redelivered: 0, last_id: None, remaining: 0 });
+                };
+                let redelivered = c
+                    .execute(
+                        &format!(
+                            "UPDATE deliveries SET state = 'pending', attempts_in_round = 0,
+                                 next_attempt_at = ?7, lease_until = 0, updated_at = ?7
+                             WHERE id IN (SELECT d.id FROM deliveries d WHERE {MATCHING} AND d.id <= ?6)"
+                        ),
+                        params![license, webhook, since, after, all, last, now],
+                    )
+                    .map_err(unavailable)? as u64;
+                let remaining: i64 = c
+                    .query_row(
+                        &format!("SELECT COUNT(*) FROM deliveries d WHERE {MATCHING}"),
+                        params![license, webhook, since, last, all],
+                        |r| r.get(0),
+                    )
+                    .map_err(unavailable)?;
+                Ok(ReplayBatch {
+                    redelivered,
+                    last_id: Some(last),
+                    remaining: remaining as u64,
+                })
+            })
+            .await
+    }
+
     async fn list_licenses(&self) -> StoreResult<Vec<String>> {
         self.read(|c| {
             c.prepare_cached("SELECT license_id FROM licenses ORDER BY license_id")?
