@@ -13,5 +13,6 @@ pub mod engine;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

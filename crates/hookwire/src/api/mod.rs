@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod licenses;
 pub mod limit;
+pub mod ops;
 pub mod ui;
 pub mod views;
 pub mod visitors;
@@ -18,9 +19,8 @@ use crate::secret::Secret;
 use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Router;
 use error::AppError;
-use serde_json::json;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -125,11 +125,9 @@ pub fn router(state: AppState) -> Router {
         .merge(livechat_v2())
         .nest("/v2", livechat_v2())
         .merge(ui::routes())
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
-        .route("/readyz", get(ready))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -138,18 +136,6 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
-}
-
-/// Ready when the database answers (migrations ran before the port opened).
-async fn ready(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    state
-        .store()
-        .ping()
-        .await
-        .map_err(|e| AppError::Unavailable(format!("the database is not reachable: {e}")))?;
-    Ok(Json(json!({ "status": "ready" })))
 }
 
 async fn not_found(req: Request) -> AppError {

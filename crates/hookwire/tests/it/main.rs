@@ -8,6 +8,7 @@ mod fuzz;
 mod ingest;
 mod isolation;
 mod limits;
+mod ops;
 mod safety;
 mod several_nodes;
 mod support;
