@@ -41,6 +41,13 @@ enum Command {
     },
     /// Print the default configuration file, with every key documented.
     Config,
+    /// Print a shell completion script (e.g. `hookwire completions bash > /etc/bash_completion.d/hookwire`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, hookwire(1), in roff (`hookwire man | man -l -`).
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -112,6 +119,11 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             print!("{DEFAULT_CONFIG}");
             Ok(())
         }
+        Command::Completions { shell } => {
+            crate::manual::completions(shell, &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => Ok(crate::manual::man_page(&mut std::io::stdout())?),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod manual;
 pub mod secret;
 pub mod server;
 pub mod store;

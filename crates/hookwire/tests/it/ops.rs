@@ -117,3 +117,42 @@ crate::backend_tests! {
         app.shutdown().await;
     }
 }
+
+fn hookwire(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hookwire {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn completions_and_man_page_cover_every_subcommand() {
+    let subcommands = [
+        "serve",
+        "licenses",
+        "migrate",
+        "config",
+        "completions",
+        "man",
+    ];
+    for shell in ["bash", "zsh", "fish"] {
+        let script = hookwire(&["completions", shell]);
+        for sub in subcommands {
+            assert!(script.contains(sub), "{shell} completions lack {sub}");
+        }
+        // Options of a subcommand are completed too.
+        assert!(script.contains("allow-private-targets"), "{shell}");
+    }
+    let man = hookwire(&["man"]);
+    assert!(man.contains(".TH hookwire 1"), "{man}");
+    assert!(man.contains(".SH SUBCOMMANDS"), "{man}");
+    for sub in subcommands {
+        assert!(man.contains(sub), "the man page lacks {sub}");
+    }
+}
