@@ -28,6 +28,9 @@ enum Command {
         /// Deliver to loopback and private addresses (trusted setups, tests).
         #[arg(long)]
         allow_private_targets: bool,
+        /// Log lines on stderr: human (default) or json (overrides `log_format`).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     },
     /// Manage licenses directly in the database.
     Licenses {
@@ -91,9 +94,10 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             common,
             listen,
             allow_private_targets,
+            log_format,
         } => {
             let settings = common.settings(listen, allow_private_targets)?;
-            init_logging(settings.log_format);
+            init_logging(log_format.unwrap_or(settings.log_format));
             serve(settings).await
         }
         Command::Licenses {

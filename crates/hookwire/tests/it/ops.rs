@@ -156,3 +156,108 @@ fn completions_and_man_page_cover_every_subcommand() {
         assert!(man.contains(sub), "the man page lacks {sub}");
     }
 }
+
+/// `serve --log-format json`: one JSON object a line; each attempt's lines
+/// carry the attempt span with the event, webhook, target host, status and
+/// latency, and never the URL's credentials or query.
+#[tokio::test]
+async fn json_logs_carry_the_attempt_span() {
+    use serde_json::{json, Value};
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::TempDir::new().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-private-targets",
+        ])
+        .args(["--log-format", "json"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
+        .env("HOOKWIRE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.rsplit(' ').next().unwrap().to_string();
+    std::thread::spawn(move || for _ in lines {});
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}/api/v1/licenses"))
+        .bearer_auth(PLATFORM_KEY)
+        .json(&json!({"license_id": "77"}))
+        .send()
+        .await
+        .unwrap();
+    let api_key = r.json::<Value>().await.unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut receiver = TestReceiver::start().await;
+    let target = format!(
+        "http://hook:SpanPassw0rd@{}/in?token=SpanQueryToken",
+        receiver.addr
+    );
+    let r = http
+        .post(format!("{url}/api/v1/webhooks"))
+        .bearer_auth(&api_key)
+        .json(&json!({"event_type": "chat_started", "data_types": ["chat"], "url": target}))
+        .send()
+        .await
+        .unwrap();
+    let webhook = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http
+        .post(format!("{url}/api/v1/events"))
+        .bearer_auth(PLATFORM_KEY)
+        .json(&chat_started("77"))
+        .send()
+        .await
+        .unwrap();
+    let event = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    receiver.next().await;
+    let mut delivered = None;
+    for _ in 0..100 {
+        let logs = std::fs::read_to_string(&log_path).unwrap();
+        delivered = logs
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .find(|l| l["fields"]["message"] == "delivered");
+        if delivered.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let line = delivered.expect("a \"delivered\" log line");
+    let span = &line["span"];
+    assert_eq!(span["name"], "attempt", "{line}");
+    assert_eq!(span["event_id"], event.as_str(), "{line}");
+    assert_eq!(span["webhook_id"], webhook.as_str(), "{line}");
+    assert_eq!(span["target_host"], receiver.addr.to_string(), "{line}");
+    assert_eq!(span["status"], 200, "{line}");
+    assert_eq!(span["outcome"], "delivered", "{line}");
+    assert!(
+        span["latency_ms"].is_u64() || span["latency_ms"].is_i64(),
+        "{line}"
+    );
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    for needle in ["SpanPassw0rd", "SpanQueryToken", PLATFORM_KEY, &api_key] {
+        assert!(!logs.contains(needle), "the logs hold {needle}");
+    }
+}
