@@ -78,6 +78,12 @@ fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Ap
         .map_err(|e| AppError::invalid("query", e.body_text()))
 }
 
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
+    params(("id" = String, Path, description = "The webhook id"),
+        ("state" = Option<String>, Query, description = "pending, delivered or failed"),
+        ("before" = Option<String>, Query, description = "The previous page's next_before"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50")),
+    responses((status = 200, description = "A page of the webhook's deliveries", body = crate::api::openapi::DeliveryPage)))]
 pub async fn for_webhook(
     State(state): State<AppState>,
     License(license): License,
@@ -91,6 +97,11 @@ pub async fn for_webhook(
     page(&state, &license, Some(&id), q).await
 }
 
+#[utoipa::path(get, path = "/deliveries", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
+    params(("state" = Option<String>, Query, description = "pending, delivered or failed"),
+        ("before" = Option<String>, Query, description = "The previous page's next_before"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50")),
+    responses((status = 200, description = "A page of the license's deliveries", body = crate::api::openapi::DeliveryPage)))]
 pub async fn for_license(
     State(state): State<AppState>,
     License(license): License,
@@ -100,6 +111,9 @@ pub async fn for_license(
     page(&state, &license, None, q).await
 }
 
+#[utoipa::path(post, path = "/deliveries/{id}/redeliver", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
+    params(("id" = String, Path, description = "The delivery id")),
+    responses((status = 202, description = "Pending again", body = serde_json::Value)))]
 pub async fn redeliver(
     State(state): State<AppState>,
     License(license): License,
@@ -127,6 +141,9 @@ pub struct SinceQuery {
     since: Option<String>,
 }
 
+#[utoipa::path(post, path = "/webhooks/{id}/redeliver", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
+    params(("id" = String, Path, description = "The webhook id"), ("since" = String, Query, description = "RFC 3339: failed deliveries created since then")),
+    responses((status = 202, description = "How many deliveries are pending again", body = serde_json::Value)))]
 pub async fn redeliver_failed(
     State(state): State<AppState>,
     License(license): License,
