@@ -8,6 +8,7 @@ mod fuzz;
 mod ingest;
 mod isolation;
 mod limits;
+mod openapi;
 mod ops;
 mod safety;
 mod several_nodes;
