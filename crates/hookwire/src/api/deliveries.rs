@@ -80,9 +80,9 @@ fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Ap
 
 #[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
     params(("id" = String, Path, description = "The webhook id"),
-        ("state" = Option<String>, Query, description = "pending, delivered or failed"),
-        ("before" = Option<String>, Query, description = "The previous page's next_before"),
-        ("limit" = Option<u32>, Query, description = "1 to 500, default 50")),
+        ("state" = Option<String>, Query, description = "pending, delivered or failed", pattern = "^(pending|delivered|failed)$"),
+        ("before" = Option<String>, Query, description = "The previous page's next_before", pattern = "^[0-9]{1,18}$"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50", minimum = 1, maximum = 500)),
     responses((status = 200, description = "A page of the webhook's deliveries", body = crate::api::openapi::DeliveryPage)))]
 pub async fn for_webhook(
     State(state): State<AppState>,
@@ -98,9 +98,9 @@ pub async fn for_webhook(
 }
 
 #[utoipa::path(get, path = "/deliveries", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
-    params(("state" = Option<String>, Query, description = "pending, delivered or failed"),
-        ("before" = Option<String>, Query, description = "The previous page's next_before"),
-        ("limit" = Option<u32>, Query, description = "1 to 500, default 50")),
+    params(("state" = Option<String>, Query, description = "pending, delivered or failed", pattern = "^(pending|delivered|failed)$"),
+        ("before" = Option<String>, Query, description = "The previous page's next_before", pattern = "^[0-9]{1,18}$"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50", minimum = 1, maximum = 500)),
     responses((status = 200, description = "A page of the license's deliveries", body = crate::api::openapi::DeliveryPage)))]
 pub async fn for_license(
     State(state): State<AppState>,
@@ -142,7 +142,7 @@ pub struct SinceQuery {
 }
 
 #[utoipa::path(post, path = "/webhooks/{id}/redeliver", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
-    params(("id" = String, Path, description = "The webhook id"), ("since" = String, Query, description = "RFC 3339: failed deliveries created since then")),
+    params(("id" = String, Path, description = "The webhook id"), ("since" = String, Query, description = "RFC 3339: failed deliveries created since then", format = DateTime)),
     responses((status = 202, description = "How many deliveries are pending again", body = serde_json::Value)))]
 pub async fn redeliver_failed(
     State(state): State<AppState>,

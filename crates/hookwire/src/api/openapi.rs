@@ -147,11 +147,35 @@ pub struct ErrorDetail {
     pub field: Option<String>,
 }
 
+/// LiveChat's event types (a test checks this list against the domain's).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventTypeName {
+    ChatStarted,
+    ChatEnded,
+    VisitorQueued,
+    ChatChanged,
+    TicketCreated,
+}
+
+/// The data sections a webhook may ask for (which ones fit depends on the event type).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataTypeName {
+    Chat,
+    Visitor,
+    PreChatSurvey,
+    Ticket,
+}
+
+/// A license id: 1 to 64 letters, digits, `-`, `_` and `.`.
+pub const LICENSE_ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+
 /// `POST /api/v1/licenses`.
 #[derive(Serialize, ToSchema)]
 pub struct NewLicense {
-    /// Digits, as LiveChat license ids are (a string or a number).
-    #[schema(example = "1025707")]
+    /// As LiveChat license ids are (a string, or a whole number).
+    #[schema(example = "1025707", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub license_id: String,
 }
 
@@ -167,9 +191,8 @@ pub struct LicenseCreated {
 /// through untouched.
 #[derive(Serialize, ToSchema)]
 pub struct IncomingEvent {
-    #[schema(example = "chat_started")]
-    pub event_type: String,
-    #[schema(example = "1025707")]
+    pub event_type: EventTypeName,
+    #[schema(example = "1025707", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub license_id: String,
 }
 
@@ -191,22 +214,23 @@ pub struct BatchAnswer {
 /// A webhook to create (JSON, or a PHP-style form with `data_types[]`).
 #[derive(Serialize, ToSchema)]
 pub struct NewWebhook {
-    #[schema(example = "chat_started")]
-    pub event_type: String,
+    pub event_type: EventTypeName,
     /// The data sections to send, from the event type's table.
-    pub data_types: Vec<String>,
+    pub data_types: Vec<DataTypeName>,
     /// `https://` (or `http://`) URL; credentials in it are sent as basic auth.
-    #[schema(example = "https://example.com/hook")]
+    #[schema(example = "https://example.com/hook", pattern = "^https?://")]
     pub url: String,
 }
 
 /// Fields to change; those left out stay as they are.
 #[derive(Serialize, ToSchema)]
 pub struct WebhookPatch {
+    #[schema(pattern = "^https?://")]
     pub url: Option<String>,
-    pub data_types: Option<Vec<String>>,
+    pub data_types: Option<Vec<DataTypeName>>,
     pub enabled: Option<bool>,
     /// Attempts per second (1 to 10000); `null` removes the limit.
+    #[schema(minimum = 1, maximum = 10000)]
     pub max_per_second: Option<u32>,
 }
 

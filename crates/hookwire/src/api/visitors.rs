@@ -93,7 +93,7 @@ pub struct RecentQuery {
 
 /// `GET /api/v1/visitors`: the most recently seen visitors with their details.
 #[utoipa::path(get, path = "/visitors", tag = "visitors", security(("license_key" = []), ("license_basic" = [])),
-    params(("limit" = Option<u32>, Query, description = "1 to 500, default 50")),
+    params(("limit" = Option<u32>, Query, description = "1 to 500, default 50", minimum = 1, maximum = 500)),
     responses((status = 200, description = "The most recently seen visitors", body = serde_json::Value)))]
 pub async fn recent(
     State(state): State<AppState>,
