@@ -171,11 +171,36 @@ pub enum DataTypeName {
 /// A license id: 1 to 64 letters, digits, `-`, `_` and `.`.
 pub const LICENSE_ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
 
+/// A license id: 1 to 64 letters, digits, `-`, `_` and `.`, or a whole
+/// number (LiveChat's ids are numbers).
+pub struct LicenseId;
+
+impl utoipa::PartialSchema for LicenseId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(LICENSE_ID_PATTERN)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .description(Some("A license id: a string of 1 to 64 letters, digits, `-`, `_`, `.`, or a whole number."))
+            .into()
+    }
+}
+
+impl ToSchema for LicenseId {}
+
 /// `POST /api/v1/licenses`.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewLicense {
-    /// As LiveChat license ids are (a string, or a whole number).
-    #[schema(example = "1025707", pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    #[schema(value_type = LicenseId)]
     pub license_id: String,
 }
 
@@ -192,7 +217,7 @@ pub struct LicenseCreated {
 #[derive(Serialize, ToSchema)]
 pub struct IncomingEvent {
     pub event_type: EventTypeName,
-    #[schema(example = "1025707", pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    #[schema(value_type = LicenseId)]
     pub license_id: String,
 }
 
@@ -213,10 +238,11 @@ pub struct BatchAnswer {
 
 /// A webhook to create (JSON, or a PHP-style form with `data_types[]`).
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     pub event_type: EventTypeName,
-    /// The data sections to send, from the event type's table.
-    pub data_types: Vec<DataTypeName>,
+    /// The data sections to send, from the event type's table (none if left out).
+    pub data_types: Option<Vec<DataTypeName>>,
     /// `https://` (or `http://`) URL; credentials in it are sent as basic auth.
     #[schema(example = "https://example.com/hook", pattern = "^https?://")]
     pub url: String,
@@ -224,6 +250,7 @@ pub struct NewWebhook {
 
 /// Fields to change; those left out stay as they are.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
     #[schema(pattern = "^https?://")]
     pub url: Option<String>,
@@ -274,6 +301,7 @@ pub struct DeliveryPage {
 /// Custom visitor details, posted by a receiver with a webhook's token.
 #[derive(Serialize, ToSchema)]
 pub struct VisitorDetails {
+    #[schema(value_type = LicenseId)]
     pub license_id: String,
     /// The `token` of a delivery this receiver got.
     pub token: String,

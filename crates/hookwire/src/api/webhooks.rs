@@ -218,7 +218,7 @@ fn rate_limit(value: Option<Value>) -> ApiResult<Option<u32>> {
 }
 
 #[utoipa::path(operation_id = "patch_webhook", patch, path = "/webhooks/{id}", tag = "webhooks", security(("license_key" = []), ("license_basic" = [])), params(("id" = String, Path, description = "The webhook id")),
-    request_body(content = crate::api::openapi::WebhookPatch, description = "JSON, or a form"),
+    request_body(content = Option<crate::api::openapi::WebhookPatch>, description = "JSON, or a form; an empty body changes nothing"),
     responses((status = 200, description = "The updated webhook", body = crate::api::openapi::WebhookView)))]
 pub async fn patch(
     State(state): State<AppState>,
