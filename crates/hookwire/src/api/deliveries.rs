@@ -113,7 +113,7 @@ pub async fn for_license(
 
 #[utoipa::path(post, path = "/deliveries/{id}/redeliver", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
     params(("id" = String, Path, description = "The delivery id")),
-    responses((status = 202, description = "Pending again", body = serde_json::Value)))]
+    responses((status = 202, description = "Pending again", body = crate::api::openapi::Redelivered)))]
 pub async fn redeliver(
     State(state): State<AppState>,
     License(license): License,
@@ -143,7 +143,7 @@ pub struct SinceQuery {
 
 #[utoipa::path(post, path = "/webhooks/{id}/redeliver", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
     params(("id" = String, Path, description = "The webhook id"), ("since" = String, Query, description = "RFC 3339: failed deliveries created since then", format = DateTime)),
-    responses((status = 202, description = "How many deliveries are pending again", body = serde_json::Value)))]
+    responses((status = 202, description = "How many deliveries are pending again", body = crate::api::openapi::RedeliveredCount)))]
 pub async fn redeliver_failed(
     State(state): State<AppState>,
     License(license): License,

@@ -279,10 +279,52 @@ pub struct WebhookView {
     pub created_at: String,
 }
 
-/// A list of webhooks in LiveChat's v2 format.
+/// A webhook as LiveChat's v2 API shows it (note the spelling `licence`).
+#[derive(Serialize, ToSchema)]
+pub struct LivechatWebhook {
+    /// A number when the license id is one.
+    #[schema(value_type = LicenseId)]
+    pub licence: String,
+    pub event_type: EventTypeName,
+    pub data_types: Vec<DataTypeName>,
+    /// The URL, with any password masked.
+    pub url: String,
+    pub verified: bool,
+    /// Sent in every delivery's body.
+    pub token: String,
+    pub id: String,
+}
+
+/// Webhooks in LiveChat's v2 format.
 #[derive(Serialize, ToSchema)]
 pub struct LivechatWebhooks {
-    pub events: Vec<serde_json::Value>,
+    pub events: Vec<LivechatWebhook>,
+}
+
+/// LiveChat's answer to a change: `{"result": "..."}`.
+#[derive(Serialize, ToSchema)]
+pub struct ResultMessage {
+    pub result: String,
+}
+
+/// A new signing secret (`whsec_...`), shown once.
+#[derive(Serialize, ToSchema)]
+pub struct SigningSecret {
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Redelivered {
+    /// The delivery id.
+    pub id: String,
+    /// `pending`.
+    pub state: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RedeliveredCount {
+    /// How many failed deliveries are pending again.
+    pub redelivered: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -290,10 +332,38 @@ pub struct WebhookList {
     pub webhooks: Vec<WebhookView>,
 }
 
+/// One delivery of an event to a webhook, with its attempts.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub event_type: EventTypeName,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; null once the delivery is final.
+    pub next_attempt_at: Option<String>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttemptView {
+    /// RFC 3339.
+    pub at: String,
+    /// The receiver's HTTP status; null when no answer came.
+    pub status: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    /// The first 4 KiB of the answer.
+    pub response_excerpt: Option<String>,
+}
+
 /// A page of the delivery log, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryPage {
-    pub deliveries: Vec<serde_json::Value>,
+    pub deliveries: Vec<DeliveryView>,
     /// Pass as `before` for the next page; null on the last.
     pub next_before: Option<String>,
 }
@@ -316,6 +386,33 @@ pub struct DetailField {
     pub name: String,
     pub value: String,
     pub url: Option<String>,
+}
+
+/// A visitor seen in events, with the details receivers posted.
+#[derive(Serialize, ToSchema)]
+pub struct VisitorView {
+    pub visitor_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub last_event_type: Option<String>,
+    /// RFC 3339.
+    pub last_seen_at: Option<String>,
+    pub details: Vec<DetailsSetView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DetailsSetView {
+    pub id: String,
+    pub icon: Option<String>,
+    /// As posted: `{name, value, url}` objects.
+    pub fields: Vec<serde_json::Value>,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VisitorList {
+    pub visitors: Vec<VisitorView>,
 }
 
 /// `{"status": "ok"}` or `{"status": "ready"}`.

@@ -119,7 +119,7 @@ pub async fn v2_create(
 }
 
 #[utoipa::path(delete, path = "/webhooks/{id}", tag = "livechat-v2", security(("license_key" = []), ("license_basic" = [])), params(("id" = String, Path, description = "The webhook id")),
-    responses((status = 200, description = "Deleted", body = serde_json::Value)))]
+    responses((status = 200, description = "Deleted", body = crate::api::openapi::ResultMessage)))]
 pub async fn v2_delete(
     State(state): State<AppState>,
     License(license): License,
@@ -276,7 +276,7 @@ pub async fn delete(
 /// `POST /api/v1/webhooks/{id}/secret`: creates or rotates the webhook's
 /// signing secret and answers it, once: `{"secret": "whsec_..."}`.
 #[utoipa::path(post, path = "/webhooks/{id}/secret", tag = "webhooks", security(("license_key" = []), ("license_basic" = [])), params(("id" = String, Path, description = "The webhook id")),
-    responses((status = 200, description = "The new signing secret, shown once; the previous one signs too during the grace period", body = serde_json::Value)))]
+    responses((status = 200, description = "The new signing secret, shown once; the previous one signs too during the grace period", body = crate::api::openapi::SigningSecret)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     License(license): License,

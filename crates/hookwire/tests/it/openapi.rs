@@ -103,3 +103,28 @@ fn api_routes_are_only_registered_with_their_description() {
         .paths
         .contains_key("/api/v1/webhooks/{id}/deliveries"));
 }
+
+/// The description's enums are the domain's lists.
+#[test]
+fn described_enums_match_the_domain() {
+    use hookwire_livechat::{DataType, EventType};
+    let spec: Value = serde_json::from_str(hookwire::api::openapi::spec_json()).unwrap();
+    let names = |schema: &str| -> Vec<String> {
+        spec["components"]["schemas"][schema]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema} has no enum"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let events: Vec<String> = EventType::ALL
+        .iter()
+        .map(|e| e.as_str().to_string())
+        .collect();
+    let data: Vec<String> = DataType::ALL
+        .iter()
+        .map(|d| d.as_str().to_string())
+        .collect();
+    assert_eq!(names("EventTypeName"), events);
+    assert_eq!(names("DataTypeName"), data);
+}
