@@ -29,6 +29,9 @@ enum Command {
         /// Deliver to loopback and private addresses (trusted setups, tests).
         #[arg(long)]
         allow_private_targets: bool,
+        /// Log lines on stderr: human (default) or json (overrides `log_format`).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     },
     /// Manage licenses directly in the database.
     Licenses {
@@ -50,6 +53,13 @@ enum Command {
     CheckReceiver(crate::tools::check_receiver::Args),
     /// Redeliver a license's deliveries since a time, in bulk.
     Replay(crate::tools::replay::Args),
+    /// Print a shell completion script (e.g. `hookwire completions bash > /etc/bash_completion.d/hookwire`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, hookwire(1), in roff (`hookwire man | man -l -`).
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -93,9 +103,10 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             common,
             listen,
             allow_private_targets,
+            log_format,
         } => {
             let settings = common.settings(listen, allow_private_targets)?;
-            init_logging(settings.log_format);
+            init_logging(log_format.unwrap_or(settings.log_format));
             serve(settings).await
         }
         Command::Licenses {
@@ -125,6 +136,11 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Trigger(args) => crate::tools::trigger::run(args).await,
         Command::CheckReceiver(args) => crate::tools::check_receiver::run(args).await,
         Command::Replay(args) => crate::tools::replay::run(args).await,
+        Command::Completions { shell } => {
+            crate::manual::completions(shell, &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => Ok(crate::manual::man_page(&mut std::io::stdout())?),
     }
 }
 

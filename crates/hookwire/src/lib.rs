@@ -10,9 +10,11 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod manual;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tools;

@@ -150,8 +150,13 @@ impl RunningServer {
         let cipher = encryption_key(&settings)?;
         let store = open_store(&settings, true).await?;
         let sender = Sender::new(&settings.delivery, token_secret.clone(), cipher.clone())?;
-        let dispatcher =
-            Dispatcher::start(store.clone(), sender.clone(), settings.delivery.clone());
+        let metrics = crate::telemetry::Metrics::new();
+        let dispatcher = Dispatcher::start(
+            store.clone(),
+            sender.clone(),
+            settings.delivery.clone(),
+            metrics.clone(),
+        );
         let engine = Arc::new(
             Engine::new(
                 store.clone(),
@@ -163,6 +168,7 @@ impl RunningServer {
                     cipher,
                     secret_rotation_grace: settings.secret_rotation_grace,
                     max_backlog: settings.max_backlog,
+                    metrics,
                 },
             )
             .with_sender(sender),

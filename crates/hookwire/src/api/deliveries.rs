@@ -78,6 +78,12 @@ fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Ap
         .map_err(|e| AppError::invalid("query", e.body_text()))
 }
 
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
+    params(("id" = String, Path, description = "The webhook id"),
+        ("state" = Option<String>, Query, description = "pending, delivered or failed", pattern = "^(pending|delivered|failed)$"),
+        ("before" = Option<String>, Query, description = "The previous page's next_before", pattern = "^[0-9]{1,18}$"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50", minimum = 1, maximum = 500)),
+    responses((status = 200, description = "A page of the webhook's deliveries", body = crate::api::openapi::DeliveryPage)))]
 pub async fn for_webhook(
     State(state): State<AppState>,
     License(license): License,
@@ -91,6 +97,11 @@ pub async fn for_webhook(
     page(&state, &license, Some(&id), q).await
 }
 
+#[utoipa::path(get, path = "/deliveries", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
+    params(("state" = Option<String>, Query, description = "pending, delivered or failed", pattern = "^(pending|delivered|failed)$"),
+        ("before" = Option<String>, Query, description = "The previous page's next_before", pattern = "^[0-9]{1,18}$"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50", minimum = 1, maximum = 500)),
+    responses((status = 200, description = "A page of the license's deliveries", body = crate::api::openapi::DeliveryPage)))]
 pub async fn for_license(
     State(state): State<AppState>,
     License(license): License,
@@ -100,6 +111,9 @@ pub async fn for_license(
     page(&state, &license, None, q).await
 }
 
+#[utoipa::path(post, path = "/deliveries/{id}/redeliver", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
+    params(("id" = String, Path, description = "The delivery id")),
+    responses((status = 202, description = "Pending again", body = crate::api::openapi::Redelivered)))]
 pub async fn redeliver(
     State(state): State<AppState>,
     License(license): License,
@@ -127,6 +141,9 @@ pub struct SinceQuery {
     since: Option<String>,
 }
 
+#[utoipa::path(post, path = "/webhooks/{id}/redeliver", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
+    params(("id" = String, Path, description = "The webhook id"), ("since" = String, Query, description = "RFC 3339: failed deliveries created since then", format = DateTime)),
+    responses((status = 202, description = "How many deliveries are pending again", body = crate::api::openapi::RedeliveredCount)))]
 pub async fn redeliver_failed(
     State(state): State<AppState>,
     License(license): License,
@@ -188,6 +205,14 @@ pub fn parse_since(text: &str, now: crate::store::Millis) -> ApiResult<crate::st
 /// redelivers one batch of the license's deliveries since a time, in id
 /// order; a client loops with `after=last_id` (and the answer's `since`)
 /// until `remaining` is 0.
+#[utoipa::path(post, path = "/deliveries/redeliver", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
+    params(("since" = String, Query, description = "RFC 3339 time, or a duration back from now such as 2h or 7d"),
+        ("webhook_id" = Option<String>, Query, description = "Only this webhook's deliveries"),
+        ("include_delivered" = Option<bool>, Query, description = "Also redeliver deliveries that succeeded (default: only failed ones)"),
+        ("after" = Option<String>, Query, description = "The previous batch's last_id", pattern = "^[0-9]{1,18}$"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100", minimum = 1, maximum = 1000),
+        ("license_id" = Option<String>, Query, description = "If given, must be the API key's license")),
+    responses((status = 202, description = "One batch is pending again", body = crate::api::openapi::ReplayBatch)))]
 pub async fn replay(
     State(state): State<AppState>,
     License(license): License,

@@ -57,6 +57,10 @@ fn error_json(e: AppError) -> (StatusCode, Value) {
     (e.status(), json!({ "error": e.body() }))
 }
 
+#[utoipa::path(post, path = "/events", tag = "ingest", security(("platform_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays answer as the first time")),
+    request_body = crate::api::openapi::IncomingEvent,
+    responses((status = 202, description = "Committed with its deliveries", body = crate::api::openapi::EventAccepted)))]
 pub async fn ingest_one(
     State(state): State<AppState>,
     _: Platform,
@@ -78,6 +82,10 @@ pub async fn ingest_one(
 /// Takes a JSON array of events and answers per item, in order:
 /// `{"results": [{"status": 202, "id": ...}, {"status": 400, "error": {...}}]}`.
 /// Valid items are committed together even when others are rejected.
+#[utoipa::path(post, path = "/events/batch", tag = "ingest", security(("platform_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Applies per item")),
+    request_body = Vec<crate::api::openapi::IncomingEvent>,
+    responses((status = 200, description = "One answer per item, in order", body = crate::api::openapi::BatchAnswer)))]
 pub async fn ingest_batch(
     State(state): State<AppState>,
     _: Platform,

@@ -19,6 +19,9 @@ struct NewLicense {
 }
 
 /// Creates a license and its API key; the key is only ever shown here.
+#[utoipa::path(operation_id = "create_license", post, path = "/licenses", tag = "licenses", security(("platform_key" = [])),
+    request_body(content = crate::api::openapi::NewLicense, description = "JSON, or a form"),
+    responses((status = 201, description = "Created; the API key is shown only here", body = crate::api::openapi::LicenseCreated)))]
 pub async fn create(
     State(state): State<AppState>,
     _: Platform,

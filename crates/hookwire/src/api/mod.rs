@@ -8,6 +8,8 @@ pub mod events;
 pub mod extract;
 pub mod licenses;
 pub mod limit;
+pub mod openapi;
+pub mod ops;
 pub mod ui;
 pub mod views;
 pub mod visitors;
@@ -17,11 +19,12 @@ use crate::engine::Engine;
 use crate::secret::Secret;
 use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Router;
 use error::AppError;
-use serde_json::json;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -85,52 +88,44 @@ impl AppState {
 
 /// LiveChat's v2 REST routes (webhooks, custom visitor details), mounted at
 /// `/` and at `/v2`. `X-API-Version` is accepted and not required.
-fn livechat_v2() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/webhooks",
-            get(webhooks::v2_list).post(webhooks::v2_create),
-        )
-        .route("/webhooks/{id}", delete(webhooks::v2_delete))
-        .route(
-            "/visitors/{visitor_id}/details",
-            post(visitors::add_details).get(visitors::get_details),
-        )
+fn livechat_v2() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(webhooks::v2_list, webhooks::v2_create))
+        .routes(routes!(webhooks::v2_delete))
+        .routes(routes!(visitors::add_details, visitors::get_details))
+}
+
+/// Every API route, each registered with its OpenAPI operation (`routes!`
+/// adds both at once, so the router and the description cannot drift).
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(licenses::create))
+        .routes(routes!(events::ingest_one))
+        .routes(routes!(events::ingest_batch))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::patch, webhooks::delete))
+        .routes(routes!(deliveries::for_webhook))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(deliveries::redeliver_failed))
+        .routes(routes!(deliveries::replay))
+        .routes(routes!(deliveries::for_license))
+        .routes(routes!(visitors::recent))
+        .routes(routes!(deliveries::redeliver));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .merge(livechat_v2())
+        .nest("/v2", livechat_v2())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi_json))
 }
 
 pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes();
-    let v1 = Router::new()
-        .route("/licenses", post(licenses::create))
-        .route("/events", post(events::ingest_one))
-        .route("/events/batch", post(events::ingest_batch))
-        .route("/webhooks", get(webhooks::list).post(webhooks::create))
-        .route(
-            "/webhooks/{id}",
-            get(webhooks::get)
-                .patch(webhooks::patch)
-                .delete(webhooks::delete),
-        )
-        .route("/webhooks/{id}/deliveries", get(deliveries::for_webhook))
-        .route("/webhooks/{id}/secret", post(webhooks::rotate_secret))
-        .route(
-            "/webhooks/{id}/redeliver",
-            post(deliveries::redeliver_failed),
-        )
-        .route("/deliveries", get(deliveries::for_license))
-        .route("/deliveries/redeliver", post(deliveries::replay))
-        .route("/visitors", get(visitors::recent))
-        .route("/deliveries/{id}/redeliver", post(deliveries::redeliver));
-    Router::new()
-        .nest("/api/v1", v1)
-        .merge(livechat_v2())
-        .nest("/v2", livechat_v2())
-        .merge(ui::routes())
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
-        .route("/readyz", get(ready))
+    let (api, _) = api_routes().split_for_parts();
+    // The web app's HTML pages are not part of the described API.
+    api.merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -139,18 +134,6 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
-}
-
-/// Ready when the database answers (migrations ran before the port opened).
-async fn ready(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    state
-        .store()
-        .ping()
-        .await
-        .map_err(|e| AppError::Unavailable(format!("the database is not reachable: {e}")))?;
-    Ok(Json(json!({ "status": "ready" })))
 }
 
 async fn not_found(req: Request) -> AppError {

@@ -16,6 +16,10 @@ use serde_json::{json, Value};
 
 /// `POST /visitors/{visitor_id}/details`, authenticated by the body's
 /// `license_id` and `token`. Posting the same `id` again replaces that set.
+#[utoipa::path(post, path = "/visitors/{visitor_id}/details", tag = "livechat-v2",
+    params(("visitor_id" = String, Path, description = "1 to 200 characters")),
+    request_body(content = crate::api::openapi::VisitorDetails, description = "JSON, or a form; authenticated by license_id and token"),
+    responses((status = 200, description = "Stored", body = crate::api::openapi::ResultMessage)))]
 pub async fn add_details(
     State(state): State<AppState>,
     Path(visitor_id): Path<String>,
@@ -65,6 +69,9 @@ pub async fn add_details(
 }
 
 /// `GET /visitors/{visitor_id}/details` (license key): what the agent app shows.
+#[utoipa::path(get, path = "/visitors/{visitor_id}/details", tag = "livechat-v2", security(("license_key" = []), ("license_basic" = [])),
+    params(("visitor_id" = String, Path)),
+    responses((status = 200, description = "The visitor with their details", body = crate::api::openapi::VisitorView)))]
 pub async fn get_details(
     State(state): State<AppState>,
     License(license): License,
@@ -85,6 +92,9 @@ pub struct RecentQuery {
 }
 
 /// `GET /api/v1/visitors`: the most recently seen visitors with their details.
+#[utoipa::path(get, path = "/visitors", tag = "visitors", security(("license_key" = []), ("license_basic" = [])),
+    params(("limit" = Option<u32>, Query, description = "1 to 500, default 50", minimum = 1, maximum = 500)),
+    responses((status = 200, description = "The most recently seen visitors", body = crate::api::openapi::VisitorList)))]
 pub async fn recent(
     State(state): State<AppState>,
     License(license): License,

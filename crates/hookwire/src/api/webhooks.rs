@@ -91,6 +91,8 @@ async fn owned(state: &AppState, license_id: &str, id: &str) -> ApiResult<Webhoo
 
 // LiveChat v2.
 
+#[utoipa::path(get, path = "/webhooks", tag = "livechat-v2", security(("license_key" = []), ("license_basic" = [])),
+    responses((status = 200, description = "The license's webhooks, LiveChat's format", body = crate::api::openapi::LivechatWebhooks)))]
 pub async fn v2_list(
     State(state): State<AppState>,
     License(license): License,
@@ -100,6 +102,9 @@ pub async fn v2_list(
     Ok(Json(json!({ "events": events })))
 }
 
+#[utoipa::path(post, path = "/webhooks", tag = "livechat-v2", security(("license_key" = []), ("license_basic" = [])),
+    request_body(content = crate::api::openapi::NewWebhook, description = "JSON, or a PHP-style form"),
+    responses((status = 200, description = "Created, LiveChat's format", body = crate::api::openapi::LivechatWebhooks)))]
 pub async fn v2_create(
     State(state): State<AppState>,
     License(license): License,
@@ -113,6 +118,8 @@ pub async fn v2_create(
     ))
 }
 
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "livechat-v2", security(("license_key" = []), ("license_basic" = [])), params(("id" = String, Path, description = "The webhook id")),
+    responses((status = 200, description = "Deleted", body = crate::api::openapi::ResultMessage)))]
 pub async fn v2_delete(
     State(state): State<AppState>,
     License(license): License,
@@ -133,6 +140,8 @@ pub async fn v2_delete(
 
 // hookwire's own API.
 
+#[utoipa::path(operation_id = "list_webhooks", get, path = "/webhooks", tag = "webhooks", security(("license_key" = []), ("license_basic" = [])),
+    responses((status = 200, description = "The license's webhooks", body = crate::api::openapi::WebhookList)))]
 pub async fn list(
     State(state): State<AppState>,
     License(license): License,
@@ -142,6 +151,9 @@ pub async fn list(
     Ok(Json(json!({ "webhooks": list })))
 }
 
+#[utoipa::path(operation_id = "create_webhook", post, path = "/webhooks", tag = "webhooks", security(("license_key" = []), ("license_basic" = [])),
+    request_body(content = crate::api::openapi::NewWebhook, description = "JSON, or a PHP-style form"),
+    responses((status = 201, description = "Created", body = crate::api::openapi::WebhookView)))]
 pub async fn create(
     State(state): State<AppState>,
     License(license): License,
@@ -153,6 +165,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(views::webhook(&webhook))))
 }
 
+#[utoipa::path(operation_id = "get_webhook", get, path = "/webhooks/{id}", tag = "webhooks", security(("license_key" = []), ("license_basic" = [])), params(("id" = String, Path, description = "The webhook id")),
+    responses((status = 200, description = "The webhook", body = crate::api::openapi::WebhookView)))]
 pub async fn get(
     State(state): State<AppState>,
     License(license): License,
@@ -203,6 +217,9 @@ fn rate_limit(value: Option<Value>) -> ApiResult<Option<u32>> {
     }
 }
 
+#[utoipa::path(operation_id = "patch_webhook", patch, path = "/webhooks/{id}", tag = "webhooks", security(("license_key" = []), ("license_basic" = [])), params(("id" = String, Path, description = "The webhook id")),
+    request_body(content = Option<crate::api::openapi::WebhookPatch>, description = "JSON, or a form; an empty body changes nothing"),
+    responses((status = 200, description = "The updated webhook", body = crate::api::openapi::WebhookView)))]
 pub async fn patch(
     State(state): State<AppState>,
     License(license): License,
@@ -238,6 +255,8 @@ pub async fn patch(
     Ok(Json(views::webhook(&updated)))
 }
 
+#[utoipa::path(operation_id = "delete_webhook", delete, path = "/webhooks/{id}", tag = "webhooks", security(("license_key" = []), ("license_basic" = [])), params(("id" = String, Path, description = "The webhook id")),
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     License(license): License,
@@ -256,6 +275,8 @@ pub async fn delete(
 
 /// `POST /api/v1/webhooks/{id}/secret`: creates or rotates the webhook's
 /// signing secret and answers it, once: `{"secret": "whsec_..."}`.
+#[utoipa::path(post, path = "/webhooks/{id}/secret", tag = "webhooks", security(("license_key" = []), ("license_basic" = [])), params(("id" = String, Path, description = "The webhook id")),
+    responses((status = 200, description = "The new signing secret, shown once; the previous one signs too during the grace period", body = crate::api::openapi::SigningSecret)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     License(license): License,

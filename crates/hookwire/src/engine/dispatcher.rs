@@ -11,6 +11,7 @@ use super::rate::TokenBucket;
 use super::retry::RetryPolicy;
 use crate::config::{DeliverySettings, LEASE_MARGIN};
 use crate::store::{now_millis, AttemptRecord, DeliveryJob, Millis, NextState, Store};
+use crate::telemetry::{AttemptLabel, Metrics};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -115,6 +116,7 @@ struct Core {
     to_release: Vec<i64>,
     /// Rate limiters of the webhooks that have one and work in memory.
     buckets: HashMap<String, Arc<TokenBucket>>,
+    metrics: Metrics,
 }
 
 impl Dispatcher {
@@ -122,6 +124,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         sender: Arc<Sender>,
         settings: DeliverySettings,
+        metrics: Metrics,
     ) -> Dispatcher {
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -154,6 +157,7 @@ impl Dispatcher {
             attempts: tokio::task::JoinSet::new(),
             to_release: Vec::new(),
             buckets: HashMap::new(),
+            metrics,
         };
         let tasks = vec![
             tokio::spawn(core.run(jobs_rx, done_rx)),
@@ -337,12 +341,19 @@ impl Core {
         let done = self.done_tx.clone();
         let shared = self.shared.clone();
         let disable_after = self.settings.disable_after.as_millis() as Millis;
+        let metrics = self.metrics.clone();
+        // One span per attempt. The target is named by its host only: the
+        // stored URL may carry credentials, and its path or query a token.
         let span = tracing::info_span!(
             "attempt",
             event_id = %job.event.unique_id,
             webhook_id = %job.webhook_id,
             delivery_id = job.delivery_id,
             attempt = job.attempts_in_round + 1,
+            target_host = %target_host(&job.url),
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+            outcome = tracing::field::Empty,
         );
         self.attempts.spawn(
             async move {
@@ -378,6 +389,18 @@ impl Core {
                     AttemptOutcome::Failed(f) if f.kind == FailureKind::Gone
                 );
                 let latency_ms = report.latency.as_millis() as i64;
+                let label = match next {
+                    NextState::Delivered => AttemptLabel::Delivered,
+                    NextState::RetryAt(_) => AttemptLabel::Retry,
+                    NextState::Failed => AttemptLabel::Failed,
+                };
+                metrics.attempt(label, report.latency);
+                let span = tracing::Span::current();
+                if let Some(status) = status {
+                    span.record("status", status);
+                }
+                span.record("latency_ms", latency_ms);
+                span.record("outcome", label.as_str());
                 match &next {
                     NextState::Delivered => tracing::info!(status, latency_ms, "delivered"),
                     NextState::RetryAt(at) => {
@@ -570,5 +593,18 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
             _ = other_nodes => {}
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
         }
+    }
+}
+
+/// The host (and port, if any) a stored webhook URL points at, for logs:
+/// never its credentials, path or query.
+fn target_host(stored_url: &str) -> String {
+    match url::Url::parse(stored_url) {
+        Ok(url) => match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            _ => "-".to_string(),
+        },
+        Err(_) => "-".to_string(),
     }
 }

@@ -38,6 +38,8 @@ pub struct EngineSettings {
     pub cipher: Cipher,
     pub secret_rotation_grace: Duration,
     pub max_backlog: u64,
+    /// Counts ingested events (and, in the dispatcher, attempts).
+    pub metrics: crate::telemetry::Metrics,
 }
 
 pub struct Engine {
@@ -53,6 +55,7 @@ pub struct Engine {
     max_backlog: u64,
     /// For attempts made outside the delivery log (the web app's "send test").
     sender: Option<Arc<Sender>>,
+    metrics: crate::telemetry::Metrics,
 }
 
 impl Engine {
@@ -68,7 +71,13 @@ impl Engine {
             backlog: AtomicU64::new(0),
             max_backlog: s.max_backlog,
             sender: None,
+            metrics: s.metrics,
         }
+    }
+
+    /// This server's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &crate::telemetry::Metrics {
+        &self.metrics
     }
 
     /// Whether ingest should refuse work for now: the backlog of pending
@@ -185,6 +194,7 @@ impl Engine {
     ) -> Result<Vec<IngestAnswer>, StoreError> {
         let now = now_millis();
         let expires = now + self.token_ttl.as_millis() as Millis;
+        let event_types: Vec<_> = events.iter().map(|(ev, _)| ev.event_type).collect();
         let new_events = events
             .into_iter()
             .map(|(ev, idempotency)| {
@@ -211,13 +221,14 @@ impl Engine {
         let outcomes = self.store.ingest(new_events, handoff).await?;
         let mut answers = Vec::with_capacity(outcomes.len());
         let mut fresh = Vec::new();
-        for outcome in outcomes {
+        for (outcome, event_type) in outcomes.into_iter().zip(event_types) {
             answers.push(match outcome {
                 IngestOutcome::Accepted {
                     event_id,
                     deliveries,
                     delivery_count,
                 } => {
+                    self.metrics.event_ingested(event_type);
                     fresh.extend(deliveries);
                     self.backlog
                         .fetch_add(delivery_count as u64, Ordering::Relaxed);

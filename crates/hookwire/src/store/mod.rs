@@ -271,6 +271,28 @@ pub struct AttemptSamples {
     pub truncated: bool,
 }
 
+/// The whole database's backlog and webhook health, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpsStats {
+    /// Deliveries pending across all licenses.
+    pub pending: u64,
+    /// When the oldest pending delivery was created.
+    pub oldest_pending_at: Option<Millis>,
+    /// Webhooks switched off (by their license or for failing), not deleted.
+    pub disabled_webhooks: u64,
+}
+
+/// This process's database connections, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Connections open now.
+    pub open: u64,
+    /// Connections handed out to a query now.
+    pub in_use: u64,
+    /// The most the pool opens.
+    pub max: u64,
+}
+
 /// A license's backlog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueStats {
@@ -436,6 +458,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<AttemptSamples>;
     /// How many of the license's deliveries are pending, and the oldest one's age.
     async fn queue_stats(&self, license_id: &str) -> StoreResult<QueueStats>;
+
+    /// The backlog and disabled webhooks of the whole database (all licenses).
+    async fn ops_stats(&self) -> StoreResult<OpsStats>;
+    /// How this process uses its database connections right now.
+    fn pool_stats(&self) -> PoolStats;
 
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

@@ -9,6 +9,8 @@ mod fuzz;
 mod ingest;
 mod isolation;
 mod limits;
+mod openapi;
+mod ops;
 mod receiver_crate;
 mod safety;
 mod several_nodes;

@@ -1,0 +1,436 @@
+//! The OpenAPI 3.1 description of the HTTP API, served at `/api/openapi.json`.
+//!
+//! It is generated from the code: every API handler carries a
+//! `#[utoipa::path]` annotation, and [`super::router`] registers the routes
+//! through utoipa-axum's `routes!`, which adds a handler to the router and
+//! its operation to this description in one step, so the two cannot drift.
+//! The web app's HTML pages under `/ui` are not part of the API and are not
+//! described. Handlers answer untyped JSON, so the schemas here are the
+//! documented shapes of bodies (checked against the live server by
+//! schemathesis in `.ci/run`).
+
+#![allow(dead_code)] // The schema structs only describe bodies; nothing builds them.
+
+use serde::Serialize;
+use std::sync::OnceLock;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as Spec, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+pub const PLATFORM: &str = "platform_key";
+pub const LICENSE: &str = "license_key";
+pub const LICENSE_BASIC: &str = "license_basic";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hookwire",
+        description = "A self-hosted webhook delivery server, compatible with the LiveChat v2 webhooks API. \
+                       Errors answer `{\"error\": {\"code\", \"message\", \"field\"}}`. Bodies marked JSON \
+                       are also accepted as PHP-style forms (`application/x-www-form-urlencoded`) where noted.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    tags(
+        (name = "livechat-v2", description = "LiveChat's v2 REST routes, at `/` and at `/v2`."),
+        (name = "ingest", description = "The chat platform reports events (platform key)."),
+        (name = "licenses", description = "Licenses and their API keys (platform key)."),
+        (name = "webhooks", description = "hookwire's own webhook routes (license key)."),
+        (name = "deliveries", description = "The delivery log and redelivery (license key)."),
+        (name = "visitors", description = "Custom visitor details (the REST call-back)."),
+        (name = "operations", description = "Health, readiness, metrics, this description."),
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Common)
+)]
+pub struct ApiDoc;
+
+/// Adds what every operation shares: the security schemes and the error answers.
+struct Common;
+
+impl Modify for Common {
+    fn modify(&self, spec: &mut Spec) {
+        let components = spec.components.get_or_insert_with(Default::default);
+        let bearer = |what: &str| {
+            let mut http = Http::new(HttpAuthScheme::Bearer);
+            http.description = Some(what.to_string());
+            SecurityScheme::Http(http)
+        };
+        components.add_security_scheme(
+            PLATFORM,
+            bearer("The platform key (`HOOKWIRE_PLATFORM_KEY` or `<data_dir>/platform.key`)."),
+        );
+        components.add_security_scheme(LICENSE, bearer("A license's API key (`hwk_...`)."));
+        let mut basic = Http::new(HttpAuthScheme::Basic);
+        basic.description = Some(
+            "A license's API key as the basic-auth password (LiveChat's older clients).".into(),
+        );
+        components.add_security_scheme(LICENSE_BASIC, SecurityScheme::Http(basic));
+    }
+}
+
+/// Any route may answer a 4xx (bad input, no key, unknown id, rate limit,
+/// wrong method) or a 503 (database unavailable, backlog full), always in
+/// the error format.
+fn add_errors(op: &mut Operation) {
+    let error = || {
+        ResponseBuilder::new()
+            .description("An error, in hookwire's error format.")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for status in ["4XX", "503"] {
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| error().into());
+    }
+}
+
+/// The description as served: the router's operations with the shared
+/// error answers, and the LiveChat routes mounted twice (at `/` and `/v2`)
+/// given distinct operation ids.
+pub fn finish(mut spec: Spec) -> Spec {
+    for (path, item) in spec.paths.paths.iter_mut() {
+        let prefixed = path.starts_with("/v2/");
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            add_errors(op);
+            if prefixed {
+                if let Some(id) = &op.operation_id {
+                    op.operation_id = Some(format!("v2_prefixed_{id}"));
+                }
+            }
+        }
+    }
+    spec
+}
+
+/// The description of [`super::api_routes`], built once.
+pub fn spec() -> &'static Spec {
+    static SPEC: OnceLock<Spec> = OnceLock::new();
+    SPEC.get_or_init(|| finish(super::api_routes().split_for_parts().1))
+}
+
+/// [`spec`] as JSON text, built once.
+pub fn spec_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| spec().to_pretty_json().expect("the description serializes"))
+}
+
+/// Every error answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code, e.g. `invalid_request`, `unauthorized`.
+    pub code: String,
+    pub message: String,
+    /// The offending field, for `invalid_request`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// LiveChat's event types (a test checks this list against the domain's).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventTypeName {
+    ChatStarted,
+    ChatEnded,
+    VisitorQueued,
+    ChatChanged,
+    TicketCreated,
+}
+
+/// The data sections a webhook may ask for (which ones fit depends on the event type).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataTypeName {
+    Chat,
+    Visitor,
+    PreChatSurvey,
+    Ticket,
+}
+
+/// A license id: 1 to 64 letters, digits, `-`, `_` and `.`.
+pub const LICENSE_ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+
+/// A license id: 1 to 64 letters, digits, `-`, `_` and `.`, or a whole
+/// number (LiveChat's ids are numbers).
+pub struct LicenseId;
+
+impl utoipa::PartialSchema for LicenseId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(LICENSE_ID_PATTERN)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .description(Some("A license id: a string of 1 to 64 letters, digits, `-`, `_`, `.`, or a whole number."))
+            .into()
+    }
+}
+
+impl ToSchema for LicenseId {}
+
+/// `POST /api/v1/licenses`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLicense {
+    #[schema(value_type = LicenseId)]
+    pub license_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LicenseCreated {
+    pub license_id: String,
+    /// Shown once: only its hash is stored.
+    pub api_key: String,
+}
+
+/// An event as the platform reports it: `event_type`, `license_id`, and the
+/// event's data sections (`chat`, `visitor`, `pre_chat_survey`, ...), passed
+/// through untouched.
+#[derive(Serialize, ToSchema)]
+pub struct IncomingEvent {
+    pub event_type: EventTypeName,
+    #[schema(value_type = LicenseId)]
+    pub license_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventAccepted {
+    /// The event's unique id (`event_unique_id` in deliveries).
+    pub id: String,
+    /// How many webhooks it is delivered to.
+    pub deliveries: u64,
+}
+
+/// One answer per batch item, in order: an `EventAccepted` or an error,
+/// with the item's own `status`.
+#[derive(Serialize, ToSchema)]
+pub struct BatchAnswer {
+    pub results: Vec<serde_json::Value>,
+}
+
+/// A webhook to create (JSON, or a PHP-style form with `data_types[]`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    pub event_type: EventTypeName,
+    /// The data sections to send, from the event type's table (none if left out).
+    pub data_types: Option<Vec<DataTypeName>>,
+    /// `https://` (or `http://`) URL; credentials in it are sent as basic auth.
+    #[schema(example = "https://example.com/hook", pattern = "^https?://")]
+    pub url: String,
+}
+
+/// Fields to change; those left out stay as they are.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    #[schema(pattern = "^https?://")]
+    pub url: Option<String>,
+    pub data_types: Option<Vec<DataTypeName>>,
+    pub enabled: Option<bool>,
+    /// Attempts per second (1 to 10000); `null` removes the limit.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub max_per_second: Option<u32>,
+}
+
+/// A webhook as hookwire's own routes show it.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookView {
+    pub id: String,
+    pub license_id: String,
+    pub event_type: String,
+    pub data_types: Vec<String>,
+    /// The URL, with any password masked.
+    pub url: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub max_per_second: Option<u32>,
+    /// Deliveries carry Standard Webhooks signatures (a secret was made).
+    pub signed: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A webhook as LiveChat's v2 API shows it (note the spelling `licence`).
+#[derive(Serialize, ToSchema)]
+pub struct LivechatWebhook {
+    /// A number when the license id is one.
+    #[schema(value_type = LicenseId)]
+    pub licence: String,
+    pub event_type: EventTypeName,
+    pub data_types: Vec<DataTypeName>,
+    /// The URL, with any password masked.
+    pub url: String,
+    pub verified: bool,
+    /// Sent in every delivery's body.
+    pub token: String,
+    pub id: String,
+}
+
+/// Webhooks in LiveChat's v2 format.
+#[derive(Serialize, ToSchema)]
+pub struct LivechatWebhooks {
+    pub events: Vec<LivechatWebhook>,
+}
+
+/// LiveChat's answer to a change: `{"result": "..."}`.
+#[derive(Serialize, ToSchema)]
+pub struct ResultMessage {
+    pub result: String,
+}
+
+/// A new signing secret (`whsec_...`), shown once.
+#[derive(Serialize, ToSchema)]
+pub struct SigningSecret {
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Redelivered {
+    /// The delivery id.
+    pub id: String,
+    /// `pending`.
+    pub state: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RedeliveredCount {
+    /// How many failed deliveries are pending again.
+    pub redelivered: u64,
+}
+
+/// One batch of a bulk replay.
+#[derive(Serialize, ToSchema)]
+pub struct ReplayBatch {
+    /// How many deliveries of this batch are pending again.
+    pub redelivered: u64,
+    /// The last delivery id of this batch: pass it as `after` for the next.
+    pub last_id: Option<String>,
+    /// Deliveries in the window after this batch.
+    pub remaining: u64,
+    /// The window's start as resolved (RFC 3339): pass it back as `since`.
+    #[schema(format = DateTime)]
+    pub since: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<WebhookView>,
+}
+
+/// One delivery of an event to a webhook, with its attempts.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub event_type: EventTypeName,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; null once the delivery is final.
+    pub next_attempt_at: Option<String>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttemptView {
+    /// RFC 3339.
+    pub at: String,
+    /// The receiver's HTTP status; null when no answer came.
+    pub status: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    /// The first 4 KiB of the answer.
+    pub response_excerpt: Option<String>,
+}
+
+/// A page of the delivery log, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<DeliveryView>,
+    /// Pass as `before` for the next page; null on the last.
+    pub next_before: Option<String>,
+}
+
+/// Custom visitor details, posted by a receiver with a webhook's token.
+#[derive(Serialize, ToSchema)]
+pub struct VisitorDetails {
+    #[schema(value_type = LicenseId)]
+    pub license_id: String,
+    /// The `token` of a delivery this receiver got.
+    pub token: String,
+    /// The set's id; posting it again replaces the set.
+    pub id: String,
+    pub icon: Option<String>,
+    pub fields: Vec<DetailField>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DetailField {
+    pub name: String,
+    pub value: String,
+    pub url: Option<String>,
+}
+
+/// A visitor seen in events, with the details receivers posted.
+#[derive(Serialize, ToSchema)]
+pub struct VisitorView {
+    pub visitor_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub last_event_type: Option<String>,
+    /// RFC 3339.
+    pub last_seen_at: Option<String>,
+    pub details: Vec<DetailsSetView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DetailsSetView {
+    pub id: String,
+    pub icon: Option<String>,
+    /// As posted: `{name, value, url}` objects.
+    pub fields: Vec<serde_json::Value>,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VisitorList {
+    pub visitors: Vec<VisitorView>,
+}
+
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    pub status: String,
+}

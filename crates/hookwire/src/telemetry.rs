@@ -1,0 +1,169 @@
+//! Prometheus metrics for operators (`GET /metrics`).
+//!
+//! Each running server owns its own recorder instead of the process-wide one
+//! the `metrics` macros default to: tests run many servers in one process,
+//! and each must count only its own work. Counters and the latency histogram
+//! are recorded as work happens; the backlog gauges are read from the
+//! database at scrape time, so every node of a cluster reports the same queue.
+
+use crate::store::{now_millis, OpsStats, PoolStats};
+use hookwire_livechat::EventType;
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use std::sync::Arc;
+
+pub const EVENTS_INGESTED: &str = "hookwire_events_ingested_total";
+pub const ATTEMPTS: &str = "hookwire_attempts_total";
+pub const DELIVERIES: &str = "hookwire_deliveries_total";
+pub const ATTEMPT_SECONDS: &str = "hookwire_attempt_duration_seconds";
+pub const QUEUE_DEPTH: &str = "hookwire_queue_depth";
+pub const OLDEST_PENDING: &str = "hookwire_oldest_pending_age_seconds";
+pub const DISABLED_WEBHOOKS: &str = "hookwire_webhooks_disabled";
+pub const DB_CONNECTIONS: &str = "hookwire_db_connections";
+pub const DATABASE_UP: &str = "hookwire_database_up";
+
+/// Latency buckets (seconds) up to the default 10 s attempt timeout.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// How an attempt ended, as the metrics label it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptLabel {
+    /// Acknowledged: the delivery is done.
+    Delivered,
+    /// Failed; the delivery is retried later.
+    Retry,
+    /// Failed with no retries left (or not retryable): the delivery failed.
+    Failed,
+}
+
+impl AttemptLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptLabel::Delivered => "delivered",
+            AttemptLabel::Retry => "retry",
+            AttemptLabel::Failed => "failed",
+        }
+    }
+}
+
+/// One server's metrics: cheap to clone, shared by the engine, the
+/// dispatcher and the HTTP API.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(ATTEMPT_SECONDS.into()), &LATENCY_BUCKETS)
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        let metrics = Metrics {
+            recorder: Arc::new(recorder),
+            handle,
+        };
+        metrics.with(|| {
+            use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+            describe_counter!(
+                EVENTS_INGESTED,
+                "Events committed, by event type (idempotent replays not counted)."
+            );
+            describe_counter!(
+                ATTEMPTS,
+                "Delivery attempts, by outcome: delivered, retry, failed."
+            );
+            describe_counter!(
+                DELIVERIES,
+                "Deliveries that reached a final state, by outcome: delivered, failed."
+            );
+            describe_histogram!(
+                ATTEMPT_SECONDS,
+                Unit::Seconds,
+                "Delivery attempt latency, request sent to answer read."
+            );
+            describe_gauge!(
+                QUEUE_DEPTH,
+                "Deliveries pending in the database (due, waiting for a retry, or in flight)."
+            );
+            describe_gauge!(
+                OLDEST_PENDING,
+                "Age of the oldest pending delivery (0 when none)."
+            );
+            describe_gauge!(
+                DISABLED_WEBHOOKS,
+                "Webhooks disabled (by their license or for failing), not deleted."
+            );
+            describe_gauge!(
+                DB_CONNECTIONS,
+                "This node's database connections: open, in_use, max."
+            );
+            describe_gauge!(
+                DATABASE_UP,
+                "1 when the database answered this scrape's queries, else 0."
+            );
+        });
+        metrics
+    }
+
+    /// Runs `f` with this server's recorder as the `metrics` macros' target.
+    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(self.recorder.as_ref(), f)
+    }
+
+    pub fn event_ingested(&self, event_type: EventType) {
+        self.with(|| {
+            metrics::counter!(EVENTS_INGESTED, "event_type" => event_type.as_str()).increment(1)
+        });
+    }
+
+    pub fn attempt(&self, outcome: AttemptLabel, latency: std::time::Duration) {
+        self.with(|| {
+            let label = outcome.as_str();
+            metrics::counter!(ATTEMPTS, "outcome" => label).increment(1);
+            if outcome != AttemptLabel::Retry {
+                metrics::counter!(DELIVERIES, "outcome" => label).increment(1);
+            }
+            metrics::histogram!(ATTEMPT_SECONDS).record(latency.as_secs_f64());
+        });
+    }
+
+    /// The Prometheus text exposition, with the gauges set from `ops`
+    /// (None: the database did not answer) and `pool`.
+    pub fn render(&self, ops: Option<OpsStats>, pool: PoolStats) -> String {
+        self.with(|| {
+            use metrics::gauge;
+            gauge!(DATABASE_UP).set(if ops.is_some() { 1.0 } else { 0.0 });
+            if let Some(ops) = ops {
+                gauge!(QUEUE_DEPTH).set(ops.pending as f64);
+                let age_ms = ops
+                    .oldest_pending_at
+                    .map(|at| (now_millis() - at).max(0))
+                    .unwrap_or(0);
+                gauge!(OLDEST_PENDING).set(age_ms as f64 / 1000.0);
+                gauge!(DISABLED_WEBHOOKS).set(ops.disabled_webhooks as f64);
+            }
+            gauge!(DB_CONNECTIONS, "state" => "open").set(pool.open as f64);
+            gauge!(DB_CONNECTIONS, "state" => "in_use").set(pool.in_use as f64);
+            gauge!(DB_CONNECTIONS, "state" => "max").set(pool.max as f64);
+        });
+        self.handle.render()
+    }
+}
