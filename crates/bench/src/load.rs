@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Requests the fixed-rate generator keeps in flight at most.
+const MAX_OPEN_LOOP_IN_FLIGHT: usize = 512;
+
 /// The chat and visitor of every event; `{SEQ}` becomes the sequence number.
 const CHAT: &str = r#"{"id":"bench-{SEQ}","messages":[{"author_name":"John Doe","user_type":"agent","text":"Hello, how can I help you today? We have a few offers running this week.","timestamp":1358937653},{"author_name":"Mary Brown","user_type":"visitor","text":"I would like to ask about the pricing of the annual plan for a team of twelve.","timestamp":1358937661},{"author_name":"John Doe","user_type":"agent","text":"Sure, the annual plan is billed per seat; let me send you the details by email.","timestamp":1358937670}],"tags":["sales","pricing"],"started_timestamp":1358937653}"#;
 const VISITOR: &str = r#"{"id":"S1354547427.0c151b0e1b","name":"Mary Brown","email":"mary.brown@email.com","ip":"203.0.113.7","city":"Gdansk","country":"Poland","language":"en"}"#;
@@ -39,6 +42,8 @@ pub fn webhook_body(seq: usize) -> String {
 /// when ingest started and ended.
 pub struct Ingest {
     pub accepted: Vec<AtomicU64>,
+    /// When each event's request was first sent.
+    pub sent_at: Vec<AtomicU64>,
     pub sent: AtomicU64,
     pub started: AtomicU64,
     pub ended: AtomicU64,
@@ -49,6 +54,7 @@ impl Ingest {
     pub fn new(events: usize) -> Arc<Ingest> {
         Arc::new(Ingest {
             accepted: (0..events).map(|_| AtomicU64::new(0)).collect(),
+            sent_at: (0..events).map(|_| AtomicU64::new(0)).collect(),
             sent: AtomicU64::new(0),
             started: AtomicU64::new(now_ns()),
             ended: AtomicU64::new(0),
@@ -83,6 +89,10 @@ async fn post_events(
     } else {
         (format!("{base}/api/v1/events"), event(seqs.start))
     };
+    let first_sent = now_ns();
+    for seq in seqs.clone() {
+        ingest.sent_at[seq].store(first_sent, Relaxed);
+    }
     loop {
         let r = http
             .post(&url)
@@ -164,14 +174,24 @@ pub async fn fixed_rate(
     let start = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     let mut tasks = tokio::task::JoinSet::new();
+    // Requests in flight are capped (sockets are finite); when hookwire
+    // cannot keep up, the schedule slips and the achieved rate says so.
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_LOOP_IN_FLIGHT));
     let mut issued = 0usize;
     while issued < events {
         tick.tick().await;
         let due = ((start.elapsed().as_secs_f64() * rate as f64) as usize).min(events);
         while issued < due {
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                break;
+            };
             let (http, base, ingest) = (http.clone(), base.clone(), ingest.clone());
             let seq = issued;
-            tasks.spawn(async move { post_events(&http, &base, seq..seq + 1, &ingest).await });
+            tasks.spawn(async move {
+                let r = post_events(&http, &base, seq..seq + 1, &ingest).await;
+                drop(slot);
+                r
+            });
             issued += 1;
         }
         while let Some(done) = tasks.try_join_next() {

@@ -10,7 +10,7 @@ use crate::Options;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,8 +75,12 @@ fn pct(v: &[f64], p: f64) -> f64 {
 /// End-to-end latencies in ms: ingest accepted -> receiver got it. An event
 /// can arrive before its 202 reaches the generator; that counts as 0.
 fn latencies(ingest: &Ingest, rx: &Receiver) -> Vec<f64> {
-    let mut v: Vec<f64> = ingest
-        .accepted
+    latencies_from(&ingest.accepted, rx)
+}
+
+/// The same from when the ingest request was sent (includes ingest itself).
+fn latencies_from(start: &[AtomicU64], rx: &Receiver) -> Vec<f64> {
+    let mut v: Vec<f64> = start
         .iter()
         .zip(rx.stats.arrivals.iter())
         .map(|(a, r)| r.load(Relaxed).saturating_sub(a.load(Relaxed)) as f64 / 1e6)
@@ -232,7 +236,9 @@ async fn steady(
     let ingest_per_s = n as f64 / secs(ingest.ended.load(Relaxed) - start);
     let delivered_per_s = n as f64 / secs(rx.stats.last.load(Relaxed) - start);
     let lat = latencies(&ingest, &rx);
+    let from_send = latencies_from(&ingest.sent_at, &rx);
     let mut v = json!({
+        "p50_from_send_ms": pct(&from_send, 50.0), "p99_from_send_ms": pct(&from_send, 99.0),
         "backend": backend, "mode": mode, "events": n, "per_request": per_request, "concurrency": concurrency,
         "ingest_per_s": ingest_per_s, "delivered_per_s": delivered_per_s,
         "ratio_to_baseline": delivered_per_s / ctx.baseline,

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -30,6 +30,9 @@ const CLAIM_BATCH: usize = 1_000;
 /// the poller passes over it, so one slow receiver cannot fill the memory
 /// budget that every other webhook shares. Below half, it is claimed again.
 const QUEUE_PER_SLOT: usize = 64;
+
+/// Delivered attempts that may wait for their record's commit at once.
+const MAX_RECORDING: usize = 4_096;
 
 /// What ingest and the API use to talk to the dispatcher.
 #[derive(Clone)]
@@ -47,6 +50,9 @@ struct Shared {
     shutdown: CancellationToken,
     /// Webhooks whose queues are full; the poller does not claim for them.
     saturated: std::sync::Mutex<HashSet<String>>,
+    /// Delivered attempts whose slot is free but whose record is not yet
+    /// committed; bounds the memory they take.
+    recording: Arc<Semaphore>,
 }
 
 impl DispatcherHandle {
@@ -131,6 +137,7 @@ impl Dispatcher {
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
             saturated: std::sync::Mutex::new(HashSet::new()),
+            recording: Arc::new(Semaphore::new(MAX_RECORDING)),
         });
         let handle = DispatcherHandle {
             jobs: jobs_tx,
@@ -395,6 +402,24 @@ impl Core {
                     }
                 }
                 let failed = next != NextState::Delivered;
+                // A delivered attempt frees its slot before its record is
+                // committed: the slot would otherwise sit through a group
+                // commit (an fsync), which caps a webhook at
+                // per_target_concurrency / commit time. The delivery stays
+                // leased until the record lands, so a record that fails
+                // still means "attempted again when the lease runs out".
+                // Records waiting to commit are bounded by `recording`.
+                let _recording = if failed {
+                    None
+                } else {
+                    let permit = shared.recording.clone().acquire_owned().await.ok();
+                    let _ = done.send(Done {
+                        delivery_id: job.delivery_id,
+                        webhook_id: job.webhook_id.clone(),
+                        disabled: false,
+                    });
+                    permit
+                };
                 let mut disabled = false;
                 let record = AttemptRecord {
                     delivery_id: job.delivery_id,
@@ -424,11 +449,13 @@ impl Core {
                         check_health(store.as_ref(), &job.webhook_id, now, false, disable_after)
                             .await;
                 }
-                let _ = done.send(Done {
-                    delivery_id: job.delivery_id,
-                    webhook_id: job.webhook_id,
-                    disabled,
-                });
+                if failed {
+                    let _ = done.send(Done {
+                        delivery_id: job.delivery_id,
+                        webhook_id: job.webhook_id,
+                        disabled,
+                    });
+                }
             }
             .instrument(span),
         );
