@@ -13,7 +13,7 @@ use std::time::Duration;
 const MAX_OPEN_LOOP_IN_FLIGHT: usize = 512;
 
 /// The chat and visitor of every event; `{SEQ}` becomes the sequence number.
-const CHAT: &str = r#"{"id":"bench-{SEQ}","messages":[{"author_name":"John Doe","user_type":"agent","text":"Hello, how can I help you today? We have a few offers running this week.","timestamp":1358937653},{"author_name":"Mary Brown","user_type":"visitor","text":"I would like to ask about the pricing of the annual plan for a team of twelve.","timestamp":1358937661},{"author_name":"John Doe","user_type":"agent","text":"Sure, the annual plan is billed per seat; let me send you the details by email.","timestamp":1358937670}],"tags":["sales","pricing"],"started_timestamp":1358937653}"#;
+const CHAT: &str = r#"{"id":"bench-{SEQ}","messages":[{"author_name":"John Doe","user_type":"agent","text":"Hello, how can I help you today? We have a few offers running this week.","timestamp":1358937653},{"author_name":"Mary Brown","user_type":"visitor","text":"I would like to ask about the pricing of the annual plan for a team of twelve.","timestamp":1358937661},{"author_name":"John Doe","user_type":"agent","text":"Sure, the annual plan is billed per seat; let me send you the details by email.","timestamp":1358937670},{"author_name":"Mary Brown","user_type":"visitor","text":"Thank you, that works for me.","timestamp":1358937688}],"tags":["sales","pricing"],"started_timestamp":1358937653}"#;
 const VISITOR: &str = r#"{"id":"S1354547427.0c151b0e1b","name":"Mary Brown","email":"mary.brown@email.com","ip":"203.0.113.7","city":"Gdansk","country":"Poland","language":"en"}"#;
 
 fn chat(seq: usize) -> String {

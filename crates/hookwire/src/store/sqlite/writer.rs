@@ -84,14 +84,19 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT op").map_err(unavailable)?;
+    // Prepared once and cached: every operation pays for these two.
+    conn.prepare_cached("SAVEPOINT op")
+        .and_then(|mut s| s.execute([]))
+        .map_err(unavailable)?;
     let result = f(conn);
-    let end = if result.is_ok() {
-        "RELEASE op"
+    if result.is_ok() {
+        conn.prepare_cached("RELEASE op")
+            .and_then(|mut s| s.execute([]))
+            .map_err(unavailable)?;
     } else {
-        "ROLLBACK TO op; RELEASE op"
-    };
-    conn.execute_batch(end).map_err(unavailable)?;
+        conn.execute_batch("ROLLBACK TO op; RELEASE op")
+            .map_err(unavailable)?;
+    }
     result
 }
 
