@@ -14,26 +14,34 @@ const MAX_OPEN_LOOP_IN_FLIGHT: usize = 512;
 
 /// The chat and visitor of every event; `{SEQ}` becomes the sequence number.
 const CHAT: &str = r#"{"id":"bench-{SEQ}","messages":[{"author_name":"John Doe","user_type":"agent","text":"Hello, how can I help you today? We have a few offers running this week.","timestamp":1358937653},{"author_name":"Mary Brown","user_type":"visitor","text":"I would like to ask about the pricing of the annual plan for a team of twelve.","timestamp":1358937661},{"author_name":"John Doe","user_type":"agent","text":"Sure, the annual plan is billed per seat; let me send you the details by email.","timestamp":1358937670},{"author_name":"Mary Brown","user_type":"visitor","text":"Thank you, that works for me.","timestamp":1358937688}],"tags":["sales","pricing"],"started_timestamp":1358937653}"#;
-const VISITOR: &str = r#"{"id":"S1354547427.0c151b0e1b","name":"Mary Brown","email":"mary.brown@email.com","ip":"203.0.113.7","city":"Gdansk","country":"Poland","language":"en"}"#;
+const VISITOR: &str = r#"{"id":"S{SEQ}.0c151b0e1b","name":"Mary Brown","email":"mary.brown@email.com","ip":"203.0.113.7","city":"Gdansk","country":"Poland","language":"en"}"#;
 
 fn chat(seq: usize) -> String {
     CHAT.replace("{SEQ}", &format!("{seq:09}"))
 }
 
+/// Each event has a visitor of its own, as real traffic does (one visitor
+/// for every event would serialize PostgreSQL's visitor upserts on one row).
+fn visitor(seq: usize) -> String {
+    VISITOR.replace("{SEQ}", &format!("{:010}", 1_354_547_427 + seq))
+}
+
 /// One event as the platform reports it.
 pub fn event(seq: usize) -> String {
     format!(
-        r#"{{"event_type":"chat_started","license_id":"{}","chat":{},"visitor":{VISITOR}}}"#,
+        r#"{{"event_type":"chat_started","license_id":"{}","chat":{},"visitor":{}}}"#,
         crate::process::LICENSE,
-        chat(seq)
+        chat(seq),
+        visitor(seq)
     )
 }
 
 /// The body hookwire sends for `event(seq)` (same fields, same order and size).
 pub fn webhook_body(seq: usize) -> String {
     format!(
-        r#"{{"event_type":"chat_started","token":"{t}","license_id":"1","chat":{},"visitor":{VISITOR},"event_unique_id":"{t}"}}"#,
+        r#"{{"event_type":"chat_started","token":"{t}","license_id":"1","chat":{},"visitor":{},"event_unique_id":"{t}"}}"#,
         chat(seq),
+        visitor(seq),
         t = "0123456789abcdef0123456789abcdef"
     )
 }
