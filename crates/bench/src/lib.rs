@@ -57,6 +57,9 @@ pub struct Options {
     /// Where results.json and the SVG plots go.
     #[arg(long, default_value = "bench")]
     pub out: PathBuf,
+    /// Run nothing: print the table and draw the plots again from this results.json.
+    #[arg(long)]
+    pub from_results: Option<PathBuf>,
     /// A seconds-long run with tiny sizes, SQLite only: checks that every event arrives.
     #[arg(long)]
     pub smoke: bool,
@@ -83,6 +86,11 @@ impl Options {
 /// then the table on stdout and (unless smoke) the files under `opts.out`.
 /// Fails when any delivery did not arrive.
 pub async fn run(opts: Options, bin: &Path) -> Result<serde_json::Value, BoxError> {
+    if let Some(path) = &opts.from_results {
+        let results: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+        report::write(&opts.out, &results, false)?;
+        return Ok(results);
+    }
     let opts = if opts.smoke { opts.smoke() } else { opts };
     let results = scenario::run_all(&opts, bin).await?;
     report::write(&opts.out, &results, opts.smoke)?;

@@ -11,7 +11,7 @@ async fn main() {
             .expect("the current executable")
             .with_file_name("hookwire")
     });
-    if !bin.exists() {
+    if !bin.exists() && opts.from_results.is_none() {
         eprintln!(
             "no hookwire binary at {} (build it: cargo build --release -p hookwire, or pass --hookwire)",
             bin.display()
