@@ -14,12 +14,18 @@ fn mb(v: &Value) -> String {
     f(v).map_or("-".into(), |b| format!("{:.1} MB", b / 1_048_576.0))
 }
 
-/// (label, events or deliveries per second) for the throughput chart.
-fn throughputs(r: &Value) -> Vec<(String, f64)> {
-    let mut out = vec![(
-        "baseline (no hookwire)".to_string(),
-        f(&r["baseline"]["per_s"]).unwrap_or(0.0),
-    )];
+/// The baseline a section's figures compare to: its own when it was
+/// measured in another run (`baseline_per_s` in the section), else the run's.
+fn base_of(r: &Value, section: &str) -> f64 {
+    f(&r[section]["baseline_per_s"])
+        .or_else(|| f(&r["baseline"]["per_s"]))
+        .unwrap_or(f64::NAN)
+}
+
+/// (label, events or deliveries per second, its baseline) for the throughput chart.
+fn throughputs(r: &Value) -> Vec<(String, f64, f64)> {
+    let base = base_of(r, "baseline");
+    let mut out = vec![("baseline (no hookwire)".to_string(), base, base)];
     for s in r["steady"].as_array().into_iter().flatten() {
         out.push((
             format!(
@@ -28,19 +34,20 @@ fn throughputs(r: &Value) -> Vec<(String, f64)> {
                 s["mode"].as_str().unwrap_or("")
             ),
             f(&s["delivered_per_s"]).unwrap_or(0.0),
+            base,
         ));
     }
     if let Some(v) = f(&r["fanout"]["deliveries_per_s"]) {
-        out.push(("fan-out to 100".into(), v));
+        out.push(("fan-out to 100".into(), v, base_of(r, "fanout")));
     }
     if let Some(v) = f(&r["isolation"]["all_healthy_per_s"]) {
-        out.push(("isolation: 20 healthy".into(), v));
+        out.push(("isolation: 20 healthy".into(), v, base_of(r, "isolation")));
     }
     if let Some(v) = f(&r["isolation"]["with_hung_per_s"]) {
-        out.push(("isolation: 20 + 1 hung".into(), v));
+        out.push(("isolation: 20 + 1 hung".into(), v, base_of(r, "isolation")));
     }
     if let Some(v) = f(&r["backlog"]["drain_per_s"]) {
-        out.push(("backlog drain".into(), v));
+        out.push(("backlog drain".into(), v, base_of(r, "backlog")));
     }
     out
 }
@@ -72,14 +79,13 @@ fn latencies(r: &Value) -> Vec<(String, f64, f64, f64)> {
 }
 
 pub fn table(r: &Value) -> String {
-    let base = f(&r["baseline"]["per_s"]).unwrap_or(f64::NAN);
     let mut t = String::new();
     let _ = writeln!(
         t,
         "{:<28} {:>12} {:>9}",
         "throughput", "per second", "x base"
     );
-    for (label, v) in throughputs(r) {
+    for (label, v, base) in throughputs(r) {
         let _ = writeln!(t, "{label:<28} {v:>12.0} {:>9.2}", v / base);
     }
     let _ = writeln!(
@@ -196,10 +202,9 @@ pub fn write(dir: &Path, r: &Value, smoke: bool) -> std::io::Result<()> {
         dir.join("results.json"),
         serde_json::to_string_pretty(r)? + "\n",
     )?;
-    let base = f(&r["baseline"]["per_s"]).unwrap_or(1.0);
     let rows: Vec<(String, Vec<f64>)> = throughputs(r)
         .into_iter()
-        .map(|(l, v)| (format!("{l} ({v:.0}/s)"), vec![v / base]))
+        .map(|(l, v, base)| (format!("{l} ({v:.0}/s)"), vec![v / base]))
         .collect();
     std::fs::write(
         dir.join("throughput.svg"),
