@@ -288,6 +288,7 @@ async fn fixed(ctx: &Ctx<'_>, rate: u64) -> Result<Value, BoxError> {
     run.await??;
     let achieved = n as f64 / secs(ingest.ended.load(Relaxed) - ingest.started.load(Relaxed));
     let lat = latencies(&ingest, &rx);
+    let from_send = latencies_from(&ingest.sent_at, &rx);
     eprintln!(
         "  [{label}] achieved {achieved:.0}/s, p50/p99 {:.2}/{:.2} ms",
         pct(&lat, 50.0),
@@ -295,7 +296,8 @@ async fn fixed(ctx: &Ctx<'_>, rate: u64) -> Result<Value, BoxError> {
     );
     Ok(
         json!({ "rate": rate, "events": n, "achieved_per_s": achieved,
-        "p50_ms": pct(&lat, 50.0), "p95_ms": pct(&lat, 95.0), "p99_ms": pct(&lat, 99.0) }),
+        "p50_ms": pct(&lat, 50.0), "p95_ms": pct(&lat, 95.0), "p99_ms": pct(&lat, 99.0),
+        "p50_from_send_ms": pct(&from_send, 50.0), "p99_from_send_ms": pct(&from_send, 99.0) }),
     )
 }
 
