@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -26,11 +26,16 @@ use tracing::Instrument;
 const HIGH_WATERMARK: usize = 20_000;
 /// Rows claimed per poll.
 const CLAIM_BATCH: usize = 1_000;
+/// The poller claims only when at least this much room is free.
+const MIN_CLAIM: usize = CLAIM_BATCH / 2;
 /// A webhook's queue may hold this many deliveries per in-flight slot. Past
 /// it the webhook is *saturated*: the rest is given back to the database and
 /// the poller passes over it, so one slow receiver cannot fill the memory
 /// budget that every other webhook shares. Below half, it is claimed again.
 const QUEUE_PER_SLOT: usize = 64;
+
+/// Delivered attempts that may wait for their record's commit at once.
+const MAX_RECORDING: usize = 4_096;
 
 /// What ingest and the API use to talk to the dispatcher.
 #[derive(Clone)]
@@ -48,6 +53,9 @@ struct Shared {
     shutdown: CancellationToken,
     /// Webhooks whose queues are full; the poller does not claim for them.
     saturated: std::sync::Mutex<HashSet<String>>,
+    /// Delivered attempts whose slot is free but whose record is not yet
+    /// committed; bounds the memory they take.
+    recording: Arc<Semaphore>,
 }
 
 impl DispatcherHandle {
@@ -134,6 +142,7 @@ impl Dispatcher {
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
             saturated: std::sync::Mutex::new(HashSet::new()),
+            recording: Arc::new(Semaphore::new(MAX_RECORDING)),
         });
         let handle = DispatcherHandle {
             jobs: jobs_tx,
@@ -199,8 +208,8 @@ impl Core {
                     }
                 }
             }
-            self.give_back_overflow().await;
-            self.release_disabled().await;
+            self.give_back_overflow();
+            self.release_disabled();
             self.pump();
         }
         // Draining: queued work goes back to the database now, attempts in
@@ -247,7 +256,11 @@ impl Core {
 
     fn finish(&mut self, done: Done) {
         self.known.remove(&done.delivery_id);
-        self.shared.held.fetch_sub(1, Ordering::Relaxed);
+        let before = self.shared.held.fetch_sub(1, Ordering::Relaxed);
+        if before == HIGH_WATERMARK - MIN_CLAIM + 1 {
+            // Room for a claim again (see `poll`).
+            self.shared.wake.notify_one();
+        }
         self.in_flight -= 1;
         let limit = self.settings.per_target_concurrency;
         let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
@@ -418,6 +431,24 @@ impl Core {
                     }
                 }
                 let failed = next != NextState::Delivered;
+                // A delivered attempt frees its slot before its record is
+                // committed: the slot would otherwise sit through a group
+                // commit (an fsync), which caps a webhook at
+                // per_target_concurrency / commit time. The delivery stays
+                // leased until the record lands, so a record that fails
+                // still means "attempted again when the lease runs out".
+                // Records waiting to commit are bounded by `recording`.
+                let _recording = if failed {
+                    None
+                } else {
+                    let permit = shared.recording.clone().acquire_owned().await.ok();
+                    let _ = done.send(Done {
+                        delivery_id: job.delivery_id,
+                        webhook_id: job.webhook_id.clone(),
+                        disabled: false,
+                    });
+                    permit
+                };
                 let mut disabled = false;
                 let record = AttemptRecord {
                     delivery_id: job.delivery_id,
@@ -447,30 +478,30 @@ impl Core {
                         check_health(store.as_ref(), &job.webhook_id, now, false, disable_after)
                             .await;
                 }
-                let _ = done.send(Done {
-                    delivery_id: job.delivery_id,
-                    webhook_id: job.webhook_id,
-                    disabled,
-                });
+                if failed {
+                    let _ = done.send(Done {
+                        delivery_id: job.delivery_id,
+                        webhook_id: job.webhook_id,
+                        disabled,
+                    });
+                }
             }
             .instrument(span),
         );
     }
 
     /// Gives back the queued deliveries of webhooks that were just disabled.
-    async fn release_disabled(&mut self) {
+    fn release_disabled(&mut self) {
         if self.to_release.is_empty() {
             return;
         }
         let ids = std::mem::take(&mut self.to_release);
-        if let Err(e) = self.store.release(ids, now_millis()).await {
-            tracing::warn!(error = %e, "could not give deliveries back; their leases will expire");
-        }
+        release_in_background(self.store.clone(), ids);
     }
 
     /// Gives back to the database what waits behind a webhook that cannot
     /// keep up, and marks it saturated so the poller passes over it.
-    async fn give_back_overflow(&mut self) {
+    fn give_back_overflow(&mut self) {
         let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
         let mut ids = Vec::new();
         for (webhook_id, target) in self.targets.iter_mut() {
@@ -493,10 +524,21 @@ impl Core {
             self.known.remove(id);
         }
         self.shared.held.fetch_sub(ids.len(), Ordering::Relaxed);
-        if let Err(e) = self.store.release(ids, now_millis()).await {
+        // Not awaited here: the loop would stall every attempt behind a
+        // group commit each time a busy webhook overflows. Until it lands
+        // the rows stay leased (and the webhook is skipped as saturated).
+        release_in_background(self.store.clone(), ids);
+    }
+}
+
+/// Gives deliveries back to the database without holding up the caller;
+/// if that fails, their leases run out and they are claimed again anyway.
+fn release_in_background(store: Arc<dyn Store>, ids: Vec<i64>) {
+    tokio::spawn(async move {
+        if let Err(e) = store.release(ids, now_millis()).await {
             tracing::warn!(error = %e, "could not give deliveries back; their leases will expire");
         }
-    }
+    });
 }
 
 /// Disables a webhook whose receiver answered `410 Gone`, or whose every
@@ -557,7 +599,11 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
         }
         let room = HIGH_WATERMARK.saturating_sub(handle.held());
         let mut full = false;
-        if room > 0 {
+        // A claim scans past every leased row that is due (the ones in
+        // memory), so claiming a handful at a time while memory is nearly
+        // full would keep the writer busy scanning; wait for room for a
+        // real batch (`finish` wakes the poller when there is).
+        if room >= MIN_CLAIM.min(HIGH_WATERMARK) {
             let limit = room.min(CLAIM_BATCH);
             let skip: Vec<String> = shared
                 .saturated

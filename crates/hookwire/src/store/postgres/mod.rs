@@ -648,13 +648,15 @@ impl Store for PgStore {
             .execute(
                 // One statement: the attempt log, the delivery's state, and the
                 // webhook's health (a success ends a failing run, a failure
-                // starts one if none is running).
+                // starts one if none is running). The webhook row is only
+                // touched when its health changes: an update would lock it
+                // until commit and serialize every attempt of the webhook.
                 "WITH logged AS (
                      INSERT INTO attempts (delivery_id, at, status, latency_ms, error, response_excerpt)
                      VALUES ($1, $2, $3, $4, $5, $6)),
                  health AS (
                      UPDATE webhooks SET failing_since = CASE WHEN $9 THEN NULL ELSE COALESCE(failing_since, $2) END
-                     WHERE id = $10)
+                     WHERE id = $10 AND (failing_since IS NULL) <> $9)
                  UPDATE deliveries SET state = $7, next_attempt_at = $8, lease_until = 0,
                      attempts_in_round = attempts_in_round + 1, updated_at = $2
                  WHERE id = $1 AND state = 'pending'",

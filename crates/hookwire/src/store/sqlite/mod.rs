@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use writer::{unavailable, Writer};
+use writer::{unavailable, Checkpointer, Writer, BACKSTOP_CHECKPOINT_PAGES};
 
 const SCHEMA: &[&str] = &[
     include_str!("schema.sql"),
@@ -28,6 +28,7 @@ pub struct SqliteStore {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     reader_slots: tokio::sync::Semaphore,
+    _checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -54,9 +55,19 @@ impl SqliteStore {
             conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
                 .map_err(unavailable)?;
         }
+        // Checkpoints run in the background (see `Checkpointer`); the
+        // writer checkpoints itself only if the WAL grows far past usual.
+        conn.query_row(
+            &format!("PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}"),
+            [],
+            |_| Ok(()),
+        )
+        .map_err(unavailable)?;
+        let checkpointer = Checkpointer::spawn(path, synchronous)?;
         let (writer, _thread) = Writer::spawn(conn);
         Ok(SqliteStore {
             writer,
+            _checkpointer: checkpointer,
             serving_lock: Mutex::new(None),
             path: path.to_path_buf(),
             readers: Mutex::new(Vec::new()),

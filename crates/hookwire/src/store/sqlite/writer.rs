@@ -84,17 +84,62 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT op").map_err(unavailable)?;
+    // Prepared once and cached: every operation pays for these two.
+    conn.prepare_cached("SAVEPOINT op")
+        .and_then(|mut s| s.execute([]))
+        .map_err(unavailable)?;
     let result = f(conn);
-    let end = if result.is_ok() {
-        "RELEASE op"
+    if result.is_ok() {
+        conn.prepare_cached("RELEASE op")
+            .and_then(|mut s| s.execute([]))
+            .map_err(unavailable)?;
     } else {
-        "ROLLBACK TO op; RELEASE op"
-    };
-    conn.execute_batch(end).map_err(unavailable)?;
+        conn.execute_batch("ROLLBACK TO op; RELEASE op")
+            .map_err(unavailable)?;
+    }
     result
 }
 
 pub fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// WAL pages after which the writer checkpoints by itself, a backstop for
+/// when the background checkpointer lags (SQLite's default is 1,000).
+pub const BACKSTOP_CHECKPOINT_PAGES: u32 = 10_000;
+/// How often the background checkpointer runs.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Moves committed WAL frames into the database file from a connection of
+/// its own, so the writer's commits do not stall behind a checkpoint (with
+/// `synchronous = full` a checkpoint copies the frames and fsyncs the
+/// database: tens of milliseconds that every waiting caller would feel).
+/// `PASSIVE` never blocks the writer or readers; a commit's durability is
+/// the WAL fsync either way. Stops when dropped.
+pub struct Checkpointer {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    pub fn spawn(path: &std::path::Path, synchronous: &str) -> StoreResult<Checkpointer> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        conn.execute_batch(&format!(
+            "PRAGMA busy_timeout = 5000; PRAGMA synchronous = {synchronous};"
+        ))
+        .map_err(unavailable)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    // A failure (full disk, busy) is tried again next round;
+                    // the writer's backstop checkpoint still bounds the WAL.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(format!("spawning the checkpointer: {e}")))?;
+        Ok(Checkpointer { _stop: stop })
+    }
 }

@@ -1,0 +1,98 @@
+//! The hookwire benchmark as a library, so the integration tests can run
+//! its smoke version against the binary they were built with. It starts the
+//! real hookwire binary (SQLite, and PostgreSQL when installed), a counting
+//! receiver and a load generator, all on loopback; runs the scenarios of
+//! BENCHMARKS.md; prints a table and writes `results.json` and two SVG
+//! plots. `--smoke` is a seconds-long run that only checks every event
+//! arrives (it asserts no speed).
+
+mod load;
+mod pg;
+pub mod process;
+mod receiver;
+pub mod report;
+mod scenario;
+
+use clap::Parser;
+use std::path::{Path, PathBuf};
+
+pub use process::BoxError;
+
+#[derive(Parser, Clone)]
+#[command(name = "hookwire-bench", about = "Benchmark hookwire on loopback.")]
+pub struct Options {
+    /// The hookwire binary (default: `hookwire` next to this binary).
+    #[arg(long)]
+    pub hookwire: Option<PathBuf>,
+    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,postgres (the baseline always runs).
+    #[arg(long, default_value = "steady,fixed,fanout,isolation,backlog,postgres")]
+    scenario: String,
+    /// Events per steady run (one per request, and in batches).
+    #[arg(long, default_value_t = 200_000)]
+    events: usize,
+    /// Events per batch in the batched runs.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Requests in flight for one-per-request ingest and the baseline.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Batches in flight for batched ingest.
+    #[arg(long, default_value_t = 8)]
+    batch_concurrency: usize,
+    /// Fixed ingest rates (events/s) for the latency scenario.
+    #[arg(long, default_value = "1000,10000", value_delimiter = ',')]
+    rates: Vec<u64>,
+    /// Seconds each fixed rate runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Events in the fan-out scenario (each goes to 100 webhooks).
+    #[arg(long, default_value_t = 2_000)]
+    fanout_events: usize,
+    /// Events in the isolation scenario (each goes to 20 healthy webhooks).
+    #[arg(long, default_value_t = 10_000)]
+    isolation_events: usize,
+    /// Deliveries piled up in the backlog scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    backlog: usize,
+    /// Where results.json and the SVG plots go.
+    #[arg(long, default_value = "bench")]
+    pub out: PathBuf,
+    /// Run nothing: print the table and draw the plots again from this results.json.
+    #[arg(long)]
+    pub from_results: Option<PathBuf>,
+    /// A seconds-long run with tiny sizes, SQLite only: checks that every event arrives.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+impl Options {
+    fn smoke(mut self) -> Options {
+        self.events = 300;
+        self.rates = vec![200];
+        self.seconds = 1;
+        self.fanout_events = 5;
+        self.isolation_events = 20;
+        self.backlog = 300;
+        self.scenario = self.scenario.replace("postgres", "");
+        self
+    }
+
+    pub fn runs(&self, name: &str) -> bool {
+        self.scenario.split(',').any(|s| s.trim() == name)
+    }
+}
+
+/// Runs the benchmark against the hookwire binary `bin`: the scenarios,
+/// then the table on stdout and (unless smoke) the files under `opts.out`.
+/// Fails when any delivery did not arrive.
+pub async fn run(opts: Options, bin: &Path) -> Result<serde_json::Value, BoxError> {
+    if let Some(path) = &opts.from_results {
+        let results: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+        report::write(&opts.out, &results, false)?;
+        return Ok(results);
+    }
+    let opts = if opts.smoke { opts.smoke() } else { opts };
+    let results = scenario::run_all(&opts, bin).await?;
+    report::write(&opts.out, &results, opts.smoke)?;
+    Ok(results)
+}

@@ -1,0 +1,34 @@
+//! The benchmark's smoke run (`hookwire-bench --smoke`) against this build's
+//! binary: every scenario runs with tiny sizes and must deliver every event.
+//! It asserts completeness only, never a speed.
+
+use clap::Parser;
+use std::ffi::OsString;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_smoke_run_delivers_every_event() {
+    let out = tempfile::TempDir::new().unwrap();
+    let opts = hookwire_bench::Options::parse_from([
+        OsString::from("hookwire-bench"),
+        "--smoke".into(),
+        "--out".into(),
+        out.path().into(),
+    ]);
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_hookwire"));
+    let r = hookwire_bench::run(opts, bin)
+        .await
+        .unwrap_or_else(|e| panic!("smoke run failed: {e}"));
+    // run() fails unless every delivery arrived; check each scenario ran
+    // and nothing arrived twice where exactly once is expected.
+    let steady = r["steady"].as_array().expect("steady runs");
+    assert_eq!(steady.len(), 2);
+    for s in steady {
+        assert_eq!(s["duplicates"], 0, "{s}");
+        assert!(s["receiver_body_bytes"].as_u64().unwrap() > 900, "{s}");
+    }
+    assert_eq!(r["fixed"].as_array().unwrap().len(), 1);
+    assert_eq!(r["fanout"]["deliveries"], 500);
+    assert!(r["isolation"]["with_hung_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["backlog"]["deliveries"], 300);
+    assert_eq!(r["backlog"]["duplicates"], 0);
+}
