@@ -6,8 +6,7 @@
 use crate::support::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// A chat_started event with a large message, so the disk fills quickly.
@@ -21,8 +20,7 @@ fn big_event(i: usize) -> Value {
 /// hookwire serving from a 3 MiB tmpfs, 2 MiB of it taken by a ballast file
 /// that is deleted when `free_space` appears.
 struct OnTinyDisk {
-    child: Child,
-    url: String,
+    server: Serving,
     free_space: std::path::PathBuf,
 }
 
@@ -41,7 +39,8 @@ impl OnTinyDisk {
               done ) &
             exec "$HOOKWIRE" serve --listen 127.0.0.1:0 --allow-private-targets --data-dir "$DATA"
         "#;
-        let mut child = Command::new("unshare")
+        let mut command = Command::new("unshare");
+        command
             .args(["-m", "sh", "-c", script])
             .env("DATA", &data)
             .env("SIGNAL", &free_space)
@@ -49,33 +48,17 @@ impl OnTinyDisk {
             .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
             .env("HOOKWIRE_RETRY_SCHEDULE", "100ms,100ms,100ms")
             .env("HOOKWIRE_POLL_INTERVAL", "50ms")
-            .env("HOOKWIRE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("unshare runs");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let Some(Ok(first)) = lines.next() else {
-            // No mount namespace here (not root, or no CAP_SYS_ADMIN).
-            let status = child.wait().unwrap();
-            assert_eq!(status.code(), Some(97), "hookwire did not start: {status}");
-            return None;
-        };
-        std::thread::spawn(move || for _ in lines {});
-        let url = first.rsplit(' ').next().unwrap().to_string();
-        Some(Self {
-            child,
-            url,
-            free_space,
-        })
+            .env("HOOKWIRE_LOG", "warn");
+        // No output means no mount namespace here (not root, no CAP_SYS_ADMIN).
+        let server = Serving::spawn(command)?;
+        Some(Self { server, free_space })
     }
 }
 
+/// The ballast's watcher stops at once; the server is killed as it drops.
 impl Drop for OnTinyDisk {
     fn drop(&mut self) {
         let _ = std::fs::write(&self.free_space, "");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -86,7 +69,7 @@ async fn a_full_disk_refuses_ingest_and_recovers_live_when_space_returns() {
         panic!("this test needs `unshare -m` and tmpfs mounts (root); CI runs as root");
     };
     let http = reqwest::Client::new();
-    let url = &server.url;
+    let url = &server.server.url;
     let r = http
         .post(format!("{url}/api/v1/licenses"))
         .bearer_auth(PLATFORM_KEY)

@@ -3,14 +3,8 @@
 use crate::support::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Process {
-    child: Child,
-    url: String,
-}
 
 fn database_arg(database: &hookwire::config::DatabaseUrl) -> String {
     match database {
@@ -19,47 +13,22 @@ fn database_arg(database: &hookwire::config::DatabaseUrl) -> String {
     }
 }
 
-fn start_binary(dir: &std::path::Path, database: &hookwire::config::DatabaseUrl) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookwire"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--allow-private-targets",
-            "--data-dir",
-        ])
+fn start_binary(dir: &std::path::Path, database: &hookwire::config::DatabaseUrl) -> Serving {
+    let mut command = serve_command();
+    command
+        .arg("--data-dir")
         .arg(dir)
         .args(["--database", &database_arg(database)])
-        .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
         .env("HOOKWIRE_RETRY_SCHEDULE", "100ms,100ms,100ms,100ms,100ms")
         .env("HOOKWIRE_POLL_INTERVAL", "50ms")
         .env("HOOKWIRE_SHUTDOWN_GRACE", "5s")
         .env("HOOKWIRE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("hookwire binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a first line").unwrap();
-    let url = first.rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-    // Keep draining stdout so the process never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Process { child, url }
+        .stderr(Stdio::inherit());
+    Serving::spawn(command).expect("hookwire binary starts")
 }
 
 async fn setup(http: &reqwest::Client, url: &str, receiver: &TestReceiver) -> String {
-    let r = http
-        .post(format!("{url}/api/v1/licenses"))
-        .bearer_auth(PLATFORM_KEY)
-        .json(&json!({"license_id": "77"}))
-        .send()
-        .await
-        .unwrap();
-    let key = r.json::<Value>().await.unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = create_license_at(http, url, "77").await;
     let r = http.post(format!("{url}/webhooks")).bearer_auth(&key)
         .json(&json!({"event_type": "chat_started", "data_types": ["chat"], "url": receiver.url("/")}))
         .send().await.unwrap();
@@ -206,9 +175,7 @@ crate::backend_tests! {
         // The drained attempt was recorded as delivered: nothing is sent again.
         let process = start_binary(dir.path(), &database);
         receiver.expect_silence(Duration::from_millis(600)).await;
-        let mut child = process.child;
-        child.kill().unwrap();
-        child.wait().unwrap();
+        drop(process); // killed on drop
     }
 }
 

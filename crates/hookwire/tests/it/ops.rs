@@ -163,42 +163,19 @@ fn completions_and_man_page_cover_every_subcommand() {
 #[tokio::test]
 async fn json_logs_carry_the_attempt_span() {
     use serde_json::{json, Value};
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let dir = tempfile::TempDir::new().unwrap();
     let log_path = dir.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookwire"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--allow-private-targets",
-        ])
+    let mut command = serve_command();
+    command
         .args(["--log-format", "json"])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
         .env("HOOKWIRE_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.rsplit(' ').next().unwrap().to_string();
-    std::thread::spawn(move || for _ in lines {});
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let server = Serving::spawn(command).expect("hookwire starts");
+    let url = server.url.clone();
     let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{url}/api/v1/licenses"))
-        .bearer_auth(PLATFORM_KEY)
-        .json(&json!({"license_id": "77"}))
-        .send()
-        .await
-        .unwrap();
-    let api_key = r.json::<Value>().await.unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let api_key = create_license_at(&http, &url, "77").await;
     let mut receiver = TestReceiver::start().await;
     let target = format!(
         "http://hook:SpanPassw0rd@{}/in?token=SpanQueryToken",
@@ -239,11 +216,7 @@ async fn json_logs_carry_the_attempt_span() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    server.terminate();
     let line = delivered.expect("a \"delivered\" log line");
     let span = &line["span"];
     assert_eq!(span["name"], "attempt", "{line}");

@@ -129,45 +129,21 @@ fn httpdate_in(d: Duration) -> String {
 
 #[tokio::test]
 async fn no_secret_ever_reaches_the_logs() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let dir = tempfile::TempDir::new().unwrap();
     let log_path = dir.path().join("stderr.log");
     let encryption_key = STANDARD.encode([7u8; 32]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookwire"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--allow-private-targets",
-        ])
+    let mut command = serve_command();
+    command
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
         .env("HOOKWIRE_ENCRYPTION_KEY", &encryption_key)
         .env("HOOKWIRE_RETRY_SCHEDULE", "100ms,100ms")
         .env("HOOKWIRE_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.rsplit(' ').next().unwrap().to_string();
-    std::thread::spawn(move || for _ in lines {});
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let server = Serving::spawn(command).expect("hookwire starts");
+    let url = server.url.clone();
     let http = reqwest::Client::new();
-
-    let r = http
-        .post(format!("{url}/api/v1/licenses"))
-        .bearer_auth(PLATFORM_KEY)
-        .json(&json!({"license_id": "5"}))
-        .send()
-        .await
-        .unwrap();
-    let api_key = r.json::<Value>().await.unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let api_key = create_license_at(&http, &url, "5").await;
     let mut receiver = TestReceiver::start().await;
     receiver.script([Reply::Status(500, "try again")]);
     let password = "LogLeakPassw0rd";
@@ -224,11 +200,7 @@ async fn no_secret_ever_reaches_the_logs() {
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    server.terminate();
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(

@@ -6,8 +6,6 @@ use axum::body::Bytes;
 use hookwire::config::DatabaseUrl;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,46 +58,18 @@ async fn start_ledger_receiver() -> (String, Arc<Mutex<Ledger>>) {
     (url, ledger)
 }
 
-struct Node {
-    child: Child,
-    url: String,
-}
-
-/// A failing assertion must not leave nodes running.
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_node(dir: &std::path::Path, database: &str) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookwire"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--allow-private-targets",
-            "--database",
-            database,
-            "--data-dir",
-        ])
+fn start_node(dir: &std::path::Path, database: &str) -> Serving {
+    let mut command = serve_command();
+    command
+        .args(["--database", database, "--data-dir"])
         .arg(dir)
-        .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
         .env("HOOKWIRE_LEASE", "8s")
         .env("HOOKWIRE_ATTEMPT_TIMEOUT", "5s")
         .env("HOOKWIRE_PER_TARGET_CONCURRENCY", "8")
         .env("HOOKWIRE_POLL_INTERVAL", "200ms")
         .env("HOOKWIRE_PG_POOL_SIZE", "6")
-        .env("HOOKWIRE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("hookwire starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.rsplit(' ').next().unwrap().to_string();
-    std::thread::spawn(move || for _ in lines {});
-    Node { child, url }
+        .env("HOOKWIRE_LOG", "warn");
+    Serving::spawn(command).expect("hookwire starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +88,7 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
     };
     let database = url.expose().to_string();
     let (receiver, ledger) = start_ledger_receiver().await;
-    let mut nodes: Vec<Node> = (0..3).map(|_| start_node(dir.path(), &database)).collect();
+    let mut nodes: Vec<Serving> = (0..3).map(|_| start_node(dir.path(), &database)).collect();
     let http = reqwest::Client::new();
     let key = http
         .post(format!("{}/api/v1/licenses", nodes[0].url))
