@@ -325,17 +325,33 @@ pub async fn create_webhook(
             }
         }
     }
+    refused(&state, &signed, None, &values, &errors).await
+}
+
+/// The form again, 400, with each error beside its field.
+async fn refused(
+    state: &AppState,
+    signed: &SignedIn,
+    webhook: Option<&Webhook>,
+    values: &FormValues,
+    errors: &HashMap<String, String>,
+) -> UiResult<Response> {
     let body = format!(
         "{}{}",
         notice(
             "error",
             "The webhook was not saved: see the highlighted fields."
         ),
-        webhook_form(&signed, None, &values, &errors)
+        webhook_form(signed, webhook, values, errors)
     );
+    let title = if webhook.is_some() {
+        "Edit webhook"
+    } else {
+        "Add a webhook"
+    };
     Ok((
         StatusCode::BAD_REQUEST,
-        render(&state, &signed, "/ui/webhooks", "Add a webhook", &body).await?,
+        render(state, signed, "/ui/webhooks", title, &body).await?,
     )
         .into_response())
 }
@@ -409,19 +425,7 @@ pub async fn update_webhook(
         let n = if http { "created_http" } else { "updated" };
         return Ok(Redirect::to(&format!("/ui/webhooks?n={n}")).into_response());
     }
-    let body = format!(
-        "{}{}",
-        notice(
-            "error",
-            "The webhook was not saved: see the highlighted fields."
-        ),
-        webhook_form(&signed, Some(&current), &values, &errors)
-    );
-    Ok((
-        StatusCode::BAD_REQUEST,
-        render(&state, &signed, "/ui/webhooks", "Edit webhook", &body).await?,
-    )
-        .into_response())
+    refused(&state, &signed, Some(&current), &values, &errors).await
 }
 
 pub async fn set_enabled(
