@@ -22,6 +22,11 @@ fn start_binary(dir: &std::path::Path, database: &hookwire::config::DatabaseUrl)
         .env("HOOKWIRE_RETRY_SCHEDULE", "100ms,100ms,100ms,100ms,100ms")
         .env("HOOKWIRE_POLL_INTERVAL", "50ms")
         .env("HOOKWIRE_SHUTDOWN_GRACE", "5s")
+        // On PostgreSQL a killed node's deliveries (handed off to it at
+        // ingest, or claimed) wait for their lease to run out before the
+        // next node resumes them: keep that wait well inside the test's.
+        .env("HOOKWIRE_ATTEMPT_TIMEOUT", "3s")
+        .env("HOOKWIRE_LEASE", "6s")
         .env("HOOKWIRE_LOG", "warn")
         .stderr(Stdio::inherit());
     Serving::spawn(command).expect("hookwire binary starts")
