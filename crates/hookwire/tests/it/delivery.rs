@@ -436,6 +436,67 @@ crate::backend_tests! {
         receiver.expect_silence(Duration::from_millis(300)).await;
     }
 
+    async fn chat_changed_rule_holds_inside_one_batch_as_one_event_after_another() {
+        // PostgreSQL writes a batch with one statement per table; the rule
+        // must still see each event against the tags the one before it left.
+        let app = spawn_app().await;
+        let key = app.create_license("8").await;
+        let mut receiver = TestReceiver::start().await;
+        app.create_webhook(&key, "chat_changed", &["chat"], &receiver.url("/"))
+            .await;
+        let changed = |chat: &str, tags: Value| json!({"event_type": "chat_changed", "license_id": "8", "chat": {"id": chat, "tags": tags}, "visitor": {"id": "v"}});
+        let mut known = chat_started("8");
+        known["chat"]["id"] = json!("OLD");
+        known["chat"]["tags"] = json!(["x"]);
+        app.ingest_accepted(&known).await;
+
+        let mut started = chat_started("8");
+        started["chat"]["id"] = json!("NEW");
+        started["chat"]["tags"] = json!(["a"]);
+        let batch = json!([
+            started,
+            changed("NEW", json!(["a"])),
+            changed("NEW", json!(["b"])),
+            changed("NEW", json!(["b"])),
+            changed("OLD", json!(["x"])),
+            changed("OLD", json!(["y"])),
+            changed("OLD", json!(["x"])),
+            changed("FRESH", json!([])),
+            changed("FRESH", json!([])),
+        ]);
+        let (status, body) = app.post_platform("/api/v1/events/batch", &batch).await;
+        assert_eq!(status, 200, "{body}");
+        let sent: Vec<u64> = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["deliveries"].as_u64().unwrap())
+            .collect();
+        // chat_started goes to no webhook here (only chat_changed is configured).
+        assert_eq!(sent, [0, 0, 1, 0, 0, 1, 1, 1, 0], "{body}");
+        let mut tags: Vec<Value> = Vec::new();
+        for _ in 0..4 {
+            let r = receiver.next().await.json();
+            tags.push(json!([r["chat"]["id"], r["chat"]["tags"]]));
+        }
+        tags.sort_by_key(|t| t.to_string());
+        assert_eq!(
+            tags,
+            [
+                json!(["FRESH", []]),
+                json!(["NEW", ["b"]]),
+                json!(["OLD", ["x"]]),
+                json!(["OLD", ["y"]])
+            ]
+        );
+        // What the batch left is what later events are compared with.
+        for (chat, tags) in [("NEW", json!(["b"])), ("OLD", json!(["x"])), ("FRESH", json!([]))] {
+            let (_, body) = app.ingest(&changed(chat, tags)).await;
+            assert_eq!(body["deliveries"], 0, "{chat}");
+        }
+        receiver.expect_silence(Duration::from_millis(300)).await;
+    }
+
     async fn disabled_webhooks_receive_nothing() {
         let app = spawn_app().await;
         let key = app.create_license("9").await;

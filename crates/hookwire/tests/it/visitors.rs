@@ -219,4 +219,25 @@ crate::backend_tests! {
             .unwrap()
             .contains("expired"));
     }
+
+    async fn a_batch_tells_of_its_visitors_as_one_event_after_another() {
+        // PostgreSQL folds a batch's visitors into one upsert: a later event
+        // without a name or email must not erase what an earlier one gave.
+        let app = spawn_app().await;
+        let key = app.create_license("301").await;
+        let queued = |visitor: Value| json!({"event_type": "visitor_queued", "license_id": "301", "visitor": visitor});
+        let batch = json!([
+            queued(json!({"id": "V1", "name": "Ann"})),
+            queued(json!({"id": "V2", "email": "bo@example.com"})),
+            queued(json!({"id": "V1", "email": "ann@example.com"})),
+            queued(json!({"id": "V1"})),
+            queued(json!({"id": "V2", "name": "Bo", "email": "bo@example.org"})),
+        ]);
+        let (status, body) = app.post_platform("/api/v1/events/batch", &batch).await;
+        assert_eq!(status, 200, "{body}");
+        let (_, v1) = app.get(&key, "/visitors/V1/details").await;
+        assert_eq!((v1["name"].clone(), v1["email"].clone()), (json!("Ann"), json!("ann@example.com")));
+        let (_, v2) = app.get(&key, "/visitors/V2/details").await;
+        assert_eq!((v2["name"].clone(), v2["email"].clone()), (json!("Bo"), json!("bo@example.org")));
+    }
 }

@@ -7,17 +7,23 @@
 //! made under row locks inside the ingest transaction. `NOTIFY hookwire_due`
 //! wakes every node's poller when work becomes due that no node holds.
 
+mod group;
+mod ingest;
 mod listen;
+mod record;
 
 use super::*;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use group::{Group, GroupWork};
 use hookwire_livechat::DataType;
+use ingest::{notify_due, IngestRequest, IngestWork};
+use record::RecordWork;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row, Transaction};
+use tokio_postgres::{NoTls, Row};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("schema_1.sql"),
@@ -29,8 +35,13 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
 const DUE_CHANNEL: &str = "hookwire_due";
 
+/// Largest group: events per ingest transaction, records per record one.
+const MAX_GROUP: usize = 1_000;
+
 pub struct PgStore {
     pool: Pool,
+    ingests: Group<IngestWork>,
+    records: Group<RecordWork>,
     due: Arc<Notify>,
     _listener: tokio::task::JoinHandle<()>,
 }
@@ -71,8 +82,18 @@ impl PgStore {
         migrate(&pool).await?;
         let due = Arc::new(Notify::new());
         let listener = tokio::spawn(listen::run(config, DUE_CHANNEL, due.clone()));
+        // Half the pool may be writing groups of events, so the other half
+        // is left for claims, records and the API's reads.
+        let ingests = Group::start(
+            IngestWork { pool: pool.clone() },
+            MAX_GROUP,
+            (pool_size / 2).max(1),
+        );
+        let records = Group::start(RecordWork { pool: pool.clone() }, MAX_GROUP, 2);
         Ok(PgStore {
             pool,
+            ingests,
+            records,
             due,
             _listener: listener,
         })
@@ -160,194 +181,6 @@ fn event_from_row(row: &Row, first: usize) -> StoreResult<EventBody> {
             raw_section(row.get(first + 5)),
             raw_section(row.get(first + 6)),
         ],
-    })
-}
-
-async fn notify_due(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
-    tx.batch_execute(&format!("NOTIFY {DUE_CHANNEL}")).await
-}
-
-async fn ingest_one(
-    tx: &Transaction<'_>,
-    ev: NewEvent,
-    handoff_lease_until: Option<Millis>,
-) -> Result<IngestOutcome, tokio_postgres::Error> {
-    let known = tx
-        .query_opt(
-            "SELECT 1 FROM licenses WHERE license_id = $1",
-            &[&ev.license_id],
-        )
-        .await?;
-    if known.is_none() {
-        return Ok(IngestOutcome::UnknownLicense);
-    }
-    if let Some((key, body_hash)) = &ev.idempotency {
-        // Claiming the key first serializes nodes racing on it: a second
-        // insert waits for the first transaction, then finds the row.
-        let claimed = tx
-            .query_opt(
-                "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at)
-                 VALUES ($1, $2, $3, 0, $4) ON CONFLICT (key) DO NOTHING RETURNING key",
-                &[key, body_hash, &ev.unique_id, &ev.received_at],
-            )
-            .await?;
-        if claimed.is_none() {
-            let row = tx
-                .query_one(
-                    "SELECT body_hash, event_id, deliveries FROM idempotency_keys WHERE key = $1",
-                    &[key],
-                )
-                .await?;
-            let (hash, event_id, count): (String, String, i64) =
-                (row.get(0), row.get(1), row.get(2));
-            return Ok(if &hash == body_hash {
-                IngestOutcome::Replayed {
-                    event_id,
-                    delivery_count: count as usize,
-                }
-            } else {
-                IngestOutcome::KeyReused
-            });
-        }
-    }
-
-    // The chat_changed rule, decided under the chat's row lock so that nodes
-    // reporting the same chat at once agree on what changed.
-    let mut deliver = true;
-    if let Some((chat_id, tags)) = &ev.chat_tags {
-        let inserted = tx
-            .query_opt(
-                "INSERT INTO chat_tags (license_id, chat_id, tags) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING RETURNING 1",
-                &[&ev.license_id, chat_id, tags],
-            )
-            .await?;
-        if inserted.is_none() {
-            let previous: String = tx
-                .query_one(
-                    "SELECT tags FROM chat_tags WHERE license_id = $1 AND chat_id = $2 FOR UPDATE",
-                    &[&ev.license_id, chat_id],
-                )
-                .await?
-                .get(0);
-            if ev.event_type == EventType::ChatChanged && &previous == tags {
-                deliver = false;
-            }
-            tx.execute(
-                "UPDATE chat_tags SET tags = $3 WHERE license_id = $1 AND chat_id = $2",
-                &[&ev.license_id, chat_id, tags],
-            )
-            .await?;
-        }
-    }
-    if let Some(v) = &ev.visitor {
-        tx.execute(
-            "INSERT INTO visitors (license_id, visitor_id, name, email, last_event_type, last_seen_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (license_id, visitor_id) DO UPDATE SET
-               name = COALESCE(excluded.name, visitors.name),
-               email = COALESCE(excluded.email, visitors.email),
-               last_event_type = excluded.last_event_type,
-               last_seen_at = excluded.last_seen_at",
-            &[&ev.license_id, &v.id, &v.name, &v.email, &ev.event_type.as_str(), &ev.received_at],
-        )
-        .await?;
-    }
-
-    let section = |t: DataType| ev.sections[t.index()].as_ref().map(|r| r.get());
-    let seq: i64 = tx
-        .query_one(
-            "INSERT INTO events (unique_id, license_id, event_type, chat, visitor, pre_chat_survey, ticket,
-                                 token_hash, token_expires_at, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq",
-            &[
-                &ev.unique_id,
-                &ev.license_id,
-                &ev.event_type.as_str(),
-                &section(DataType::Chat),
-                &section(DataType::Visitor),
-                &section(DataType::PreChatSurvey),
-                &section(DataType::Ticket),
-                &ev.token_hash,
-                &ev.token_expires_at,
-                &ev.received_at,
-            ],
-        )
-        .await?
-        .get(0);
-
-    let targets: Vec<IngestTarget> = if deliver {
-        tx.query(
-            "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until,
-                    max_per_second
-             FROM webhooks
-             WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL AND enabled",
-            &[&ev.license_id, &ev.event_type.as_str()],
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            let bits: i16 = r.get(2);
-            IngestTarget {
-                webhook_id: r.get(0),
-                url: r.get(1),
-                data_types: DataTypes::from_bits(bits as u8),
-                signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), ev.received_at),
-                max_per_second: r.get::<_, Option<i32>>(6).map(|n| n.max(0) as u32),
-            }
-        })
-        .collect()
-    } else {
-        Vec::new()
-    };
-    let lease = handoff_lease_until.unwrap_or(0);
-    let mut delivery_ids = Vec::with_capacity(targets.len());
-    for t in &targets {
-        let bits = t.data_types.bits() as i16;
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
-                                         lease_until, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $5, $5) RETURNING id",
-                &[&seq, &t.webhook_id, &ev.license_id, &bits, &ev.received_at, &lease],
-            )
-            .await?
-            .get(0);
-        delivery_ids.push(id);
-    }
-    if let Some((key, _)) = &ev.idempotency {
-        tx.execute(
-            "UPDATE idempotency_keys SET deliveries = $2 WHERE key = $1",
-            &[key, &(targets.len() as i64)],
-        )
-        .await?;
-    }
-    if handoff_lease_until.is_none() && !targets.is_empty() {
-        notify_due(tx).await?;
-    }
-
-    let delivery_count = targets.len();
-    let deliveries = if handoff_lease_until.is_some() {
-        let jobs = targets
-            .into_iter()
-            .zip(delivery_ids)
-            .map(|(t, id)| (id, t))
-            .collect();
-        handoff_jobs(
-            lease,
-            ev.unique_id.clone(),
-            ev.license_id,
-            ev.event_type,
-            ev.sections,
-            jobs,
-        )
-    } else {
-        Vec::new()
-    };
-    Ok(IngestOutcome::Accepted {
-        event_id: ev.unique_id,
-        deliveries,
-        delivery_count,
     })
 }
 
@@ -548,18 +381,12 @@ impl Store for PgStore {
         events: Vec<NewEvent>,
         handoff_lease_until: Option<Millis>,
     ) -> StoreResult<Vec<IngestOutcome>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db_error)?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for ev in events {
-            outcomes.push(
-                ingest_one(&tx, ev, handoff_lease_until)
-                    .await
-                    .map_err(db_error)?,
-            );
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(outcomes)
+        self.ingests
+            .submit(IngestRequest {
+                events,
+                handoff_lease_until,
+            })
+            .await
     }
 
     async fn claim_due(
@@ -637,45 +464,7 @@ impl Store for PgStore {
     }
 
     async fn record_attempt(&self, r: AttemptRecord) -> StoreResult<()> {
-        let (state, next) = match r.next {
-            NextState::Delivered => ("delivered", r.at),
-            NextState::RetryAt(at) => ("pending", at),
-            NextState::Failed => ("failed", r.at),
-        };
-        let status = r.status.map(i32::from);
-        self.client()
-            .await?
-            .execute(
-                // One statement: the attempt log, the delivery's state, and the
-                // webhook's health (a success ends a failing run, a failure
-                // starts one if none is running). The webhook row is only
-                // touched when its health changes: an update would lock it
-                // until commit and serialize every attempt of the webhook.
-                "WITH logged AS (
-                     INSERT INTO attempts (delivery_id, at, status, latency_ms, error, response_excerpt)
-                     VALUES ($1, $2, $3, $4, $5, $6)),
-                 health AS (
-                     UPDATE webhooks SET failing_since = CASE WHEN $9 THEN NULL ELSE COALESCE(failing_since, $2) END
-                     WHERE id = $10 AND (failing_since IS NULL) <> $9)
-                 UPDATE deliveries SET state = $7, next_attempt_at = $8, lease_until = 0,
-                     attempts_in_round = attempts_in_round + 1, updated_at = $2
-                 WHERE id = $1 AND state = 'pending'",
-                &[
-                    &r.delivery_id,
-                    &r.at,
-                    &status,
-                    &r.latency_ms,
-                    &r.error,
-                    &r.response_excerpt,
-                    &state,
-                    &next,
-                    &(r.next == NextState::Delivered),
-                    &r.webhook_id,
-                ],
-            )
-            .await
-            .map(|_| ())
-            .map_err(db_error)
+        self.records.submit(r).await
     }
 
     async fn list_deliveries(&self, q: DeliveryQuery<'_>) -> StoreResult<Vec<DeliveryView>> {

@@ -1,0 +1,620 @@
+//! Ingest on PostgreSQL: events and their deliveries, committed in groups.
+//!
+//! Requests waiting at the same moment share one transaction (see
+//! [`group`](super::group)). Inside it, runs of events without an
+//! idempotency key are written with one set-based statement per table;
+//! an event with a key goes alone ([`ingest_one`]), between the runs, so the
+//! events of a group still take effect in the order they came. Set-based
+//! statements lock rows in key order (chats, then visitors), so concurrent
+//! groups wait for each other instead of deadlocking.
+
+use super::*;
+use deadpool_postgres::Transaction;
+use std::collections::hash_map::Entry;
+
+/// One caller's events, with the lease of its hand-off (see [`Store::ingest`]).
+pub(super) struct IngestRequest {
+    pub events: Vec<NewEvent>,
+    pub handoff_lease_until: Option<Millis>,
+}
+
+pub(super) struct IngestWork {
+    pub pool: Pool,
+}
+
+#[async_trait]
+impl GroupWork for IngestWork {
+    type Request = IngestRequest;
+    type Answer = Vec<IngestOutcome>;
+
+    fn weight(request: &IngestRequest) -> usize {
+        request.events.len().max(1)
+    }
+
+    async fn run(&self, requests: &[IngestRequest]) -> StoreResult<Vec<Vec<IngestOutcome>>> {
+        let mut client = self.pool.get().await.map_err(pool_error)?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let events: Vec<(&NewEvent, Option<Millis>)> = requests
+            .iter()
+            .flat_map(|r| r.events.iter().map(|e| (e, r.handoff_lease_until)))
+            .collect();
+        let mut outcomes = ingest_events(&tx, &events)
+            .await
+            .map_err(db_error)?
+            .into_iter();
+        tx.commit().await.map_err(db_error)?;
+        Ok(requests
+            .iter()
+            .map(|r| outcomes.by_ref().take(r.events.len()).collect())
+            .collect())
+    }
+}
+
+pub(super) async fn notify_due(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute(&format!("NOTIFY {DUE_CHANNEL}")).await
+}
+
+/// Ingests `events` in order inside `tx`: runs without idempotency keys set
+/// based, keyed events one by one.
+async fn ingest_events(
+    tx: &Transaction<'_>,
+    events: &[(&NewEvent, Option<Millis>)],
+) -> Result<Vec<IngestOutcome>, tokio_postgres::Error> {
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut run_start = 0;
+    for (i, (ev, handoff)) in events.iter().enumerate() {
+        if ev.idempotency.is_some() {
+            outcomes.extend(ingest_run(tx, &events[run_start..i]).await?);
+            outcomes.push(ingest_one(tx, ev, *handoff).await?);
+            run_start = i + 1;
+        }
+    }
+    outcomes.extend(ingest_run(tx, &events[run_start..]).await?);
+    Ok(outcomes)
+}
+
+type ChatKey<'a> = (&'a str, &'a str);
+
+/// Events without idempotency keys, a statement per table. Same effects as
+/// [`ingest_one`] on each event in turn.
+async fn ingest_run(
+    tx: &Transaction<'_>,
+    events: &[(&NewEvent, Option<Millis>)],
+) -> Result<Vec<IngestOutcome>, tokio_postgres::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut licenses: Vec<&str> = events.iter().map(|(e, _)| e.license_id.as_str()).collect();
+    licenses.sort_unstable();
+    licenses.dedup();
+    let stmt = tx
+        .prepare_cached("SELECT license_id FROM licenses WHERE license_id = ANY($1::text[])")
+        .await?;
+    let known_rows = tx.query(&stmt, &[&licenses]).await?;
+    let known: std::collections::HashSet<&str> = known_rows.iter().map(|r| r.get(0)).collect();
+    let accepted: Vec<bool> = events
+        .iter()
+        .map(|(e, _)| known.contains(e.license_id.as_str()))
+        .collect();
+    let live = || {
+        events
+            .iter()
+            .zip(&accepted)
+            .filter(|(_, ok)| **ok)
+            .map(|((e, h), _)| (*e, *h))
+    };
+
+    let deliver = chat_tag_rule(tx, events, &accepted).await?;
+    upsert_visitors(tx, live()).await?;
+
+    // The events themselves.
+    let mut cols: [Vec<Option<&str>>; 4] = Default::default();
+    let (mut ids, mut lics, mut types, mut tokens, mut expiries, mut received) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (ev, _) in live() {
+        ids.push(ev.unique_id.as_str());
+        lics.push(ev.license_id.as_str());
+        types.push(ev.event_type.as_str());
+        for (col, section) in cols.iter_mut().zip(&ev.sections) {
+            col.push(section.as_ref().map(|r| r.get()));
+        }
+        tokens.push(ev.token_hash.as_str());
+        expiries.push(ev.token_expires_at);
+        received.push(ev.received_at);
+    }
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO events (unique_id, license_id, event_type, chat, visitor, pre_chat_survey, ticket,
+                                 token_hash, token_expires_at, received_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+             RETURNING unique_id, seq",
+        )
+        .await?;
+    let rows = tx
+        .query(
+            &stmt,
+            &[
+                &ids, &lics, &types, &cols[0], &cols[1], &cols[2], &cols[3], &tokens, &expiries,
+                &received,
+            ],
+        )
+        .await?;
+    let seqs: HashMap<&str, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+
+    // Where they go: every enabled webhook of their licenses, by event type.
+    let stmt = tx
+        .prepare_cached(
+            "SELECT license_id, event_type, id, url, data_types, signing_secret, previous_signing_secret,
+                    previous_secret_until, max_per_second
+             FROM webhooks
+             WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL AND enabled",
+        )
+        .await?;
+    let mut webhooks: HashMap<(String, String), Vec<Row>> = HashMap::new();
+    for row in tx.query(&stmt, &[&licenses]).await? {
+        webhooks
+            .entry((row.get(0), row.get(1)))
+            .or_default()
+            .push(row);
+    }
+    let targets_of = |ev: &NewEvent| -> Vec<IngestTarget> {
+        let key = (ev.license_id.clone(), ev.event_type.as_str().to_string());
+        webhooks
+            .get(&key)
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| IngestTarget {
+                        webhook_id: r.get(2),
+                        url: r.get(3),
+                        data_types: DataTypes::from_bits(r.get::<_, i16>(4) as u8),
+                        signing_secrets: signing_secrets(
+                            r.get(5),
+                            r.get(6),
+                            r.get(7),
+                            ev.received_at,
+                        ),
+                        max_per_second: r.get::<_, Option<i32>>(8).map(|n| n.max(0) as u32),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    // Their deliveries.
+    let mut planned: Vec<Vec<IngestTarget>> = Vec::with_capacity(events.len());
+    let (mut d_seq, mut d_hook, mut d_lic, mut d_bits, mut d_at, mut d_lease) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut notify = false;
+    for (((ev, handoff), ok), deliver) in events.iter().zip(&accepted).zip(&deliver) {
+        let targets = if *ok && *deliver {
+            targets_of(ev)
+        } else {
+            Vec::new()
+        };
+        for t in &targets {
+            d_seq.push(seqs[ev.unique_id.as_str()]);
+            d_hook.push(t.webhook_id.clone());
+            d_lic.push(ev.license_id.as_str());
+            d_bits.push(t.data_types.bits() as i16);
+            d_at.push(ev.received_at);
+            d_lease.push(handoff.unwrap_or(0));
+            notify |= handoff.is_none();
+        }
+        planned.push(targets);
+    }
+    let mut delivery_ids: HashMap<(i64, String), i64> = HashMap::new();
+    if !d_seq.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
+                                         lease_until, created_at, updated_at)
+                 SELECT s, w, l, d, 'pending', t, lease, t, t
+                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[])
+                      AS u(s, w, l, d, t, lease)
+                 RETURNING event_seq, webhook_id, id",
+            )
+            .await?;
+        let rows = tx
+            .query(&stmt, &[&d_seq, &d_hook, &d_lic, &d_bits, &d_at, &d_lease])
+            .await?;
+        delivery_ids = rows
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect();
+    }
+    if notify {
+        notify_due(tx).await?;
+    }
+
+    let mut outcomes = Vec::with_capacity(events.len());
+    for (((ev, handoff), ok), targets) in events.iter().zip(&accepted).zip(planned) {
+        if !ok {
+            outcomes.push(IngestOutcome::UnknownLicense);
+            continue;
+        }
+        let delivery_count = targets.len();
+        let deliveries = match handoff {
+            Some(lease) if !targets.is_empty() => {
+                let seq = seqs[ev.unique_id.as_str()];
+                let jobs = targets
+                    .into_iter()
+                    .map(|t| (delivery_ids[&(seq, t.webhook_id.clone())], t))
+                    .collect();
+                handoff_jobs(
+                    *lease,
+                    ev.unique_id.clone(),
+                    ev.license_id.clone(),
+                    ev.event_type,
+                    ev.sections.clone(),
+                    jobs,
+                )
+            }
+            _ => Vec::new(),
+        };
+        outcomes.push(IngestOutcome::Accepted {
+            event_id: ev.unique_id.clone(),
+            deliveries,
+            delivery_count,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// The `chat_changed` rule for a run: which events are delivered. A chat's
+/// tags are read under its row lock, then every event of the run is decided
+/// in order against the tags the one before it left, as if one at a time.
+async fn chat_tag_rule(
+    tx: &Transaction<'_>,
+    events: &[(&NewEvent, Option<Millis>)],
+    accepted: &[bool],
+) -> Result<Vec<bool>, tokio_postgres::Error> {
+    let tagged = || {
+        events
+            .iter()
+            .zip(accepted)
+            .filter(|(_, ok)| **ok)
+            .filter_map(|((ev, _), _)| ev.chat_tags.as_ref().map(|(chat, tags)| (ev, chat, tags)))
+    };
+    // The first tags seen for each chat, inserted if the chat is new.
+    let mut first: Vec<(ChatKey, &str)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (ev, chat, tags) in tagged() {
+        if seen.insert((ev.license_id.as_str(), chat.as_str())) {
+            first.push(((ev.license_id.as_str(), chat.as_str()), tags.as_str()));
+        }
+    }
+    if first.is_empty() {
+        return Ok(vec![true; events.len()]);
+    }
+    first.sort_unstable();
+    let (lics, chats, tags): (Vec<&str>, Vec<&str>, Vec<&str>) =
+        first.iter().map(|((l, c), t)| (*l, *c, *t)).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO chat_tags (license_id, chat_id, tags)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
+             ON CONFLICT DO NOTHING RETURNING license_id, chat_id",
+        )
+        .await?;
+    let inserted_rows = tx.query(&stmt, &[&lics, &chats, &tags]).await?;
+    let inserted: std::collections::HashSet<(String, String)> =
+        inserted_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+
+    // What the chats that existed already hold, locked until commit.
+    let (old_lics, old_chats): (Vec<&str>, Vec<&str>) = first
+        .iter()
+        .filter(|((l, c), _)| !inserted.contains(&(l.to_string(), c.to_string())))
+        .map(|((l, c), _)| (*l, *c))
+        .unzip();
+    // current: the chat's tags as the events so far left them; stored: in the table.
+    let mut current: HashMap<ChatKey, String> = HashMap::new();
+    let mut stored: HashMap<ChatKey, String> = HashMap::new();
+    if !old_lics.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "SELECT c.license_id, c.chat_id, c.tags
+                 FROM chat_tags c JOIN UNNEST($1::text[], $2::text[]) AS u(l, ch)
+                      ON c.license_id = u.l AND c.chat_id = u.ch
+                 ORDER BY c.license_id, c.chat_id
+                 FOR UPDATE OF c",
+            )
+            .await?;
+        for row in tx.query(&stmt, &[&old_lics, &old_chats]).await? {
+            let (l, c): (String, String) = (row.get(0), row.get(1));
+            let key = *first
+                .iter()
+                .map(|(k, _)| k)
+                .find(|(fl, fc)| *fl == l && *fc == c)
+                .expect("a chat the query asked for");
+            stored.insert(key, row.get(2));
+        }
+        current = stored.clone();
+    }
+
+    let mut deliver = vec![true; events.len()];
+    for (i, ((ev, _), ok)) in events.iter().zip(accepted).enumerate() {
+        let Some((chat, tags)) = ev.chat_tags.as_ref().filter(|_| *ok) else {
+            continue;
+        };
+        let key = (ev.license_id.as_str(), chat.as_str());
+        match current.entry(key) {
+            // A new chat: its first event inserted it, and is delivered.
+            Entry::Vacant(slot) => {
+                slot.insert(tags.clone());
+            }
+            Entry::Occupied(mut slot) => {
+                if ev.event_type == EventType::ChatChanged && slot.get() == tags {
+                    deliver[i] = false;
+                }
+                slot.insert(tags.clone());
+            }
+        }
+    }
+    // Write back the chats whose tags the run changed.
+    let first_tags: HashMap<ChatKey, &str> = first.iter().copied().collect();
+    let changed: Vec<(&ChatKey, &String)> = current
+        .iter()
+        .filter(|(k, t)| match stored.get(*k) {
+            Some(s) => s != *t,
+            None => first_tags.get(*k).copied() != Some(t.as_str()),
+        })
+        .collect();
+    if !changed.is_empty() {
+        let (l, c, t): (Vec<&str>, Vec<&str>, Vec<&str>) = changed
+            .iter()
+            .map(|((l, c), t)| (*l, *c, t.as_str()))
+            .collect();
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE chat_tags c SET tags = u.t
+                 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(l, ch, t)
+                 WHERE c.license_id = u.l AND c.chat_id = u.ch",
+            )
+            .await?;
+        tx.execute(&stmt, &[&l, &c, &t]).await?;
+    }
+    Ok(deliver)
+}
+
+/// A visitor's name, email, last event type and when it was seen.
+type VisitorSeen<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Millis);
+
+/// What a run tells of its visitors, folded per visitor as one upsert after
+/// another would leave it: the latest name and email given, the last event.
+async fn upsert_visitors<'a>(
+    tx: &Transaction<'_>,
+    events: impl Iterator<Item = (&'a NewEvent, Option<Millis>)>,
+) -> Result<(), tokio_postgres::Error> {
+    let mut folded: HashMap<(&str, &str), VisitorSeen> = HashMap::new();
+    for (ev, _) in events {
+        let Some(v) = &ev.visitor else { continue };
+        let seen = (
+            v.name.as_deref(),
+            v.email.as_deref(),
+            ev.event_type.as_str(),
+            ev.received_at,
+        );
+        folded
+            .entry((ev.license_id.as_str(), v.id.as_str()))
+            .and_modify(|f| {
+                *f = (seen.0.or(f.0), seen.1.or(f.1), seen.2, seen.3);
+            })
+            .or_insert(seen);
+    }
+    if folded.is_empty() {
+        return Ok(());
+    }
+    let mut rows: Vec<_> = folded.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let (mut l, mut id, mut name, mut email, mut kind, mut at) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for ((lic, vid), (n, e, k, t)) in rows {
+        l.push(lic);
+        id.push(vid);
+        name.push(n);
+        email.push(e);
+        kind.push(k);
+        at.push(t);
+    }
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO visitors (license_id, visitor_id, name, email, last_event_type, last_seen_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+             ON CONFLICT (license_id, visitor_id) DO UPDATE SET
+               name = COALESCE(excluded.name, visitors.name),
+               email = COALESCE(excluded.email, visitors.email),
+               last_event_type = excluded.last_event_type,
+               last_seen_at = excluded.last_seen_at",
+        )
+        .await?;
+    tx.execute(&stmt, &[&l, &id, &name, &email, &kind, &at])
+        .await?;
+    Ok(())
+}
+
+/// One event, alone: the path of events with an idempotency key, whose
+/// claim on the key must come before anything else the event does.
+async fn ingest_one(
+    tx: &Transaction<'_>,
+    ev: &NewEvent,
+    handoff_lease_until: Option<Millis>,
+) -> Result<IngestOutcome, tokio_postgres::Error> {
+    let known = tx
+        .query_opt(
+            "SELECT 1 FROM licenses WHERE license_id = $1",
+            &[&ev.license_id],
+        )
+        .await?;
+    if known.is_none() {
+        return Ok(IngestOutcome::UnknownLicense);
+    }
+    if let Some((key, body_hash)) = &ev.idempotency {
+        // Claiming the key first serializes nodes racing on it: a second
+        // insert waits for the first transaction, then finds the row.
+        let claimed = tx
+            .query_opt(
+                "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at)
+                 VALUES ($1, $2, $3, 0, $4) ON CONFLICT (key) DO NOTHING RETURNING key",
+                &[key, body_hash, &ev.unique_id, &ev.received_at],
+            )
+            .await?;
+        if claimed.is_none() {
+            let row = tx
+                .query_one(
+                    "SELECT body_hash, event_id, deliveries FROM idempotency_keys WHERE key = $1",
+                    &[key],
+                )
+                .await?;
+            let (hash, event_id, count): (String, String, i64) =
+                (row.get(0), row.get(1), row.get(2));
+            return Ok(if &hash == body_hash {
+                IngestOutcome::Replayed {
+                    event_id,
+                    delivery_count: count as usize,
+                }
+            } else {
+                IngestOutcome::KeyReused
+            });
+        }
+    }
+
+    // The chat_changed rule, decided under the chat's row lock so that nodes
+    // reporting the same chat at once agree on what changed.
+    let mut deliver = true;
+    if let Some((chat_id, tags)) = &ev.chat_tags {
+        let inserted = tx
+            .query_opt(
+                "INSERT INTO chat_tags (license_id, chat_id, tags) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING RETURNING 1",
+                &[&ev.license_id, chat_id, tags],
+            )
+            .await?;
+        if inserted.is_none() {
+            let previous: String = tx
+                .query_one(
+                    "SELECT tags FROM chat_tags WHERE license_id = $1 AND chat_id = $2 FOR UPDATE",
+                    &[&ev.license_id, chat_id],
+                )
+                .await?
+                .get(0);
+            if ev.event_type == EventType::ChatChanged && &previous == tags {
+                deliver = false;
+            }
+            tx.execute(
+                "UPDATE chat_tags SET tags = $3 WHERE license_id = $1 AND chat_id = $2",
+                &[&ev.license_id, chat_id, tags],
+            )
+            .await?;
+        }
+    }
+    if let Some(v) = &ev.visitor {
+        tx.execute(
+            "INSERT INTO visitors (license_id, visitor_id, name, email, last_event_type, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (license_id, visitor_id) DO UPDATE SET
+               name = COALESCE(excluded.name, visitors.name),
+               email = COALESCE(excluded.email, visitors.email),
+               last_event_type = excluded.last_event_type,
+               last_seen_at = excluded.last_seen_at",
+            &[&ev.license_id, &v.id, &v.name, &v.email, &ev.event_type.as_str(), &ev.received_at],
+        )
+        .await?;
+    }
+
+    let section = |t: DataType| ev.sections[t.index()].as_ref().map(|r| r.get());
+    let seq: i64 = tx
+        .query_one(
+            "INSERT INTO events (unique_id, license_id, event_type, chat, visitor, pre_chat_survey, ticket,
+                                 token_hash, token_expires_at, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq",
+            &[
+                &ev.unique_id,
+                &ev.license_id,
+                &ev.event_type.as_str(),
+                &section(DataType::Chat),
+                &section(DataType::Visitor),
+                &section(DataType::PreChatSurvey),
+                &section(DataType::Ticket),
+                &ev.token_hash,
+                &ev.token_expires_at,
+                &ev.received_at,
+            ],
+        )
+        .await?
+        .get(0);
+
+    let targets: Vec<IngestTarget> = if deliver {
+        tx.query(
+            "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until,
+                    max_per_second
+             FROM webhooks
+             WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL AND enabled",
+            &[&ev.license_id, &ev.event_type.as_str()],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            let bits: i16 = r.get(2);
+            IngestTarget {
+                webhook_id: r.get(0),
+                url: r.get(1),
+                data_types: DataTypes::from_bits(bits as u8),
+                signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), ev.received_at),
+                max_per_second: r.get::<_, Option<i32>>(6).map(|n| n.max(0) as u32),
+            }
+        })
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let lease = handoff_lease_until.unwrap_or(0);
+    let mut delivery_ids = Vec::with_capacity(targets.len());
+    for t in &targets {
+        let bits = t.data_types.bits() as i16;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
+                                         lease_until, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $5, $5) RETURNING id",
+                &[&seq, &t.webhook_id, &ev.license_id, &bits, &ev.received_at, &lease],
+            )
+            .await?
+            .get(0);
+        delivery_ids.push(id);
+    }
+    if let Some((key, _)) = &ev.idempotency {
+        tx.execute(
+            "UPDATE idempotency_keys SET deliveries = $2 WHERE key = $1",
+            &[key, &(targets.len() as i64)],
+        )
+        .await?;
+    }
+    if handoff_lease_until.is_none() && !targets.is_empty() {
+        notify_due(tx).await?;
+    }
+
+    let delivery_count = targets.len();
+    let deliveries = if handoff_lease_until.is_some() {
+        let jobs = targets
+            .into_iter()
+            .zip(delivery_ids)
+            .map(|(t, id)| (id, t))
+            .collect();
+        handoff_jobs(
+            lease,
+            ev.unique_id.clone(),
+            ev.license_id.clone(),
+            ev.event_type,
+            ev.sections.clone(),
+            jobs,
+        )
+    } else {
+        Vec::new()
+    };
+    Ok(IngestOutcome::Accepted {
+        event_id: ev.unique_id.clone(),
+        deliveries,
+        delivery_count,
+    })
+}
