@@ -99,9 +99,12 @@ impl Postgres {
                 .arg(pg.dir.join("server.log"))
                 .arg("-o")
                 .arg(format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 {}",
                     pg.port,
-                    pg.dir.display()
+                    pg.dir.display(),
+                    // For profiling only, e.g. "-c log_min_duration_statement=10";
+                    // the published figures run without it.
+                    std::env::var("HOOKWIRE_BENCH_PG_OPTIONS").unwrap_or_default()
                 ))
                 .args(["-w", "start"]),
             "pg_ctl start",
