@@ -87,10 +87,26 @@ async fn ingest_run(
     let mut licenses: Vec<&str> = events.iter().map(|(e, _)| e.license_id.as_str()).collect();
     licenses.sort_unstable();
     licenses.dedup();
-    let stmt = tx
-        .prepare_cached("SELECT license_id FROM licenses WHERE license_id = ANY($1::text[])")
-        .await?;
-    let known_rows = tx.query(&stmt, &[&licenses]).await?;
+    // Round trips, not rows, are what a small group costs: statements that
+    // do not need each other's answers go out together (tokio-postgres
+    // pipelines concurrent queries on one connection).
+    let by_license: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&licenses];
+    let (known_rows, webhook_rows) = tokio::try_join!(
+        query(
+            tx,
+            "SELECT license_id FROM licenses WHERE license_id = ANY($1::text[])",
+            &by_license,
+        ),
+        // Where events go: every enabled webhook of their licenses, by event type.
+        query(
+            tx,
+            "SELECT license_id, event_type, id, url, data_types, signing_secret, previous_signing_secret,
+                    previous_secret_until, max_per_second
+             FROM webhooks
+             WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL AND enabled",
+            &by_license,
+        ),
+    )?;
     let known: std::collections::HashSet<&str> = known_rows.iter().map(|r| r.get(0)).collect();
     let accepted: Vec<bool> = events
         .iter()
@@ -103,56 +119,13 @@ async fn ingest_run(
             .filter(|(_, ok)| **ok)
             .map(|((e, h), _)| (*e, *h))
     };
-
-    let deliver = chat_tag_rule(tx, events, &accepted).await?;
-    upsert_visitors(tx, live()).await?;
-
-    // The events themselves.
-    let mut cols: [Vec<Option<&str>>; 4] = Default::default();
-    let (mut ids, mut lics, mut types, mut tokens, mut expiries, mut received) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (ev, _) in live() {
-        ids.push(ev.unique_id.as_str());
-        lics.push(ev.license_id.as_str());
-        types.push(ev.event_type.as_str());
-        for (col, section) in cols.iter_mut().zip(&ev.sections) {
-            col.push(section.as_ref().map(|r| r.get()));
-        }
-        tokens.push(ev.token_hash.as_str());
-        expiries.push(ev.token_expires_at);
-        received.push(ev.received_at);
-    }
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO events (unique_id, license_id, event_type, chat, visitor, pre_chat_survey, ticket,
-                                 token_hash, token_expires_at, received_at)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                  $7::text[], $8::text[], $9::bigint[], $10::bigint[])
-             RETURNING unique_id, seq",
-        )
-        .await?;
-    let rows = tx
-        .query(
-            &stmt,
-            &[
-                &ids, &lics, &types, &cols[0], &cols[1], &cols[2], &cols[3], &tokens, &expiries,
-                &received,
-            ],
-        )
-        .await?;
-    let seqs: HashMap<&str, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-
-    // Where they go: every enabled webhook of their licenses, by event type.
-    let stmt = tx
-        .prepare_cached(
-            "SELECT license_id, event_type, id, url, data_types, signing_secret, previous_signing_secret,
-                    previous_secret_until, max_per_second
-             FROM webhooks
-             WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL AND enabled",
-        )
-        .await?;
+    let (deliver, (), seqs) = tokio::try_join!(
+        chat_tag_rule(tx, events, &accepted),
+        upsert_visitors(tx, live()),
+        insert_events(tx, live()),
+    )?;
     let mut webhooks: HashMap<(String, String), Vec<Row>> = HashMap::new();
-    for row in tx.query(&stmt, &[&licenses]).await? {
+    for row in webhook_rows {
         webhooks
             .entry((row.get(0), row.get(1)))
             .or_default()
@@ -259,6 +232,53 @@ async fn ingest_run(
         });
     }
     Ok(outcomes)
+}
+
+async fn query(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let stmt = tx.prepare_cached(sql).await?;
+    tx.query(&stmt, params).await
+}
+
+/// Inserts the events; answers each one's `seq` by its unique id.
+async fn insert_events<'a>(
+    tx: &Transaction<'_>,
+    events: impl Iterator<Item = (&'a NewEvent, Option<Millis>)>,
+) -> Result<HashMap<String, i64>, tokio_postgres::Error> {
+    let mut cols: [Vec<Option<&str>>; 4] = Default::default();
+    let (mut ids, mut lics, mut types, mut tokens, mut expiries, mut received) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (ev, _) in events {
+        ids.push(ev.unique_id.as_str());
+        lics.push(ev.license_id.as_str());
+        types.push(ev.event_type.as_str());
+        for (col, section) in cols.iter_mut().zip(&ev.sections) {
+            col.push(section.as_ref().map(|r| r.get()));
+        }
+        tokens.push(ev.token_hash.as_str());
+        expiries.push(ev.token_expires_at);
+        received.push(ev.received_at);
+    }
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = query(
+        tx,
+        "INSERT INTO events (unique_id, license_id, event_type, chat, visitor, pre_chat_survey, ticket,
+                             token_hash, token_expires_at, received_at)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+         RETURNING unique_id, seq",
+        &[
+            &ids, &lics, &types, &cols[0], &cols[1], &cols[2], &cols[3], &tokens, &expiries,
+            &received,
+        ],
+    )
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// The `chat_changed` rule for a run: which events are delivered. A chat's
