@@ -67,12 +67,48 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// The per-event `token`: 32 lowercase hex characters derived from the token
-/// secret and the event's unique id. Deriving it means retries (even after a
-/// restart) carry the same token while only its hash is stored.
+/// A new event's unique id: 32 lowercase hex characters, the first 12 the
+/// milliseconds since the epoch, the other 20 random (80 bits). Ids from one
+/// node sort by time, so the `events.unique_id` index grows at its end
+/// instead of dirtying a random leaf page per event.
+pub fn new_event_id() -> String {
+    new_event_id_at(crate::store::now_millis())
+}
+
+fn new_event_id_at(millis: i64) -> String {
+    // 48 bits of milliseconds last until the year 10889.
+    format!("{:012x}{}", millis.max(0) & 0xffff_ffff_ffff, random_hex(10))
+}
+
+/// How many hex characters of MAC end an event token.
+const TOKEN_MAC_HEX: usize = 32;
+
+/// The per-event `token`: the event's unique id followed by 32 lowercase hex
+/// characters of HMAC-SHA256 of that id under the token secret. Deriving it
+/// means retries (even after a restart) carry the same token, and nothing
+/// about it is stored: the REST call-back reads the event id from the token
+/// and checks the MAC with [`event_of_token`].
 pub fn event_token(token_secret: &Secret, event_unique_id: &str) -> String {
     let mac = hmac_sha256(token_secret.expose().as_bytes(), event_unique_id.as_bytes());
-    hex::encode(&mac[..16])
+    format!("{event_unique_id}{}", hex::encode(&mac[..TOKEN_MAC_HEX / 2]))
+}
+
+/// The event a token from [`event_token`] names, if its MAC is right (checked
+/// in constant time). `None` for anything else, including the 32-hex tokens
+/// hookwire issued before tokens named their event (those are looked up by
+/// their stored hash instead).
+pub fn event_of_token<'a>(token_secret: &Secret, token: &'a str) -> Option<&'a str> {
+    if !token.is_ascii() || token.len() <= TOKEN_MAC_HEX {
+        return None;
+    }
+    let event_id = &token[..token.len() - TOKEN_MAC_HEX];
+    constant_time_eq(&event_token(token_secret, event_id), token).then_some(event_id)
+}
+
+/// Whether `token` has the shape of a token issued before tokens named their
+/// event: 32 lowercase hex characters, stored as [`hash_secret`].
+pub fn is_legacy_event_token(token: &str) -> bool {
+    token.len() == TOKEN_MAC_HEX && token.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// What marks a value as sealed by [`Cipher`]: the URL-safe prefix of
@@ -274,11 +310,48 @@ mod tests {
     #[test]
     fn tokens_are_stable_and_distinct() {
         let k = Secret::new("k");
-        let a = event_token(&k, "e1");
-        assert_eq!(a, event_token(&k, "e1"));
-        assert_ne!(a, event_token(&k, "e2"));
-        assert_eq!(a.len(), 32);
+        let id = new_event_id();
+        let a = event_token(&k, &id);
+        assert_eq!(a, event_token(&k, &id));
+        assert_ne!(a, event_token(&k, &new_event_id()));
+        assert_eq!(a.len(), 64);
+        assert!(a.starts_with(&id));
         assert!(a
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn tokens_name_their_event_and_forgeries_do_not() {
+        let k = Secret::new("k");
+        let id = new_event_id();
+        let token = event_token(&k, &id);
+        assert_eq!(event_of_token(&k, &token), Some(id.as_str()));
+        // The right event id with a wrong MAC, or under another secret.
+        let mut forged = token.clone();
+        let last = if forged.ends_with('0') { "1" } else { "0" };
+        forged.replace_range(63.., last);
+        assert_eq!(event_of_token(&k, &forged), None);
+        assert_eq!(event_of_token(&Secret::new("other"), &token), None);
+        // Another event's MAC on this id.
+        let other = event_token(&k, &new_event_id());
+        assert_eq!(event_of_token(&k, &format!("{id}{}", &other[32..])), None);
+        for junk in ["", "abc", &token[..32], "é".repeat(40).as_str()] {
+            assert_eq!(event_of_token(&k, junk), None);
+        }
+        assert!(is_legacy_event_token(&token[32..]));
+        assert!(!is_legacy_event_token(&token));
+        assert!(!is_legacy_event_token(&token[..32].to_uppercase()));
+    }
+
+    #[test]
+    fn event_ids_are_32_hex_and_sort_by_time() {
+        let (a, b) = (new_event_id_at(1_700_000_000_000), new_event_id_at(1_700_000_000_001));
+        assert_eq!(a.len(), 32);
+        assert!(a < b, "{a} {b}");
+        assert_eq!(&a[..12], "018bcfe56800");
+        assert_ne!(new_event_id_at(5)[12..], new_event_id_at(5)[12..]);
+        assert!(new_event_id()
             .chars()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     }

@@ -8,10 +8,12 @@ pub mod retry;
 pub mod ssrf;
 
 use crate::secret::{
-    event_token, hash_secret, new_signing_secret, random_hex, Cipher, Secret, SIGNING_SECRET,
+    event_of_token, hash_secret, is_legacy_event_token, new_event_id, new_signing_secret, Cipher,
+    Secret, SIGNING_SECRET,
 };
 use crate::store::{
-    now_millis, DeliveryJob, EventBody, IngestOutcome, Millis, NewEvent, Store, StoreError, Webhook,
+    now_millis, DeliveryJob, EventBody, IngestOutcome, Millis, NewEvent, Store, StoreError,
+    TokenGrant, TokenKey, Webhook,
 };
 use attempt::{AttemptReport, Sender};
 use dispatcher::DispatcherHandle;
@@ -180,6 +182,21 @@ impl Engine {
         Some(sender.attempt(&job).await)
     }
 
+    /// What a per-event token (from a delivery's body) grants: `None` if it
+    /// is not one. A token that names its event is checked against its MAC
+    /// before the database is asked; one issued before tokens named their
+    /// event is looked up by its hash.
+    pub async fn token_grant(&self, token: &str) -> Result<Option<TokenGrant>, StoreError> {
+        let key = if let Some(event_id) = event_of_token(&self.token_secret, token) {
+            TokenKey::Event(event_id.to_string())
+        } else if is_legacy_event_token(token) {
+            TokenKey::LegacyHash(hash_secret(token))
+        } else {
+            return Ok(None);
+        };
+        self.store.token_grant(key).await
+    }
+
     pub fn dispatcher(&self) -> &DispatcherHandle {
         &self.dispatcher
     }
@@ -198,11 +215,11 @@ impl Engine {
         let new_events = events
             .into_iter()
             .map(|(ev, idempotency)| {
-                let unique_id = random_hex(16);
-                let token = event_token(&self.token_secret, &unique_id);
                 NewEvent {
-                    token_hash: hash_secret(&token),
-                    unique_id,
+                    // Time-ordered, and its token names it: no random key
+                    // joins an index at ingest (see `secret::event_token`).
+                    unique_id: new_event_id(),
+                    token_hash: None,
                     license_id: ev.license_id,
                     event_type: ev.event_type,
                     sections: ev.sections,

@@ -24,6 +24,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
+    include_str!("schema_5.sql"),
+    include_str!("schema_6.sql"),
 ];
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
@@ -573,13 +575,27 @@ impl Store for PgStore {
             .client()
             .await?
             .query(
-                "WITH due AS (
+                // Leases that ran out first, then unleased deliveries (every
+                // give-back sets lease_until to 0): each is one range of the
+                // deliveries_claimable index, so a claim never walks the rows
+                // leased to some node. `due` stops pulling (and locking) rows
+                // once it has $2.
+                "WITH expired AS (
                      SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-                     WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1
+                     WHERE d.state = 'pending' AND d.lease_until > 0 AND d.lease_until <= $1
+                       AND d.next_attempt_at <= $1
                        AND w.enabled AND w.deleted_at IS NULL AND NOT (d.webhook_id = ANY($4))
                      ORDER BY d.next_attempt_at
                      LIMIT $2
                      FOR UPDATE OF d SKIP LOCKED),
+                 free AS (
+                     SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.state = 'pending' AND d.lease_until = 0 AND d.next_attempt_at <= $1
+                       AND w.enabled AND w.deleted_at IS NULL AND NOT (d.webhook_id = ANY($4))
+                     ORDER BY d.next_attempt_at
+                     LIMIT $2
+                     FOR UPDATE OF d SKIP LOCKED),
+                 due AS (SELECT id FROM expired UNION ALL SELECT id FROM free LIMIT $2),
                  leased AS (
                      UPDATE deliveries d SET lease_until = $3 FROM due WHERE d.id = due.id
                      RETURNING d.id, d.webhook_id, d.data_types, d.attempts_in_round, d.event_seq, d.next_attempt_at)
@@ -772,14 +788,21 @@ impl Store for PgStore {
         Ok(true)
     }
 
-    async fn token_grant(&self, token_hash: &str) -> StoreResult<Option<TokenGrant>> {
+    async fn token_grant(&self, key: TokenKey) -> StoreResult<Option<TokenGrant>> {
+        let (sql, value) = match key {
+            TokenKey::Event(id) => (
+                "SELECT license_id, token_expires_at FROM events WHERE unique_id = $1",
+                id,
+            ),
+            TokenKey::LegacyHash(hash) => (
+                "SELECT license_id, token_expires_at FROM events WHERE token_hash = $1",
+                hash,
+            ),
+        };
         let row = self
             .client()
             .await?
-            .query_opt(
-                "SELECT license_id, token_expires_at FROM events WHERE token_hash = $1",
-                &[&token_hash],
-            )
+            .query_opt(sql, &[&value])
             .await
             .map_err(db_error)?;
         Ok(row.map(|r| TokenGrant {
@@ -787,6 +810,7 @@ impl Store for PgStore {
             expires_at: r.get(1),
         }))
     }
+
 
     async fn put_visitor_details(
         &self,
