@@ -77,7 +77,11 @@ pub fn new_event_id() -> String {
 
 fn new_event_id_at(millis: i64) -> String {
     // 48 bits of milliseconds last until the year 10889.
-    format!("{:012x}{}", millis.max(0) & 0xffff_ffff_ffff, random_hex(10))
+    format!(
+        "{:012x}{}",
+        millis.max(0) & 0xffff_ffff_ffff,
+        random_hex(10)
+    )
 }
 
 /// How many hex characters of MAC end an event token.
@@ -90,7 +94,10 @@ const TOKEN_MAC_HEX: usize = 32;
 /// and checks the MAC with [`event_of_token`].
 pub fn event_token(token_secret: &Secret, event_unique_id: &str) -> String {
     let mac = hmac_sha256(token_secret.expose().as_bytes(), event_unique_id.as_bytes());
-    format!("{event_unique_id}{}", hex::encode(&mac[..TOKEN_MAC_HEX / 2]))
+    format!(
+        "{event_unique_id}{}",
+        hex::encode(&mac[..TOKEN_MAC_HEX / 2])
+    )
 }
 
 /// The event a token from [`event_token`] names, if its MAC is right (checked
@@ -108,7 +115,10 @@ pub fn event_of_token<'a>(token_secret: &Secret, token: &'a str) -> Option<&'a s
 /// Whether `token` has the shape of a token issued before tokens named their
 /// event: 32 lowercase hex characters, stored as [`hash_secret`].
 pub fn is_legacy_event_token(token: &str) -> bool {
-    token.len() == TOKEN_MAC_HEX && token.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    token.len() == TOKEN_MAC_HEX
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// What marks a value as sealed by [`Cipher`]: the URL-safe prefix of
@@ -346,7 +356,10 @@ mod tests {
 
     #[test]
     fn event_ids_are_32_hex_and_sort_by_time() {
-        let (a, b) = (new_event_id_at(1_700_000_000_000), new_event_id_at(1_700_000_000_001));
+        let (a, b) = (
+            new_event_id_at(1_700_000_000_000),
+            new_event_id_at(1_700_000_000_001),
+        );
         assert_eq!(a.len(), 32);
         assert!(a < b, "{a} {b}");
         assert_eq!(&a[..12], "018bcfe56800");

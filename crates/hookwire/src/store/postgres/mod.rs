@@ -811,7 +811,6 @@ impl Store for PgStore {
         }))
     }
 
-
     async fn put_visitor_details(
         &self,
         license_id: &str,

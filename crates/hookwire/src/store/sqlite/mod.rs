@@ -382,7 +382,8 @@ fn ingest_one(
 /// next_attempt_at)` of pending rows each part seeks straight to claimable
 /// rows; one condition `lease_until <= now` walked every row leased to this
 /// node (up to the 20,000 the dispatcher holds) before finding free ones.
-const CLAIM_SQL: &str = "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
+const CLAIM_SQL: &str =
+    "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
         e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
         w.signing_secret, w.previous_signing_secret, w.previous_secret_until, w.max_per_second
  FROM deliveries d
@@ -403,13 +404,25 @@ fn claim(
 ) -> rusqlite::Result<Vec<DeliveryJob>> {
     let mut jobs = Vec::new();
     let mut events: HashMap<i64, Arc<EventBody>> = HashMap::new();
-    for lease in ["d.lease_until > 0 AND d.lease_until <= ?1", "d.lease_until = 0"] {
+    for lease in [
+        "d.lease_until > 0 AND d.lease_until <= ?1",
+        "d.lease_until = 0",
+    ] {
         let left = limit - jobs.len();
         if left == 0 {
             break;
         }
         let sql = CLAIM_SQL.replace("{LEASE}", lease);
-        claim_rows(c, &sql, now, left, lease_until, skip_json, &mut events, &mut jobs)?;
+        claim_rows(
+            c,
+            &sql,
+            now,
+            left,
+            lease_until,
+            skip_json,
+            &mut events,
+            &mut jobs,
+        )?;
     }
     let mut lease = c.prepare_cached("UPDATE deliveries SET lease_until = ?1 WHERE id = ?2")?;
     for job in &jobs {
@@ -939,7 +952,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-
 
     async fn put_visitor_details(
         &self,
