@@ -67,12 +67,61 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// The per-event `token`: 32 lowercase hex characters derived from the token
-/// secret and the event's unique id. Deriving it means retries (even after a
-/// restart) carry the same token while only its hash is stored.
+/// A new event's unique id: 32 lowercase hex characters, the first 12 the
+/// milliseconds since the epoch, the other 20 random (80 bits). Ids from one
+/// node sort by time, so the `events.unique_id` index grows at its end
+/// instead of dirtying a random leaf page per event.
+pub fn new_event_id() -> String {
+    new_event_id_at(crate::store::now_millis())
+}
+
+fn new_event_id_at(millis: i64) -> String {
+    // 48 bits of milliseconds last until the year 10889.
+    format!(
+        "{:012x}{}",
+        millis.max(0) & 0xffff_ffff_ffff,
+        random_hex(10)
+    )
+}
+
+/// Length of an event token: 32 lowercase hex, the shape LiveChat's own tokens have.
+const TOKEN_HEX: usize = 32;
+/// How many hex characters of an event id (its milliseconds) a token starts with.
+const TOKEN_TIME_HEX: usize = 12;
+
+/// The per-event `token`: 32 lowercase hex characters, the shape LiveChat's
+/// tokens have. The first 12 are the event id's own first 12 (the
+/// milliseconds it was made), the other 20 an 80-bit HMAC-SHA256 of the whole
+/// id under the token secret. Deriving it means retries (even after a
+/// restart) carry the same token, and nothing about it is stored: the REST
+/// call-back finds the few events of that millisecond by the id index and
+/// keeps the one whose MAC matches ([`token_time_prefix`], [`token_is_for`]).
 pub fn event_token(token_secret: &Secret, event_unique_id: &str) -> String {
     let mac = hmac_sha256(token_secret.expose().as_bytes(), event_unique_id.as_bytes());
-    hex::encode(&mac[..16])
+    let time = event_unique_id
+        .get(..TOKEN_TIME_HEX)
+        .unwrap_or(event_unique_id);
+    format!(
+        "{time}{}",
+        hex::encode(&mac[..(TOKEN_HEX - TOKEN_TIME_HEX) / 2])
+    )
+}
+
+/// The event-id prefix a well-shaped token points at (32 lowercase hex);
+/// `None` for anything else. Tokens issued before tokens named their
+/// event's time have the same shape and are looked up by their stored hash
+/// when no event of "their" millisecond matches.
+pub fn token_time_prefix(token: &str) -> Option<&str> {
+    let hex = token.len() == TOKEN_HEX
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    hex.then(|| &token[..TOKEN_TIME_HEX])
+}
+
+/// Whether `token` is the token of event `event_unique_id` (constant time).
+pub fn token_is_for(token_secret: &Secret, token: &str, event_unique_id: &str) -> bool {
+    constant_time_eq(&event_token(token_secret, event_unique_id), token)
 }
 
 /// What marks a value as sealed by [`Cipher`]: the URL-safe prefix of
@@ -272,13 +321,57 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_stable_and_distinct() {
+    fn tokens_are_stable_distinct_and_shaped_like_livechat_ones() {
         let k = Secret::new("k");
-        let a = event_token(&k, "e1");
-        assert_eq!(a, event_token(&k, "e1"));
-        assert_ne!(a, event_token(&k, "e2"));
+        let id = new_event_id();
+        let a = event_token(&k, &id);
+        assert_eq!(a, event_token(&k, &id));
+        assert_ne!(a, event_token(&k, &new_event_id()));
         assert_eq!(a.len(), 32);
+        assert!(a.starts_with(&id[..12]));
         assert!(a
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn tokens_point_at_their_event_and_forgeries_do_not_match() {
+        let k = Secret::new("k");
+        let id = new_event_id();
+        let token = event_token(&k, &id);
+        assert_eq!(token_time_prefix(&token), Some(&id[..12]));
+        assert!(token_is_for(&k, &token, &id));
+        // The right time with a wrong MAC, or under another secret.
+        let mut forged = token.clone();
+        let last = if forged.ends_with('0') { "1" } else { "0" };
+        forged.replace_range(31.., last);
+        assert!(!token_is_for(&k, &forged, &id));
+        assert!(!token_is_for(&Secret::new("other"), &token, &id));
+        // Another event of the same millisecond.
+        let twin = format!("{}{}", &id[..12], random_hex(10));
+        assert!(!token_is_for(&k, &token, &twin));
+        for junk in [
+            "",
+            "abc",
+            &token[..31],
+            &token.to_uppercase(),
+            &"é".repeat(16),
+        ] {
+            assert_eq!(token_time_prefix(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn event_ids_are_32_hex_and_sort_by_time() {
+        let (a, b) = (
+            new_event_id_at(1_700_000_000_000),
+            new_event_id_at(1_700_000_000_001),
+        );
+        assert_eq!(a.len(), 32);
+        assert!(a < b, "{a} {b}");
+        assert_eq!(&a[..12], "018bcfe56800");
+        assert_ne!(new_event_id_at(5)[12..], new_event_id_at(5)[12..]);
+        assert!(new_event_id()
             .chars()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     }

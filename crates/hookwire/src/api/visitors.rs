@@ -5,7 +5,6 @@ use super::auth::License;
 use super::error::{ApiResult, AppError};
 use super::extract::{json_or_form, Body};
 use super::{views, AppState};
-use crate::secret::hash_secret;
 use crate::store::{now_millis, DetailsSet};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -34,13 +33,9 @@ pub async fn add_details(
     }
     let value = json_or_form(&headers, &body)?;
     let (license_id, token) = DetailsRequest::credentials(&value)?;
-    let grant = state
-        .store()
-        .token_grant(&hash_secret(&token))
-        .await?
-        .ok_or_else(|| {
-            AppError::Unauthorized("invalid token: use the token from a webhook".into())
-        })?;
+    let grant = state.engine().token_grant(&token).await?.ok_or_else(|| {
+        AppError::Unauthorized("invalid token: use the token from a webhook".into())
+    })?;
     if grant.license_id != license_id {
         return Err(AppError::Unauthorized(
             "this token belongs to another license".into(),

@@ -8,10 +8,12 @@ pub mod retry;
 pub mod ssrf;
 
 use crate::secret::{
-    event_token, hash_secret, new_signing_secret, random_hex, Cipher, Secret, SIGNING_SECRET,
+    hash_secret, new_event_id, new_signing_secret, token_is_for, token_time_prefix, Cipher, Secret,
+    SIGNING_SECRET,
 };
 use crate::store::{
-    now_millis, DeliveryJob, EventBody, IngestOutcome, Millis, NewEvent, Store, StoreError, Webhook,
+    now_millis, DeliveryJob, EventBody, IngestOutcome, Millis, NewEvent, Store, StoreError,
+    TokenGrant, TokenKey, Webhook,
 };
 use attempt::{AttemptReport, Sender};
 use dispatcher::DispatcherHandle;
@@ -180,6 +182,32 @@ impl Engine {
         Some(sender.attempt(&job).await)
     }
 
+    /// What a per-event token (from a delivery's body) grants: `None` if it
+    /// is not one. The events of the token's millisecond are read by the id
+    /// index and the one its MAC is for kept; a token issued before tokens
+    /// named their event's time is looked up by its stored hash.
+    pub async fn token_grant(&self, token: &str) -> Result<Option<TokenGrant>, StoreError> {
+        let Some(prefix) = token_time_prefix(token) else {
+            return Ok(None);
+        };
+        let candidates = self
+            .store
+            .token_grants(TokenKey::EventsAt(prefix.to_string()))
+            .await?;
+        if let Some(grant) = candidates
+            .into_iter()
+            .find(|g| token_is_for(&self.token_secret, token, &g.event_id))
+        {
+            return Ok(Some(grant));
+        }
+        // A token issued before tokens named their event's time.
+        let legacy = self
+            .store
+            .token_grants(TokenKey::LegacyHash(hash_secret(token)))
+            .await?;
+        Ok(legacy.into_iter().next())
+    }
+
     pub fn dispatcher(&self) -> &DispatcherHandle {
         &self.dispatcher
     }
@@ -198,11 +226,11 @@ impl Engine {
         let new_events = events
             .into_iter()
             .map(|(ev, idempotency)| {
-                let unique_id = random_hex(16);
-                let token = event_token(&self.token_secret, &unique_id);
                 NewEvent {
-                    token_hash: hash_secret(&token),
-                    unique_id,
+                    // Time-ordered, and its token names it: no random key
+                    // joins an index at ingest (see `secret::event_token`).
+                    unique_id: new_event_id(),
+                    token_hash: None,
                     license_id: ev.license_id,
                     event_type: ev.event_type,
                     sections: ev.sections,

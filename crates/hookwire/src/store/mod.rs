@@ -96,7 +96,10 @@ pub struct NewEvent {
     pub license_id: String,
     pub event_type: EventType,
     pub sections: Sections,
-    pub token_hash: String,
+    /// The token's hash, for tokens issued before tokens named their event's
+    /// time (`secret::event_token`); `None` for every event hookwire ingests now,
+    /// whose tokens need nothing stored.
+    pub token_hash: Option<String>,
     pub token_expires_at: Millis,
     pub chat_tags: Option<(String, String)>,
     pub visitor: Option<VisitorSummary>,
@@ -223,9 +226,22 @@ pub struct DeliveryView {
     pub attempts: Vec<AttemptView>,
 }
 
-/// A per-event token, looked up by its hash.
+/// How the REST call-back finds the event a per-event token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenKey {
+    /// A token's first 12 hex characters: the events whose unique id starts
+    /// with them (made in that millisecond); the engine keeps the one the
+    /// token's MAC is for.
+    EventsAt(String),
+    /// A token issued before tokens named their event: its hash as stored.
+    LegacyHash(String),
+}
+
+/// What a per-event token grants: its license, until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
+    /// The event the token was issued with.
+    pub event_id: String,
     pub license_id: String,
     pub expires_at: Millis,
 }
@@ -398,9 +414,9 @@ pub trait Store: Send + Sync + 'static {
     /// Makes a delivery pending again with a fresh retry budget. False if unknown.
     async fn redeliver(&self, license_id: &str, delivery_id: i64, now: Millis)
         -> StoreResult<bool>;
-    /// Redelivers every failed delivery of a webhook created since `since`; answers how many.
-    /// Which license a per-event token (by hash) belongs to, and until when.
-    async fn token_grant(&self, token_hash: &str) -> StoreResult<Option<TokenGrant>>;
+    /// The events a per-event token may belong to, with their license and
+    /// the tokens' expiry (see [`TokenKey`]).
+    async fn token_grants(&self, key: TokenKey) -> StoreResult<Vec<TokenGrant>>;
     /// Adds or replaces (by `set_id`) one set of a visitor's custom details.
     async fn put_visitor_details(
         &self,

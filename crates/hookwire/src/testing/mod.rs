@@ -140,7 +140,8 @@ impl TestApp {
             server.shutdown().await;
         }
         offline(self.dir.path());
-        let settings = test_settings(&self.dir);
+        let mut settings = test_settings(&self.dir);
+        settings.database = self.database.clone();
         start(self.dir.clone(), settings).await
     }
 

@@ -6,7 +6,7 @@
 //! any platform event, so they are byte for byte what hookwire would send.
 
 use crate::api::ui::sample::sample_json;
-use crate::secret::random_hex;
+use crate::secret::{new_event_id, random_hex};
 use hookwire_livechat::{
     render_payload, DataTypes, EventType, IncomingEvent, PayloadParts, ValidationError,
 };
@@ -32,8 +32,9 @@ pub fn combinations(event: EventType) -> Vec<DataTypes> {
 /// Renders `event_json` (a platform event) as the webhook body for `data_types`.
 pub fn render(event_json: &Value, data_types: DataTypes) -> Result<Case, ValidationError> {
     let incoming = IncomingEvent::from_json(event_json.to_string().as_bytes())?;
-    let unique_id = random_hex(16);
-    let token = random_hex(16);
+    // Shaped like real ones (`secret::new_event_id`, `secret::event_token`).
+    let unique_id = new_event_id();
+    let token = format!("{unique_id}{}", random_hex(16));
     let body = render_payload(&PayloadParts {
         event_type: incoming.event_type,
         token: &token,

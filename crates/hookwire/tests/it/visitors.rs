@@ -1,6 +1,8 @@
 //! The REST call-back: custom visitor details pushed with a webhook's token.
 
 use crate::support::*;
+use hookwire::config::DatabaseUrl;
+use hookwire::secret::hash_secret;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -19,6 +21,66 @@ async fn token_from_a_webhook(app: &TestApp, license: &str) -> (String, String) 
         .unwrap()
         .to_string();
     (key, token)
+}
+
+/// Rewrites the database (hookwire stopped) the way hookwire kept a token
+/// before tokens named their event: the token was the 32 hex characters of
+/// MAC alone, its hash was stored in `events.token_hash` and indexed by
+/// `events_by_token`, and the schema version was the one before that change.
+fn store_token_the_old_way(database: &DatabaseUrl, unique_id: &str, old_token: &str) {
+    let hash = hash_secret(old_token);
+    match database {
+        DatabaseUrl::Sqlite(path) => {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.execute_batch(
+                "DROP INDEX events_by_legacy_token;
+                 CREATE INDEX events_by_token ON events (token_hash);
+                 PRAGMA user_version = 5;",
+            )
+            .unwrap();
+            let n = c
+                .execute(
+                    "UPDATE events SET token_hash = ?1 WHERE unique_id = ?2",
+                    [&hash, unique_id],
+                )
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+        DatabaseUrl::Postgres(url) => {
+            let (url, unique_id) = (url.expose().to_string(), unique_id.to_string());
+            // The caller is async; this runs on a runtime of its own.
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                    tokio::spawn(conn);
+                    let n = c
+                        .execute(
+                            "UPDATE events SET token_hash = $1 WHERE unique_id = $2",
+                            &[&hash, &unique_id],
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(n, 1);
+                    c.batch_execute(
+                        "DROP INDEX events_by_legacy_token;
+                         CREATE INDEX events_by_token ON events (token_hash);
+                         ALTER TABLE events ALTER COLUMN token_hash SET NOT NULL;
+                         UPDATE hookwire_schema SET version = 4;",
+                    )
+                    .await
+                    .unwrap();
+                })
+            })
+            .join()
+            .unwrap();
+        }
+    }
 }
 
 async fn post_form(app: &TestApp, path: &str, body: &str) -> (u16, Value) {
@@ -239,5 +301,71 @@ crate::backend_tests! {
         assert_eq!((v1["name"].clone(), v1["email"].clone()), (json!("Ann"), json!("ann@example.com")));
         let (_, v2) = app.get(&key, "/visitors/V2/details").await;
         assert_eq!((v2["name"].clone(), v2["email"].clone()), (json!("Bo"), json!("bo@example.org")));
+    }
+
+    async fn tokens_name_their_event_and_forged_ones_are_refused() {
+        let app = spawn_app().await;
+        let key = app.create_license("400").await;
+        let mut receiver = TestReceiver::start().await;
+        app.create_webhook(&key, "chat_started", &["visitor"], &receiver.url("/"))
+            .await;
+        let event_id = app.ingest_accepted(&chat_started("400")).await;
+        let body = receiver.next().await.json();
+        let token = body["token"].as_str().unwrap();
+        assert_eq!(body["event_unique_id"], event_id.as_str());
+        assert_eq!(token.len(), 32, "LiveChat's shape: {token}");
+        assert!(
+            token.starts_with(&event_id[..12]),
+            "{token} starts with the time of {event_id}"
+        );
+
+        let path = format!("/visitors/{VISITOR}/details");
+        let with_token = |t: &str| json!({"license_id": "400", "token": t, "id": "s", "fields": [{"name": "n", "value": "v"}]});
+        let flip = |c: char| if c == '0' { '1' } else { '0' };
+        let mut wrong_mac = token[..31].to_string();
+        wrong_mac.push(flip(token.chars().last().unwrap()));
+        let mut wrong_event = String::from(flip(token.chars().next().unwrap()));
+        wrong_event.push_str(&token[1..]);
+        for forged in [wrong_mac, wrong_event, token[..31].to_string(), format!("{token}0"), token.to_uppercase()] {
+            let (status, answer) = post_json(&app, &path, &with_token(&forged)).await;
+            assert_eq!(status, 401, "{forged} -> {answer}");
+            assert!(answer["error"]["message"].as_str().unwrap().contains("invalid token"), "{answer}");
+        }
+        assert_eq!(app.get(&key, &path).await.1["details"], json!([]));
+        let (status, answer) = post_json(&app, &path, &with_token(token)).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    async fn tokens_issued_before_the_upgrade_still_work() {
+        let app = spawn_app().await;
+        let key = app.create_license("500").await;
+        let mut receiver = TestReceiver::start().await;
+        app.create_webhook(&key, "chat_started", &["visitor"], &receiver.url("/"))
+            .await;
+        let event_id = app.ingest_accepted(&chat_started("500")).await;
+        let token = receiver.next().await.json()["token"].as_str().unwrap().to_string();
+        // A token of the old kind (random-looking 32 hex, found by its
+        // stored hash): the one in LiveChat's documentation.
+        let old_token = "27f41c8da685c81a890f9e5f8ce48387".to_string();
+        let database = app.database.clone();
+        let app = app
+            .restart_after(|_| store_token_the_old_way(&database, &event_id, &old_token))
+            .await;
+
+        let path = format!("/visitors/{VISITOR}/details");
+        for (t, set) in [(&old_token, "old"), (&token, "new")] {
+            let (status, answer) = post_json(&app, &path, &json!({
+                "license_id": "500", "token": t, "id": set, "fields": [{"name": "n", "value": "v"}]
+            })).await;
+            assert_eq!(status, 200, "{set} token -> {answer}");
+        }
+        assert_eq!(app.get(&key, &path).await.1["details"].as_array().unwrap().len(), 2);
+        // A 32-hex token nobody was given is still refused.
+        let mut unknown = old_token.clone();
+        unknown.replace_range(..1, if old_token.starts_with('0') { "1" } else { "0" });
+        let (status, _) = post_json(&app, &path, &json!({
+            "license_id": "500", "token": unknown, "id": "x", "fields": [{"name": "n", "value": "v"}]
+        })).await;
+        assert_eq!(status, 401);
     }
 }

@@ -1,7 +1,7 @@
 //! Realistic sample events for "Send test", shaped like the LiveChat v2
 //! documentation's examples, validated like any platform event.
 
-use crate::secret::random_hex;
+use crate::secret::new_event_id;
 use crate::store::EventBody;
 use hookwire_livechat::{EventType, IncomingEvent, ValidationError};
 use serde_json::{json, Value};
@@ -64,7 +64,7 @@ pub fn sample_event(event: EventType, license_id: &str) -> Result<EventBody, Val
     let text = sample_json(event, license_id).to_string();
     let incoming = IncomingEvent::from_json(text.as_bytes())?;
     Ok(EventBody {
-        unique_id: random_hex(16),
+        unique_id: new_event_id(),
         license_id: incoming.license_id,
         event_type: incoming.event_type,
         sections: incoming.sections,

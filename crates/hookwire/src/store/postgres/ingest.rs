@@ -258,7 +258,7 @@ async fn insert_events<'a>(
         for (col, section) in cols.iter_mut().zip(&ev.sections) {
             col.push(section.as_ref().map(|r| r.get()));
         }
-        tokens.push(ev.token_hash.as_str());
+        tokens.push(ev.token_hash.as_deref());
         expiries.push(ev.token_expires_at);
         received.push(ev.received_at);
     }

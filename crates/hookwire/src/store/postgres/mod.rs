@@ -30,6 +30,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
+    include_str!("schema_5.sql"),
+    include_str!("schema_6.sql"),
 ];
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
@@ -397,13 +399,27 @@ impl Store for PgStore {
             .client()
             .await?
             .query(
-                "WITH due AS (
+                // Leases that ran out first, then unleased deliveries (every
+                // give-back sets lease_until to 0): each is one range of the
+                // deliveries_claimable index, so a claim never walks the rows
+                // leased to some node. `due` stops pulling (and locking) rows
+                // once it has $2.
+                "WITH expired AS (
                      SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-                     WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1
+                     WHERE d.state = 'pending' AND d.lease_until > 0 AND d.lease_until <= $1
+                       AND d.next_attempt_at <= $1
                        AND w.enabled AND w.deleted_at IS NULL AND NOT (d.webhook_id = ANY($4))
                      ORDER BY d.next_attempt_at
                      LIMIT $2
                      FOR UPDATE OF d SKIP LOCKED),
+                 free AS (
+                     SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.state = 'pending' AND d.lease_until = 0 AND d.next_attempt_at <= $1
+                       AND w.enabled AND w.deleted_at IS NULL AND NOT (d.webhook_id = ANY($4))
+                     ORDER BY d.next_attempt_at
+                     LIMIT $2
+                     FOR UPDATE OF d SKIP LOCKED),
+                 due AS (SELECT id FROM expired UNION ALL SELECT id FROM free LIMIT $2),
                  leased AS (
                      UPDATE deliveries d SET lease_until = $3 FROM due WHERE d.id = due.id
                      RETURNING d.id, d.webhook_id, d.data_types, d.attempts_in_round, d.event_seq, d.next_attempt_at)
@@ -558,20 +574,30 @@ impl Store for PgStore {
         Ok(true)
     }
 
-    async fn token_grant(&self, token_hash: &str) -> StoreResult<Option<TokenGrant>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT license_id, token_expires_at FROM events WHERE token_hash = $1",
-                &[&token_hash],
-            )
-            .await
-            .map_err(db_error)?;
-        Ok(row.map(|r| TokenGrant {
-            license_id: r.get(0),
-            expires_at: r.get(1),
-        }))
+    async fn token_grants(&self, key: TokenKey) -> StoreResult<Vec<TokenGrant>> {
+        let client = self.client().await?;
+        let (sql, value) = match key {
+            // Hex digits sort before 'g' (in C and the usual collations): the range is
+            // exactly the ids with this prefix, read from the id index.
+            TokenKey::EventsAt(prefix) => (
+                "SELECT unique_id, license_id, token_expires_at FROM events
+                 WHERE unique_id >= $1 AND unique_id < $1 || 'g' LIMIT 10000",
+                prefix,
+            ),
+            TokenKey::LegacyHash(hash) => (
+                "SELECT unique_id, license_id, token_expires_at FROM events WHERE token_hash = $1",
+                hash,
+            ),
+        };
+        let rows = client.query(sql, &[&value]).await.map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| TokenGrant {
+                event_id: r.get(0),
+                license_id: r.get(1),
+                expires_at: r.get(2),
+            })
+            .collect())
     }
 
     async fn put_visitor_details(

@@ -18,6 +18,8 @@ const SCHEMA: &[&str] = &[
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
     include_str!("schema_5.sql"),
+    include_str!("schema_6.sql"),
+    include_str!("schema_7.sql"),
 ];
 const READERS: usize = 4;
 
@@ -294,7 +296,8 @@ fn ingest_one(
         section_text(DataType::Visitor),
         section_text(DataType::PreChatSurvey),
         section_text(DataType::Ticket),
-        ev.token_hash,
+        // '' rather than NULL: see schema_6.sql.
+        ev.token_hash.as_deref().unwrap_or(""),
         ev.token_expires_at,
         ev.received_at,
     ])?;
@@ -372,6 +375,26 @@ fn ingest_one(
     })
 }
 
+/// The due deliveries a claim may lease, in due order. `{LEASE}` is filled
+/// in twice: leases that ran out (rare: a record or a give-back that never
+/// landed) first, then the unleased ones. Every give-back sets `lease_until`
+/// to 0, so with the `deliveries_claimable` index on `(lease_until,
+/// next_attempt_at)` of pending rows each part seeks straight to claimable
+/// rows; one condition `lease_until <= now` walked every row leased to this
+/// node (up to the 20,000 the dispatcher holds) before finding free ones.
+const CLAIM_SQL: &str =
+    "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
+        e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
+        w.signing_secret, w.previous_signing_secret, w.previous_secret_until, w.max_per_second
+ FROM deliveries d
+ JOIN webhooks w ON w.id = d.webhook_id
+ JOIN events e ON e.seq = d.event_seq
+ WHERE d.state = 'pending' AND {LEASE} AND d.next_attempt_at <= ?1
+   AND w.enabled = 1 AND w.deleted_at IS NULL
+   AND d.webhook_id NOT IN (SELECT value FROM json_each(?3))
+ ORDER BY d.next_attempt_at
+ LIMIT ?2";
+
 fn claim(
     c: &Connection,
     now: Millis,
@@ -379,21 +402,47 @@ fn claim(
     lease_until: Millis,
     skip_json: &str,
 ) -> rusqlite::Result<Vec<DeliveryJob>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
-                e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
-                w.signing_secret, w.previous_signing_secret, w.previous_secret_until, w.max_per_second
-         FROM deliveries d
-         JOIN webhooks w ON w.id = d.webhook_id
-         JOIN events e ON e.seq = d.event_seq
-         WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND d.lease_until <= ?1
-           AND w.enabled = 1 AND w.deleted_at IS NULL
-           AND d.webhook_id NOT IN (SELECT value FROM json_each(?3))
-         ORDER BY d.next_attempt_at
-         LIMIT ?2",
-    )?;
-    let mut events: HashMap<i64, Arc<EventBody>> = HashMap::new();
     let mut jobs = Vec::new();
+    let mut events: HashMap<i64, Arc<EventBody>> = HashMap::new();
+    for lease in [
+        "d.lease_until > 0 AND d.lease_until <= ?1",
+        "d.lease_until = 0",
+    ] {
+        let left = limit - jobs.len();
+        if left == 0 {
+            break;
+        }
+        let sql = CLAIM_SQL.replace("{LEASE}", lease);
+        claim_rows(
+            c,
+            &sql,
+            now,
+            left,
+            lease_until,
+            skip_json,
+            &mut events,
+            &mut jobs,
+        )?;
+    }
+    let mut lease = c.prepare_cached("UPDATE deliveries SET lease_until = ?1 WHERE id = ?2")?;
+    for job in &jobs {
+        lease.execute(params![lease_until, job.delivery_id])?;
+    }
+    Ok(jobs)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn claim_rows(
+    c: &Connection,
+    sql: &str,
+    now: Millis,
+    limit: usize,
+    lease_until: Millis,
+    skip_json: &str,
+    events: &mut HashMap<i64, Arc<EventBody>>,
+    jobs: &mut Vec<DeliveryJob>,
+) -> rusqlite::Result<()> {
+    let mut stmt = c.prepare_cached(sql)?;
     let mut rows = stmt.query(params![now, limit as i64, skip_json])?;
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(5)?;
@@ -417,11 +466,7 @@ fn claim(
             max_per_second: r.get(16)?,
         });
     }
-    let mut lease = c.prepare_cached("UPDATE deliveries SET lease_until = ?1 WHERE id = ?2")?;
-    for job in &jobs {
-        lease.execute(params![lease_until, job.delivery_id])?;
-    }
-    Ok(jobs)
+    Ok(())
 }
 
 fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<DeliveryView>> {
@@ -882,19 +927,32 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn token_grant(&self, token_hash: &str) -> StoreResult<Option<TokenGrant>> {
-        let hash = token_hash.to_string();
+    async fn token_grants(&self, key: TokenKey) -> StoreResult<Vec<TokenGrant>> {
         self.read(move |c| {
-            c.prepare_cached(
-                "SELECT license_id, token_expires_at FROM events WHERE token_hash = ?1",
-            )?
-            .query_row([hash], |r| {
+            let (sql, value) = match key {
+                // Hex digits sort before 'g': the range is exactly the ids
+                // with this prefix, read from the id index.
+                TokenKey::EventsAt(prefix) => (
+                    "SELECT unique_id, license_id, token_expires_at FROM events
+                     WHERE unique_id >= ?1 AND unique_id < ?1 || 'g' LIMIT 10000",
+                    prefix,
+                ),
+                // `<> ''` lets SQLite use the partial index of old tokens.
+                TokenKey::LegacyHash(hash) => (
+                    "SELECT unique_id, license_id, token_expires_at FROM events
+                     WHERE token_hash = ?1 AND token_hash <> ''",
+                    hash,
+                ),
+            };
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map([value], |r| {
                 Ok(TokenGrant {
-                    license_id: r.get(0)?,
-                    expires_at: r.get(1)?,
+                    event_id: r.get(0)?,
+                    license_id: r.get(1)?,
+                    expires_at: r.get(2)?,
                 })
-            })
-            .optional()
+            })?;
+            rows.collect()
         })
         .await
     }
@@ -1202,7 +1260,7 @@ mod web_app_tests {
             license_id: ev.license_id,
             event_type: ev.event_type,
             sections: ev.sections,
-            token_hash: format!("hash-{unique_id}"),
+            token_hash: None,
             token_expires_at: now + 1000,
             chat_tags: ev.chat_tags,
             visitor: ev.visitor,
