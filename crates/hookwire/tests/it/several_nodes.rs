@@ -322,3 +322,109 @@ async fn a_database_outage_is_survived_body() {
     let id = app.ingest_accepted(&chat_started("4")).await;
     assert_eq!(receiver.next().await.json()["event_unique_id"], id.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_agree_on_the_tag_rule_and_idempotency_under_load() {
+    run_on(
+        Backend::Postgres,
+        two_nodes_agree_on_the_tag_rule_and_idempotency_under_load_body(),
+    )
+    .await
+}
+
+/// Each node writes the events that arrive together in one set-based
+/// transaction; concurrent groups on two nodes must still decide the
+/// `chat_changed` rule and idempotency keys as if events came one at a time.
+async fn two_nodes_agree_on_the_tag_rule_and_idempotency_under_load_body() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let DatabaseUrl::Postgres(url) = fresh_database(&dir).await else {
+        unreachable!()
+    };
+    let database = url.expose().to_string();
+    let (receiver, ledger) = start_ledger_receiver().await;
+    let nodes: Vec<Serving> = (0..2).map(|_| start_node(dir.path(), &database)).collect();
+    let http = reqwest::Client::new();
+    let key = http
+        .post(format!("{}/api/v1/licenses", nodes[0].url))
+        .bearer_auth(PLATFORM_KEY)
+        .json(&json!({"license_id": "7"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for event_type in ["chat_changed", "visitor_queued"] {
+        let r = http
+            .post(format!("{}/webhooks", nodes[1].url))
+            .bearer_auth(&key)
+            .json(&json!({"event_type": event_type, "data_types": ["visitor"], "url": receiver}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    // 20 chats never seen, each reported 10 times with the same tags, all at
+    // once through both nodes: exactly one report per chat is a change.
+    // Meanwhile 20 reports carry one Idempotency-Key: exactly one event.
+    let mut requests = Vec::new();
+    for i in 0..200 {
+        let (http, node) = (http.clone(), nodes[i % 2].url.clone());
+        let chat = format!("C{}", i % 20);
+        requests.push(tokio::spawn(async move {
+            let event = json!({"event_type": "chat_changed", "license_id": "7",
+                               "chat": {"id": chat, "tags": ["vip"]}, "visitor": {"id": format!("V{i}")}});
+            let r = http.post(format!("{node}/api/v1/events")).bearer_auth(PLATFORM_KEY).json(&event).send().await.unwrap();
+            let body: Value = r.json().await.unwrap();
+            (chat, body["deliveries"].as_u64().expect("accepted"))
+        }));
+    }
+    let mut keyed = Vec::new();
+    for i in 0..20 {
+        let (http, node) = (http.clone(), nodes[i % 2].url.clone());
+        keyed.push(tokio::spawn(async move {
+            let event =
+                json!({"event_type": "visitor_queued", "license_id": "7", "visitor": {"id": "K"}});
+            let r = http
+                .post(format!("{node}/api/v1/events"))
+                .bearer_auth(PLATFORM_KEY)
+                .header("Idempotency-Key", "once")
+                .json(&event)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }));
+    }
+    let mut changes: HashMap<String, u64> = HashMap::new();
+    for r in requests {
+        let (chat, deliveries) = r.await.unwrap();
+        *changes.entry(chat).or_default() += deliveries;
+    }
+    assert_eq!(changes.len(), 20);
+    assert!(changes.values().all(|n| *n == 1), "{changes:?}");
+    let mut ids = HashSet::new();
+    for k in keyed {
+        ids.insert(k.await.unwrap());
+    }
+    assert_eq!(ids.len(), 1, "one event for one key: {ids:?}");
+
+    // And the receiver gets exactly those 21 events.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ledger.lock().unwrap().arrivals.len() < 21 {
+        assert!(Instant::now() < deadline, "deliveries missing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let l = ledger.lock().unwrap();
+    assert_eq!(l.arrivals.len(), 21);
+    assert!(l.arrivals.contains_key(ids.iter().next().unwrap()));
+}
