@@ -110,33 +110,12 @@ pub async fn run_all(opts: &Options, bin: &Path) -> Result<Value, BoxError> {
     let http = load::client();
     let mut out = json!({ "machine": machine(), "options": options_json(opts) });
 
-    eprintln!("baseline: the generator POSTs the webhook body straight to the receiver");
-    let rx = Receiver::start(ANY.parse()?, opts.events, false).await?;
-    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let run = tokio::spawn(load::baseline(
-        http.clone(),
-        rx.url(0),
-        opts.events,
-        opts.concurrency,
-        done.clone(),
-    ));
-    while !run.is_finished() {
-        eprint!(
-            "\r  [baseline] {:>8}/{}   ",
-            done.load(Relaxed),
-            opts.events
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let baseline = run.await??;
-    eprintln!("\r  [baseline] {} requests: {baseline:.0}/s", opts.events);
-    out["baseline"] = json!({ "requests": opts.events, "per_s": baseline, "concurrency": opts.concurrency,
-        "body_bytes": load::webhook_body(0).len() });
+    let mut baselines = vec![measure_baseline(opts, &http, "start").await?];
     let ctx = Ctx {
         opts,
         bin,
-        http,
-        baseline,
+        http: http.clone(),
+        baseline: baselines[0],
     };
 
     if opts.runs("steady") {
@@ -168,6 +147,9 @@ pub async fn run_all(opts: &Options, bin: &Path) -> Result<Value, BoxError> {
             }
         }
     }
+    // The machine's limit moves with whatever else runs on it: measured again
+    // between the scenarios, and every ratio is taken against the highest.
+    baselines.push(measure_baseline(opts, &http, "middle").await?);
     if opts.runs("fixed") {
         let mut list = Vec::new();
         for &rate in &opts.rates {
@@ -185,7 +167,48 @@ pub async fn run_all(opts: &Options, bin: &Path) -> Result<Value, BoxError> {
         let steady_rate = out["steady"][1]["delivered_per_s"].as_f64();
         out["backlog"] = backlog(&ctx, steady_rate).await?;
     }
+    baselines.push(measure_baseline(opts, &http, "end").await?);
+    let best = baselines.iter().copied().fold(0.0, f64::max);
+    out["baseline"] = json!({ "requests": opts.events, "per_s": best, "samples_per_s": baselines,
+        "concurrency": opts.concurrency, "body_bytes": load::webhook_body(0).len() });
+    eprintln!("baseline: {best:.0}/s, the highest of {baselines:.0?}; ratios below are against it");
+    for run in out["steady"].as_array_mut().into_iter().flatten() {
+        run["ratio_to_baseline"] = json!(run["delivered_per_s"].as_f64().unwrap_or(0.0) / best);
+    }
+    if let Some(per_s) = out["fanout"]["deliveries_per_s"].as_f64() {
+        out["fanout"]["ratio_to_baseline"] = json!(per_s / best);
+    }
     Ok(out)
+}
+
+/// The same generator POSTing the webhook body straight to the receiver:
+/// what this machine can do with no hookwire in between, right now.
+async fn measure_baseline(
+    opts: &Options,
+    http: &reqwest::Client,
+    when: &str,
+) -> Result<f64, BoxError> {
+    eprintln!("baseline ({when}): the generator POSTs the webhook body straight to the receiver");
+    let rx = Receiver::start(ANY.parse()?, opts.events, false).await?;
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let run = tokio::spawn(load::baseline(
+        http.clone(),
+        rx.url(0),
+        opts.events,
+        opts.concurrency,
+        done.clone(),
+    ));
+    while !run.is_finished() {
+        eprint!(
+            "\r  [baseline] {:>8}/{}   ",
+            done.load(Relaxed),
+            opts.events
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let per_s = run.await??;
+    eprintln!("\r  [baseline] {} requests: {per_s:.0}/s", opts.events);
+    Ok(per_s)
 }
 
 /// Scenario 1: `events` events to one webhook, `per_request` per request.

@@ -32,7 +32,9 @@ const MIN_CLAIM: usize = CLAIM_BATCH / 2;
 /// it the webhook is *saturated*: the rest is given back to the database and
 /// the poller passes over it, so one slow receiver cannot fill the memory
 /// budget that every other webhook shares. Below half, it is claimed again.
-const QUEUE_PER_SLOT: usize = 64;
+/// 256 rather than 64 drained a 400,000 backlog 40 % faster (BENCHMARKS.md):
+/// a deeper queue runs dry before its next claim lands less often.
+const QUEUE_PER_SLOT: usize = 256;
 
 /// Delivered attempts that may wait for their record's commit at once.
 const MAX_RECORDING: usize = 4_096;
@@ -589,6 +591,11 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
     let lease_ms = settings.lease.as_millis() as Millis;
     let interval_ms = settings.poll_interval.as_millis() as Millis;
     let due_signal = store.due_signal();
+    // When a claim that passes over saturated webhooks comes back short,
+    // everything else due is claimed; the next one would read past the same
+    // rows of theirs (all of a deep backlog) to find nothing new. Until the
+    // skip list empties (a webhook caught up), such claims wait a poll interval.
+    let mut skipping_came_back_short: Option<std::time::Instant> = None;
     loop {
         if shared.shutdown.is_cancelled() {
             return;
@@ -610,12 +617,21 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
                 .lock()
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default();
-            match store.claim_due(now, limit, now + lease_ms, skip).await {
-                Ok(jobs) => {
-                    full = jobs.len() == limit;
-                    handle.submit(jobs);
+            let skipping = !skip.is_empty();
+            let wait = skipping
+                && skipping_came_back_short.is_some_and(|at| at.elapsed() < settings.poll_interval);
+            if !wait {
+                match store.claim_due(now, limit, now + lease_ms, skip).await {
+                    Ok(jobs) => {
+                        full = jobs.len() == limit;
+                        skipping_came_back_short =
+                            (skipping && !full).then(std::time::Instant::now);
+                        handle.submit(jobs);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming due deliveries failed; retrying")
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "claiming due deliveries failed; retrying"),
             }
         }
         if full {

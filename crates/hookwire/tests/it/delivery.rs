@@ -562,8 +562,8 @@ crate::backend_tests! {
     }
 
     async fn a_backlog_beyond_one_webhooks_queue_is_all_delivered() {
-        // One slot: the queue holds 64, so most of the 300 are given back to the
-        // database and claimed again as the webhook drains.
+        // One slot: the queue holds 256, so the rest of the 300 is given back
+        // to the database and claimed again as the webhook drains.
         let app = spawn_app_with(|s| s.delivery.per_target_concurrency = 1).await;
         let key = app.create_license("12").await;
         let mut receiver = TestReceiver::start().await;
