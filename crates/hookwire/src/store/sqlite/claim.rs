@@ -1,0 +1,98 @@
+//! Claims on SQLite: due deliveries leased to this node, with everything an
+//! attempt needs, in one writer operation.
+
+use super::*;
+
+/// The due deliveries a claim may lease, in due order. `{LEASE}` is filled
+/// in twice: leases that ran out (rare: a record or a give-back that never
+/// landed) first, then the unleased ones. Every give-back sets `lease_until`
+/// to 0, so with the `deliveries_claimable` index on `(lease_until,
+/// next_attempt_at)` of pending rows each part seeks straight to claimable
+/// rows; one condition `lease_until <= now` walked every row leased to this
+/// node (up to the 20,000 the dispatcher holds) before finding free ones.
+const CLAIM_SQL: &str =
+    "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
+        e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
+        w.signing_secret, w.previous_signing_secret, w.previous_secret_until, w.max_per_second
+ FROM deliveries d
+ JOIN webhooks w ON w.id = d.webhook_id
+ JOIN events e ON e.seq = d.event_seq
+ WHERE d.state = 'pending' AND {LEASE} AND d.next_attempt_at <= ?1
+   AND w.enabled = 1 AND w.deleted_at IS NULL
+   AND d.webhook_id NOT IN (SELECT value FROM json_each(?3))
+ ORDER BY d.next_attempt_at
+ LIMIT ?2";
+
+pub(super) fn claim(
+    c: &Connection,
+    now: Millis,
+    limit: usize,
+    lease_until: Millis,
+    skip_json: &str,
+) -> rusqlite::Result<Vec<DeliveryJob>> {
+    let mut jobs = Vec::new();
+    let mut events: HashMap<i64, Arc<EventBody>> = HashMap::new();
+    for lease in [
+        "d.lease_until > 0 AND d.lease_until <= ?1",
+        "d.lease_until = 0",
+    ] {
+        let left = limit - jobs.len();
+        if left == 0 {
+            break;
+        }
+        let sql = CLAIM_SQL.replace("{LEASE}", lease);
+        claim_rows(
+            c,
+            &sql,
+            now,
+            left,
+            lease_until,
+            skip_json,
+            &mut events,
+            &mut jobs,
+        )?;
+    }
+    let mut lease = c.prepare_cached("UPDATE deliveries SET lease_until = ?1 WHERE id = ?2")?;
+    for job in &jobs {
+        lease.execute(params![lease_until, job.delivery_id])?;
+    }
+    Ok(jobs)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn claim_rows(
+    c: &Connection,
+    sql: &str,
+    now: Millis,
+    limit: usize,
+    lease_until: Millis,
+    skip_json: &str,
+    events: &mut HashMap<i64, Arc<EventBody>>,
+    jobs: &mut Vec<DeliveryJob>,
+) -> rusqlite::Result<()> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let mut rows = stmt.query(params![now, limit as i64, skip_json])?;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(5)?;
+        let event = match events.get(&seq) {
+            Some(e) => e.clone(),
+            None => {
+                let e = Arc::new(event_from_columns(r, 6)?);
+                events.insert(seq, e.clone());
+                e
+            }
+        };
+        jobs.push(DeliveryJob {
+            delivery_id: r.get(0)?,
+            webhook_id: r.get(1)?,
+            url: r.get(2)?,
+            data_types: DataTypes::from_bits(r.get(3)?),
+            attempts_in_round: r.get(4)?,
+            lease_until,
+            event,
+            signing_secrets: signing_secrets(r.get(13)?, r.get(14)?, r.get(15)?, now),
+            max_per_second: r.get(16)?,
+        });
+    }
+    Ok(())
+}

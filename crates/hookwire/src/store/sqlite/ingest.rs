@@ -1,0 +1,159 @@
+//! Ingest on SQLite: one event, its visitor, the `chat_changed` rule and its
+//! deliveries, inside the writer's group commit (each request's events run
+//! in a savepoint of their own, so one request's failure is only its own).
+
+use super::*;
+
+pub(super) fn ingest_one(
+    c: &Connection,
+    ev: NewEvent,
+    handoff_lease_until: Option<Millis>,
+) -> rusqlite::Result<IngestOutcome> {
+    if let Some((key, body_hash)) = &ev.idempotency {
+        let seen: Option<(String, String, i64)> = c
+            .prepare_cached(
+                "SELECT body_hash, event_id, deliveries FROM idempotency_keys WHERE key = ?1",
+            )?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        if let Some((hash, event_id, count)) = seen {
+            return Ok(if &hash == body_hash {
+                IngestOutcome::Replayed {
+                    event_id,
+                    delivery_count: count as usize,
+                }
+            } else {
+                IngestOutcome::KeyReused
+            });
+        }
+    }
+    let known: Option<i64> = c
+        .prepare_cached("SELECT 1 FROM licenses WHERE license_id = ?1")?
+        .query_row([&ev.license_id], |r| r.get(0))
+        .optional()?;
+    if known.is_none() {
+        return Ok(IngestOutcome::UnknownLicense);
+    }
+
+    // The chat_changed rule: deliver only when the tag set differs from the
+    // last one seen for this chat; every chat event updates what was seen.
+    let mut deliver = true;
+    if let Some((chat_id, tags)) = &ev.chat_tags {
+        let previous: Option<String> = c
+            .prepare_cached("SELECT tags FROM chat_tags WHERE license_id = ?1 AND chat_id = ?2")?
+            .query_row(params![ev.license_id, chat_id], |r| r.get(0))
+            .optional()?;
+        if ev.event_type == EventType::ChatChanged && previous.as_deref() == Some(tags.as_str()) {
+            deliver = false;
+        }
+        c.prepare_cached(
+            "INSERT INTO chat_tags (license_id, chat_id, tags) VALUES (?1, ?2, ?3)
+             ON CONFLICT (license_id, chat_id) DO UPDATE SET tags = excluded.tags",
+        )?
+        .execute(params![ev.license_id, chat_id, tags])?;
+    }
+    if let Some(v) = &ev.visitor {
+        c.prepare_cached(
+            "INSERT INTO visitors (license_id, visitor_id, name, email, last_event_type, last_seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (license_id, visitor_id) DO UPDATE SET
+               name = COALESCE(excluded.name, visitors.name),
+               email = COALESCE(excluded.email, visitors.email),
+               last_event_type = excluded.last_event_type,
+               last_seen_at = excluded.last_seen_at",
+        )?
+        .execute(params![ev.license_id, v.id, v.name, v.email, ev.event_type.as_str(), ev.received_at])?;
+    }
+
+    let section_text = |t: DataType| ev.sections[t.index()].as_ref().map(|r| r.get());
+    c.prepare_cached(
+        "INSERT INTO events (unique_id, license_id, event_type, chat, visitor, pre_chat_survey, ticket,
+                             token_hash, token_expires_at, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        ev.unique_id,
+        ev.license_id,
+        ev.event_type.as_str(),
+        section_text(DataType::Chat),
+        section_text(DataType::Visitor),
+        section_text(DataType::PreChatSurvey),
+        section_text(DataType::Ticket),
+        // '' rather than NULL: see schema_6.sql.
+        ev.token_hash.as_deref().unwrap_or(""),
+        ev.token_expires_at,
+        ev.received_at,
+    ])?;
+    let event_seq = c.last_insert_rowid();
+
+    let mut targets: Vec<IngestTarget> = Vec::new();
+    if deliver {
+        let mut stmt = c.prepare_cached(
+            "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until,
+                    max_per_second
+             FROM webhooks
+             WHERE license_id = ?1 AND event_type = ?2 AND deleted_at IS NULL AND enabled = 1",
+        )?;
+        let now = ev.received_at;
+        let rows = stmt.query_map(params![ev.license_id, ev.event_type.as_str()], |r| {
+            Ok(IngestTarget {
+                webhook_id: r.get(0)?,
+                url: r.get(1)?,
+                data_types: DataTypes::from_bits(r.get(2)?),
+                signing_secrets: signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
+                max_per_second: r.get(6)?,
+            })
+        })?;
+        for row in rows {
+            targets.push(row?);
+        }
+    }
+    let lease = handoff_lease_until.unwrap_or(0);
+    let mut insert = c.prepare_cached(
+        "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
+                                 lease_until, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?5, ?5)",
+    )?;
+    let mut delivery_ids = Vec::with_capacity(targets.len());
+    for t in &targets {
+        insert.execute(params![
+            event_seq,
+            t.webhook_id,
+            ev.license_id,
+            t.data_types.bits(),
+            ev.received_at,
+            lease
+        ])?;
+        delivery_ids.push(c.last_insert_rowid());
+    }
+    if let Some((key, body_hash)) = &ev.idempotency {
+        c.prepare_cached(
+            "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![key, body_hash, ev.unique_id, targets.len() as i64, ev.received_at])?;
+    }
+
+    let delivery_count = targets.len();
+    let deliveries = if handoff_lease_until.is_some() {
+        let jobs = targets
+            .into_iter()
+            .zip(delivery_ids)
+            .map(|(t, id)| (id, t))
+            .collect();
+        handoff_jobs(
+            lease,
+            ev.unique_id.clone(),
+            ev.license_id,
+            ev.event_type,
+            ev.sections,
+            jobs,
+        )
+    } else {
+        Vec::new()
+    };
+    Ok(IngestOutcome::Accepted {
+        event_id: ev.unique_id,
+        deliveries,
+        delivery_count,
+    })
+}
