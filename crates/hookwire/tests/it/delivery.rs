@@ -5,6 +5,21 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// License "8" with one `chat_changed` webhook, and its receiver.
+async fn chat_changed_app() -> (TestApp, TestReceiver) {
+    let app = spawn_app().await;
+    let key = app.create_license("8").await;
+    let receiver = TestReceiver::start().await;
+    app.create_webhook(&key, "chat_changed", &["chat"], &receiver.url("/"))
+        .await;
+    (app, receiver)
+}
+
+/// An event of license "8" about chat `chat` with `tags`.
+fn chat_with_tags(event_type: &str, chat: &str, tags: Value) -> Value {
+    json!({"event_type": event_type, "license_id": "8", "chat": {"id": chat, "tags": tags}, "visitor": {"id": "v"}})
+}
+
 fn is_hex32(v: &Value) -> bool {
     v.as_str()
         .is_some_and(|s| s.len() == 32 && s.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')))
@@ -397,16 +412,10 @@ crate::backend_tests! {
     }
 
     async fn chat_changed_is_sent_only_when_the_tag_set_changes() {
-        let app = spawn_app().await;
-        let key = app.create_license("8").await;
-        let mut receiver = TestReceiver::start().await;
-        app.create_webhook(&key, "chat_changed", &["chat"], &receiver.url("/"))
+        let (app, mut receiver) = chat_changed_app().await;
+        app.ingest_accepted(&chat_with_tags("chat_started", "C1", json!(["a", "b"])))
             .await;
-        let changed = |chat: &str, tags: Value| json!({"event_type": "chat_changed", "license_id": "8", "chat": {"id": chat, "tags": tags}, "visitor": {"id": "v"}});
-        let mut started = chat_started("8");
-        started["chat"]["id"] = json!("C1");
-        started["chat"]["tags"] = json!(["a", "b"]);
-        app.ingest(&started).await;
+        let changed = |chat: &str, tags: Value| chat_with_tags("chat_changed", chat, tags);
 
         let (status, body) = app.ingest(&changed("C1", json!(["b", "a", "a"]))).await;
         assert_eq!(
@@ -426,11 +435,8 @@ crate::backend_tests! {
         );
         receiver.next().await;
 
-        let mut ended = chat_started("8");
-        ended["event_type"] = json!("chat_ended");
-        ended["chat"]["id"] = json!("C1");
-        ended["chat"]["tags"] = json!(["z"]);
-        app.ingest(&ended).await;
+        app.ingest_accepted(&chat_with_tags("chat_ended", "C1", json!(["z"])))
+            .await;
         let (_, body) = app.ingest(&changed("C1", json!(["z"]))).await;
         assert_eq!(body["deliveries"], 0, "chat_ended updates what was seen");
         receiver.expect_silence(Duration::from_millis(300)).await;
@@ -439,22 +445,12 @@ crate::backend_tests! {
     async fn chat_changed_rule_holds_inside_one_batch_as_one_event_after_another() {
         // PostgreSQL writes a batch with one statement per table; the rule
         // must still see each event against the tags the one before it left.
-        let app = spawn_app().await;
-        let key = app.create_license("8").await;
-        let mut receiver = TestReceiver::start().await;
-        app.create_webhook(&key, "chat_changed", &["chat"], &receiver.url("/"))
+        let (app, mut receiver) = chat_changed_app().await;
+        app.ingest_accepted(&chat_with_tags("chat_started", "OLD", json!(["x"])))
             .await;
-        let changed = |chat: &str, tags: Value| json!({"event_type": "chat_changed", "license_id": "8", "chat": {"id": chat, "tags": tags}, "visitor": {"id": "v"}});
-        let mut known = chat_started("8");
-        known["chat"]["id"] = json!("OLD");
-        known["chat"]["tags"] = json!(["x"]);
-        app.ingest_accepted(&known).await;
-
-        let mut started = chat_started("8");
-        started["chat"]["id"] = json!("NEW");
-        started["chat"]["tags"] = json!(["a"]);
+        let changed = |chat: &str, tags: Value| chat_with_tags("chat_changed", chat, tags);
         let batch = json!([
-            started,
+            chat_with_tags("chat_started", "NEW", json!(["a"])),
             changed("NEW", json!(["a"])),
             changed("NEW", json!(["b"])),
             changed("NEW", json!(["b"])),

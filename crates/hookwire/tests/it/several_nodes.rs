@@ -88,6 +88,60 @@ fn start_node(dir: &std::path::Path, database: &str) -> Serving {
     Serving::spawn(command).expect("hookwire starts")
 }
 
+/// A node cluster for a test: its data dir (kept while the test runs), its
+/// nodes, a ledger receiver's URL and ledger, the database URL.
+type Cluster = (
+    tempfile::TempDir,
+    Vec<Serving>,
+    String,
+    Arc<Mutex<Ledger>>,
+    String,
+);
+
+/// `n` nodes on one fresh database, and a ledger receiver.
+async fn cluster(n: usize) -> Cluster {
+    let dir = tempfile::TempDir::new().unwrap();
+    let DatabaseUrl::Postgres(url) = fresh_database(&dir).await else {
+        unreachable!()
+    };
+    let database = url.expose().to_string();
+    let (receiver, ledger) = start_ledger_receiver().await;
+    let nodes = (0..n).map(|_| start_node(dir.path(), &database)).collect();
+    (dir, nodes, receiver, ledger, database)
+}
+
+/// Creates `license` through the first node and, through the second, a
+/// webhook to `receiver` for each of `event_types` (data type `visitor`).
+async fn license_with_webhooks(
+    http: &reqwest::Client,
+    nodes: &[Serving],
+    license: &str,
+    event_types: &[&str],
+    receiver: &str,
+) {
+    let created: Value = http
+        .post(format!("{}/api/v1/licenses", nodes[0].url))
+        .bearer_auth(PLATFORM_KEY)
+        .json(&json!({ "license_id": license }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["api_key"].as_str().unwrap();
+    for event_type in event_types {
+        let r = http
+            .post(format!("{}/webhooks", nodes[1].url))
+            .bearer_auth(key)
+            .json(&json!({"event_type": event_type, "data_types": ["visitor"], "url": receiver}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_the_work_and_survive_a_kill() {
     run_on(
@@ -98,35 +152,9 @@ async fn three_nodes_share_the_work_and_survive_a_kill() {
 }
 
 async fn three_nodes_share_the_work_and_survive_a_kill_body() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let DatabaseUrl::Postgres(url) = fresh_database(&dir).await else {
-        unreachable!()
-    };
-    let database = url.expose().to_string();
-    let (receiver, ledger) = start_ledger_receiver().await;
-    let mut nodes: Vec<Serving> = (0..3).map(|_| start_node(dir.path(), &database)).collect();
+    let (_dir, mut nodes, receiver, ledger, database) = cluster(3).await;
     let http = reqwest::Client::new();
-    let key = http
-        .post(format!("{}/api/v1/licenses", nodes[0].url))
-        .bearer_auth(PLATFORM_KEY)
-        .json(&json!({"license_id": "3"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = http
-        .post(format!("{}/webhooks", nodes[1].url))
-        .bearer_auth(&key)
-        .json(&json!({"event_type": "visitor_queued", "data_types": ["visitor"], "url": receiver}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    license_with_webhooks(&http, &nodes, "3", &["visitor_queued"], &receiver).await;
 
     // Three clients, one per node, 1,000 events each in batches of 50.
     let mut clients = Vec::new();
@@ -336,37 +364,10 @@ async fn two_nodes_agree_on_the_tag_rule_and_idempotency_under_load() {
 /// transaction; concurrent groups on two nodes must still decide the
 /// `chat_changed` rule and idempotency keys as if events came one at a time.
 async fn two_nodes_agree_on_the_tag_rule_and_idempotency_under_load_body() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let DatabaseUrl::Postgres(url) = fresh_database(&dir).await else {
-        unreachable!()
-    };
-    let database = url.expose().to_string();
-    let (receiver, ledger) = start_ledger_receiver().await;
-    let nodes: Vec<Serving> = (0..2).map(|_| start_node(dir.path(), &database)).collect();
+    let (_dir, nodes, receiver, ledger, _) = cluster(2).await;
     let http = reqwest::Client::new();
-    let key = http
-        .post(format!("{}/api/v1/licenses", nodes[0].url))
-        .bearer_auth(PLATFORM_KEY)
-        .json(&json!({"license_id": "7"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for event_type in ["chat_changed", "visitor_queued"] {
-        let r = http
-            .post(format!("{}/webhooks", nodes[1].url))
-            .bearer_auth(&key)
-            .json(&json!({"event_type": event_type, "data_types": ["visitor"], "url": receiver}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    let webhooks = ["chat_changed", "visitor_queued"];
+    license_with_webhooks(&http, &nodes, "7", &webhooks, &receiver).await;
 
     // 20 chats never seen, each reported 10 times with the same tags, all at
     // once through both nodes: exactly one report per chat is a change.
