@@ -31,18 +31,22 @@ impl GroupWork for IngestWork {
         request.events.len().max(1)
     }
 
-    async fn run(&self, requests: &[IngestRequest]) -> StoreResult<Vec<Vec<IngestOutcome>>> {
-        let mut client = self.pool.get().await.map_err(pool_error)?;
-        let tx = client.transaction().await.map_err(db_error)?;
+    async fn run(
+        &self,
+        requests: &[IngestRequest],
+    ) -> Result<Vec<Vec<IngestOutcome>>, GroupFailure> {
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| GroupFailure::unreachable(pool_error(e)))?;
+        let tx = client.transaction().await?;
         let events: Vec<(&NewEvent, Option<Millis>)> = requests
             .iter()
             .flat_map(|r| r.events.iter().map(|e| (e, r.handoff_lease_until)))
             .collect();
-        let mut outcomes = ingest_events(&tx, &events)
-            .await
-            .map_err(db_error)?
-            .into_iter();
-        tx.commit().await.map_err(db_error)?;
+        let mut outcomes = ingest_events(&tx, &events).await?.into_iter();
+        tx.commit().await?;
         Ok(requests
             .iter()
             .map(|r| outcomes.by_ref().take(r.events.len()).collect())

@@ -14,7 +14,7 @@ mod record;
 
 use super::*;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use group::{Group, GroupWork};
+use group::{Group, GroupFailure, GroupWork};
 use hookwire_livechat::DataType;
 use ingest::{notify_due, IngestRequest, IngestWork};
 use record::RecordWork;

@@ -22,26 +22,26 @@ impl GroupWork for RecordWork {
         1
     }
 
-    async fn run(&self, records: &[AttemptRecord]) -> StoreResult<Vec<()>> {
-        let mut client = self.pool.get().await.map_err(pool_error)?;
-        let tx = client.transaction().await.map_err(db_error)?;
+    async fn run(&self, records: &[AttemptRecord]) -> Result<Vec<()>, GroupFailure> {
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| GroupFailure::unreachable(pool_error(e)))?;
+        let tx = client.transaction().await?;
         // A delivery twice in one statement would be updated once: split there.
         let mut start = 0;
         let mut in_chunk = HashSet::new();
         for (i, r) in records.iter().enumerate() {
             if !in_chunk.insert(r.delivery_id) {
-                record_chunk(&tx, &records[start..i])
-                    .await
-                    .map_err(db_error)?;
+                record_chunk(&tx, &records[start..i]).await?;
                 start = i;
                 in_chunk.clear();
                 in_chunk.insert(r.delivery_id);
             }
         }
-        record_chunk(&tx, &records[start..])
-            .await
-            .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        record_chunk(&tx, &records[start..]).await?;
+        tx.commit().await?;
         Ok(vec![(); records.len()])
     }
 }
