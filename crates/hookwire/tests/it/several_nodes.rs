@@ -288,7 +288,14 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
         "{unexplained} events arrived again long after their first delivery was answered \
          ({failed_attempts} failed attempts)"
     );
-    assert_eq!(total as usize, accepted.len());
+    // Every accepted event is there; beyond them, at most the batch the
+    // killed node's client had in flight: committed, but the node died before
+    // its 202 went out (the platform sees an error and sends it again).
+    assert!(
+        (accepted.len()..=accepted.len() + 50).contains(&(total as usize)),
+        "{total} deliveries for {} accepted events",
+        accepted.len()
+    );
     for mut node in nodes {
         let _ = node.child.kill();
         let _ = node.child.wait();
