@@ -63,7 +63,7 @@ pub(super) async fn notify_due(tx: &Transaction<'_>) -> Result<(), tokio_postgre
 async fn ingest_events(
     tx: &Transaction<'_>,
     events: &[(&NewEvent, Option<Millis>)],
-) -> Result<Vec<IngestOutcome>, tokio_postgres::Error> {
+) -> Result<Vec<IngestOutcome>, GroupFailure> {
     let mut outcomes = Vec::with_capacity(events.len());
     let mut run_start = 0;
     for (i, (ev, handoff)) in events.iter().enumerate() {
@@ -79,12 +79,27 @@ async fn ingest_events(
 
 type ChatKey<'a> = (&'a str, &'a str);
 
+/// The database answered an insert without a row it must have returned:
+/// the group is refused (and its requests retried alone), never a panic.
+fn unanswered(what: &str) -> GroupFailure {
+    GroupFailure {
+        error: StoreError::Unavailable(format!("the database did not return {what}")),
+        retry_alone: true,
+    }
+}
+
+fn seq_of(seqs: &HashMap<String, i64>, ev: &NewEvent) -> Result<i64, GroupFailure> {
+    seqs.get(ev.unique_id.as_str())
+        .copied()
+        .ok_or_else(|| unanswered("an inserted event's seq"))
+}
+
 /// Events without idempotency keys, a statement per table. Same effects as
 /// [`ingest_one`] on each event in turn.
 async fn ingest_run(
     tx: &Transaction<'_>,
     events: &[(&NewEvent, Option<Millis>)],
-) -> Result<Vec<IngestOutcome>, tokio_postgres::Error> {
+) -> Result<Vec<IngestOutcome>, GroupFailure> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
@@ -128,17 +143,18 @@ async fn ingest_run(
         upsert_visitors(tx, live()),
         insert_events(tx, live()),
     )?;
-    let mut webhooks: HashMap<(String, String), Vec<Row>> = HashMap::new();
-    for row in webhook_rows {
+    // By (license, event type), borrowing the rows' strings: no key is
+    // allocated per event.
+    let mut webhooks: HashMap<(&str, &str), Vec<&Row>> = HashMap::new();
+    for row in &webhook_rows {
         webhooks
             .entry((row.get(0), row.get(1)))
             .or_default()
             .push(row);
     }
     let targets_of = |ev: &NewEvent| -> Vec<IngestTarget> {
-        let key = (ev.license_id.clone(), ev.event_type.as_str().to_string());
         webhooks
-            .get(&key)
+            .get(&(ev.license_id.as_str(), ev.event_type.as_str()))
             .map(|rows| {
                 rows.iter()
                     .map(|r| IngestTarget {
@@ -170,7 +186,7 @@ async fn ingest_run(
             Vec::new()
         };
         for t in &targets {
-            d_seq.push(seqs[ev.unique_id.as_str()]);
+            d_seq.push(seq_of(&seqs, ev)?);
             d_hook.push(t.webhook_id.clone());
             d_lic.push(ev.license_id.as_str());
             d_bits.push(t.data_types.bits() as i16);
@@ -213,11 +229,15 @@ async fn ingest_run(
         let delivery_count = targets.len();
         let deliveries = match handoff {
             Some(lease) if !targets.is_empty() => {
-                let seq = seqs[ev.unique_id.as_str()];
-                let jobs = targets
-                    .into_iter()
-                    .map(|t| (delivery_ids[&(seq, t.webhook_id.clone())], t))
-                    .collect();
+                let seq = seq_of(&seqs, ev)?;
+                let mut jobs = Vec::with_capacity(targets.len());
+                for t in targets {
+                    let id = delivery_ids
+                        .get(&(seq, t.webhook_id.clone()))
+                        .copied()
+                        .ok_or_else(|| unanswered("the id of an inserted delivery"))?;
+                    jobs.push((id, t));
+                }
                 handoff_jobs(
                     *lease,
                     ev.unique_id.clone(),
@@ -322,13 +342,21 @@ async fn chat_tag_rule(
         )
         .await?;
     let inserted_rows = tx.query(&stmt, &[&lics, &chats, &tags]).await?;
-    let inserted: std::collections::HashSet<(String, String)> =
-        inserted_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    // The run's own keys, looked up by the database's answers (a map to
+    // itself, so what is found borrows from the run, not from the row).
+    let asked: HashMap<ChatKey, ChatKey> = first.iter().map(|(k, _)| (*k, *k)).collect();
+    let known = |r: &Row| -> Option<ChatKey> {
+        asked
+            .get(&(r.get::<_, &str>(0), r.get::<_, &str>(1)))
+            .copied()
+    };
+    let inserted: std::collections::HashSet<ChatKey> =
+        inserted_rows.iter().filter_map(known).collect();
 
     // What the chats that existed already hold, locked until commit.
     let (old_lics, old_chats): (Vec<&str>, Vec<&str>) = first
         .iter()
-        .filter(|((l, c), _)| !inserted.contains(&(l.to_string(), c.to_string())))
+        .filter(|(key, _)| !inserted.contains(key))
         .map(|((l, c), _)| (*l, *c))
         .unzip();
     // current: the chat's tags as the events so far left them; stored: in the table.
@@ -345,13 +373,9 @@ async fn chat_tag_rule(
             )
             .await?;
         for row in tx.query(&stmt, &[&old_lics, &old_chats]).await? {
-            let (l, c): (String, String) = (row.get(0), row.get(1));
-            let key = *first
-                .iter()
-                .map(|(k, _)| k)
-                .find(|(fl, fc)| *fl == l && *fc == c)
-                .expect("a chat the query asked for");
-            stored.insert(key, row.get(2));
+            if let Some(key) = known(&row) {
+                stored.insert(key, row.get(2));
+            }
         }
         current = stored.clone();
     }
