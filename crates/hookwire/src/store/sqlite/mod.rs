@@ -3,6 +3,7 @@
 
 mod claim;
 mod ingest;
+mod record;
 #[cfg(test)]
 mod web_app_tests;
 mod writer;
@@ -11,6 +12,7 @@ use super::*;
 use claim::claim;
 use hookwire_livechat::DataType;
 use ingest::ingest_one;
+use record::Recorder;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ const READERS: usize = 4;
 
 pub struct SqliteStore {
     writer: Writer,
+    recorder: Recorder,
     /// Held while this process serves the database (see `void_leases`).
     serving_lock: Mutex<Option<std::fs::File>>,
     path: PathBuf,
@@ -50,7 +53,8 @@ impl SqliteStore {
         }
         let conn = Connection::open(path).map_err(unavailable)?;
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;
+             PRAGMA temp_store = MEMORY;"
         ))
         .map_err(unavailable)?;
         migrate(&conn)?;
@@ -74,6 +78,7 @@ impl SqliteStore {
         let checkpointer = Checkpointer::spawn(path, synchronous)?;
         let (writer, _thread) = Writer::spawn(conn);
         Ok(SqliteStore {
+            recorder: Recorder::new(writer.clone()),
             writer,
             _checkpointer: checkpointer,
             serving_lock: Mutex::new(None),
@@ -520,45 +525,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempt(&self, r: AttemptRecord) -> StoreResult<()> {
-        self.writer
-            .write(move |c| {
-                c.prepare_cached(
-                    "INSERT INTO attempts (delivery_id, at, status, latency_ms, error, response_excerpt)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![r.delivery_id, r.at, r.status, r.latency_ms, r.error, r.response_excerpt])
-                })
-                .map_err(unavailable)?;
-                let (state, next) = match r.next {
-                    NextState::Delivered => ("delivered", r.at),
-                    NextState::RetryAt(at) => ("pending", at),
-                    NextState::Failed => ("failed", r.at),
-                };
-                c.prepare_cached(
-                    "UPDATE deliveries SET state = ?1, next_attempt_at = ?2, lease_until = 0,
-                         attempts_in_round = attempts_in_round + 1, updated_at = ?3
-                     WHERE id = ?4 AND state = 'pending'",
-                )
-                .and_then(|mut s| s.execute(params![state, next, r.at, r.delivery_id]))
-                .map_err(unavailable)?;
-                let health = if r.next == NextState::Delivered {
-                    "UPDATE webhooks SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL"
-                } else {
-                    "UPDATE webhooks SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL"
-                };
-                c.prepare_cached(health)
-                    .and_then(|mut s| {
-                        if r.next == NextState::Delivered {
-                            s.execute(params![r.webhook_id])
-                        } else {
-                            s.execute(params![r.webhook_id, r.at])
-                        }
-                    })
-                    .map_err(unavailable)?;
-                Ok(())
-            })
-            .await
+        self.recorder.record(r).await
     }
 
     async fn rotate_signing_secret(
