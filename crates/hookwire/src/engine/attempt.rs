@@ -6,7 +6,9 @@ use crate::secret::{event_token, standard_webhooks_signature, Cipher, Secret, SI
 use crate::store::{DeliveryJob, EventBody};
 use base64::Engine as _;
 use hookwire_livechat::{render_payload, DataTypes, PayloadParts, TargetUrl};
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +86,17 @@ pub fn render_body(token_secret: &Secret, event: &EventBody, data_types: DataTyp
     })
 }
 
+/// Stored target URLs kept ready (see [`Sender::prepared`]); past this many
+/// the cache starts over, so URLs of deleted webhooks do not pile up.
+const MAX_CACHED_TARGETS: usize = 4096;
+
+/// A webhook's URL as a request needs it: without credentials, and their
+/// `Authorization` header (decrypted, marked sensitive so it never prints).
+struct PreparedTarget {
+    url: reqwest::Url,
+    authorization: Option<HeaderValue>,
+}
+
 /// Sends attempts over one pooled, keep-alive HTTP client.
 pub struct Sender {
     client: reqwest::Client,
@@ -92,6 +105,9 @@ pub struct Sender {
     guard: ssrf::Guard,
     token_secret: Secret,
     cipher: Cipher,
+    /// Stored URL -> ready target. The stored URL holds the sealed password,
+    /// so a changed URL or password is a different key.
+    targets: std::sync::Mutex<std::collections::HashMap<String, Arc<PreparedTarget>>>,
 }
 
 impl Sender {
@@ -119,6 +135,7 @@ impl Sender {
             guard,
             token_secret,
             cipher,
+            targets: Default::default(),
         }))
     }
 
@@ -146,28 +163,18 @@ impl Sender {
                 retry_after: None,
             })
         };
-        let target = match TargetUrl::parse_stored(&job.url)
-            .map_err(|e| e.to_string())
-            .and_then(|t| self.cipher.open_url(&t))
-        {
+        let target = match self.prepared(&job.url) {
             Ok(t) => t,
-            Err(e) => return (fail(FailureKind::InvalidTarget, None, e), None),
+            Err((kind, e)) => return (fail(kind, None, e), None),
         };
         let body = self.body(job);
         let signature = match self.signature(job, &body) {
             Ok(s) => s,
             Err(e) => return (fail(FailureKind::InvalidTarget, None, e), None),
         };
-        let url = target.without_credentials();
-        if !self.allow_private_targets && self.guard.refuses_literal_host(&url) {
-            return (
-                fail(FailureKind::Forbidden, None, ssrf::REFUSED.to_string()),
-                None,
-            );
-        }
         let mut request = self
             .client
-            .post(url)
+            .post(target.url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT, concat!("hookwire/", env!("CARGO_PKG_VERSION")))
             .body(body);
@@ -177,10 +184,8 @@ impl Sender {
                 .header("webhook-timestamp", timestamp.to_string())
                 .header("webhook-signature", signature);
         }
-        if let Some(creds) = target.credentials() {
-            let pair = format!("{}:{}", creds.user, creds.password);
-            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-            request = request.header(AUTHORIZATION, format!("Basic {encoded}"));
+        if let Some(authorization) = &target.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
         }
         let mut response = match request.send().await {
             Ok(r) => r,
@@ -240,6 +245,51 @@ impl Sender {
             };
             (AttemptOutcome::Failed(failure), excerpt)
         }
+    }
+
+    /// The stored URL made ready to send to, from the cache when it was seen
+    /// before: parsing it and decrypting its password took a few percent of
+    /// hookwire's CPU when done for every attempt (BENCHMARKS.md).
+    fn prepared(&self, stored: &str) -> Result<Arc<PreparedTarget>, (FailureKind, String)> {
+        let cached = self
+            .targets
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(stored).cloned());
+        if let Some(target) = cached {
+            return Ok(target);
+        }
+        let target = Arc::new(self.prepare(stored)?);
+        if let Ok(mut cache) = self.targets.lock() {
+            if cache.len() >= MAX_CACHED_TARGETS {
+                cache.clear();
+            }
+            cache.insert(stored.to_string(), target.clone());
+        }
+        Ok(target)
+    }
+
+    fn prepare(&self, stored: &str) -> Result<PreparedTarget, (FailureKind, String)> {
+        let target = TargetUrl::parse_stored(stored)
+            .map_err(|e| e.to_string())
+            .and_then(|t| self.cipher.open_url(&t))
+            .map_err(|e| (FailureKind::InvalidTarget, e))?;
+        let url = target.without_credentials();
+        if !self.allow_private_targets && self.guard.refuses_literal_host(&url) {
+            return Err((FailureKind::Forbidden, ssrf::REFUSED.to_string()));
+        }
+        let authorization = match target.credentials() {
+            Some(creds) => {
+                let pair = format!("{}:{}", creds.user, creds.password);
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                let mut value = HeaderValue::try_from(format!("Basic {encoded}"))
+                    .map_err(|e| (FailureKind::InvalidTarget, e.to_string()))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(PreparedTarget { url, authorization })
     }
 
     /// The Standard Webhooks headers' values for a signed webhook: the
