@@ -53,8 +53,10 @@ struct Shared {
     next_hint: AtomicI64,
     wake: Notify,
     shutdown: CancellationToken,
-    /// Webhooks whose queues are full; the poller does not claim for them.
-    saturated: std::sync::Mutex<HashSet<String>>,
+    /// Webhooks whose queues are full; the poller does not claim for them
+    /// and ingest does not hand them more. Replaced, not changed in place,
+    /// so that each ingest request takes it with a reference count.
+    saturated: std::sync::Mutex<Arc<HashSet<String>>>,
     /// Delivered attempts whose slot is free but whose record is not yet
     /// committed; bounds the memory they take.
     recording: Arc<Semaphore>,
@@ -64,6 +66,15 @@ impl DispatcherHandle {
     /// Whether fresh deliveries should be leased and handed over now.
     pub fn has_room(&self) -> bool {
         self.shared.held.load(Ordering::Relaxed) < HIGH_WATERMARK
+    }
+
+    /// The webhooks whose queues are full: not handed fresh deliveries.
+    pub fn saturated(&self) -> Arc<HashSet<String>> {
+        self.shared
+            .saturated
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     pub fn submit(&self, jobs: Vec<DeliveryJob>) {
@@ -143,7 +154,7 @@ impl Dispatcher {
             next_hint: AtomicI64::new(i64::MAX),
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
-            saturated: std::sync::Mutex::new(HashSet::new()),
+            saturated: std::sync::Mutex::new(Arc::default()),
             recording: Arc::new(Semaphore::new(MAX_RECORDING)),
         });
         let handle = DispatcherHandle {
@@ -277,11 +288,9 @@ impl Core {
                 }
             }
             if target.queue.len() < cap / 2 {
-                let removed = self
-                    .shared
-                    .saturated
-                    .lock()
-                    .map(|mut s| s.remove(&done.webhook_id));
+                let removed = self.shared.saturated.lock().map(|mut s| {
+                    s.contains(&done.webhook_id) && Arc::make_mut(&mut s).remove(&done.webhook_id)
+                });
                 if removed.unwrap_or(false) {
                     self.shared.wake.notify_one();
                 }
@@ -516,7 +525,9 @@ impl Core {
                 }
             }
             if let Ok(mut saturated) = self.shared.saturated.lock() {
-                saturated.insert(webhook_id.clone());
+                if !saturated.contains(webhook_id) {
+                    Arc::make_mut(&mut saturated).insert(webhook_id.clone());
+                }
             }
         }
         if ids.is_empty() {

@@ -12,8 +12,8 @@ use crate::secret::{
     SIGNING_SECRET,
 };
 use crate::store::{
-    now_millis, DeliveryJob, EventBody, IngestOutcome, Millis, NewEvent, Store, StoreError,
-    TokenGrant, TokenKey, Webhook,
+    now_millis, DeliveryJob, EventBody, Handoff, IngestOutcome, Millis, NewEvent, Store,
+    StoreError, TokenGrant, TokenKey, Webhook,
 };
 use attempt::{AttemptReport, Sender};
 use dispatcher::DispatcherHandle;
@@ -242,13 +242,14 @@ impl Engine {
                 }
             })
             .collect();
-        let handoff = self
-            .dispatcher
-            .has_room()
-            .then(|| now + self.lease.as_millis() as Millis);
+        let handoff = self.dispatcher.has_room().then(|| Handoff {
+            lease_until: now + self.lease.as_millis() as Millis,
+            saturated: self.dispatcher.saturated(),
+        });
         let outcomes = self.store.ingest(new_events, handoff).await?;
         let mut answers = Vec::with_capacity(outcomes.len());
         let mut fresh = Vec::new();
+        let mut left_unleased = false;
         for (outcome, event_type) in outcomes.into_iter().zip(event_types) {
             answers.push(match outcome {
                 IngestOutcome::Accepted {
@@ -257,6 +258,7 @@ impl Engine {
                     delivery_count,
                 } => {
                     self.metrics.event_ingested(event_type);
+                    left_unleased |= deliveries.len() < delivery_count;
                     fresh.extend(deliveries);
                     self.backlog
                         .fetch_add(delivery_count as u64, Ordering::Relaxed);
@@ -276,7 +278,7 @@ impl Engine {
                 IngestOutcome::UnknownLicense => IngestAnswer::UnknownLicense,
             });
         }
-        if handoff.is_none() {
+        if left_unleased {
             // Not handed off: the deliveries are unleased and the poller claims them.
             self.dispatcher.wake();
         }

@@ -11,6 +11,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use hookwire_livechat::event::VisitorSummary;
 use hookwire_livechat::{DataTypes, EventType, Sections, TargetUrl};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Milliseconds since the Unix epoch: every time the store keeps.
@@ -353,12 +354,13 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a webhook; its pending deliveries end as failed. False if unknown.
     async fn delete_webhook(&self, license_id: &str, id: &str, now: Millis) -> StoreResult<bool>;
 
-    /// Commits events and their deliveries. With `handoff_lease_until`, the
-    /// new deliveries are leased to the caller and returned for dispatch.
+    /// Commits events and their deliveries. With a `handoff`, the new
+    /// deliveries (but those of its saturated webhooks) are leased to the
+    /// caller and returned for dispatch; the rest are committed unleased.
     async fn ingest(
         &self,
         events: Vec<NewEvent>,
-        handoff_lease_until: Option<Millis>,
+        handoff: Option<Handoff>,
     ) -> StoreResult<Vec<IngestOutcome>>;
 
     /// Leases up to `limit` due deliveries (oldest due first) until
@@ -500,25 +502,59 @@ struct IngestTarget {
     max_per_second: Option<u32>,
 }
 
+/// How ingest hands fresh deliveries straight to this node's dispatcher.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    /// The lease handed deliveries start with.
+    pub lease_until: Millis,
+    /// Webhooks whose queues in memory are full. Their new deliveries are
+    /// committed unleased instead of handed over: handing them over only for
+    /// the dispatcher to give them back cost a write per delivery, and
+    /// unleased they can go to whichever node has room.
+    pub saturated: Arc<HashSet<String>>,
+}
+
+impl Handoff {
+    /// The lease a new delivery to `webhook_id` is inserted with: 0 (due for
+    /// any node's poller) when it is not handed over.
+    pub fn lease_for(handoff: Option<&Handoff>, webhook_id: &str) -> Millis {
+        match handoff {
+            Some(h) if !h.saturated.contains(webhook_id) => h.lease_until,
+            _ => 0,
+        }
+    }
+}
+
 /// The jobs for an event's freshly inserted deliveries, to hand straight to
-/// this node's dispatcher. `targets` pairs each delivery id with its target.
+/// this node's dispatcher: those not inserted with a lease stay behind.
+/// `targets` pairs each delivery id with its target.
 fn handoff_jobs(
-    lease_until: Millis,
+    handoff: Option<&Handoff>,
     unique_id: String,
     license_id: String,
     event_type: EventType,
     sections: Sections,
     targets: Vec<(i64, IngestTarget)>,
 ) -> Vec<DeliveryJob> {
+    let handed: Vec<_> = targets
+        .into_iter()
+        .filter_map(|(id, t)| {
+            let lease = Handoff::lease_for(handoff, &t.webhook_id);
+            (lease != 0).then_some((id, t, lease))
+        })
+        .collect();
+    if handed.is_empty() {
+        return Vec::new();
+    }
     let event = Arc::new(EventBody {
         unique_id,
         license_id,
         event_type,
         sections,
     });
-    targets
+    handed
         .into_iter()
-        .map(|(delivery_id, t)| DeliveryJob {
+        .map(|(delivery_id, t, lease_until)| DeliveryJob {
             delivery_id,
             webhook_id: t.webhook_id,
             url: t.url,

@@ -558,33 +558,39 @@ crate::backend_tests! {
     }
 
     async fn a_backlog_beyond_one_webhooks_queue_is_all_delivered() {
-        // One slot: the queue holds 256, so the rest of the 300 is given back
-        // to the database and claimed again as the webhook drains.
+        // One slot: the queue holds 256, so the rest of the first 300 is
+        // given back to the database, and the webhook is saturated. The
+        // first attempt is slow, so the next 200 arrive while it still is:
+        // they are committed unleased, not handed over. All of it is claimed
+        // as the webhook drains, each delivery attempted once.
         let app = spawn_app_with(|s| s.delivery.per_target_concurrency = 1).await;
         let key = app.create_license("12").await;
         let mut receiver = TestReceiver::start().await;
+        receiver.script([Reply::Sleep(Duration::from_millis(500))]);
         let hook = app
             .create_webhook(&key, "visitor_queued", &["visitor"], &receiver.url("/"))
             .await;
-        let batch: Vec<Value> = (0..300)
-            .map(|i| json!({"event_type": "visitor_queued", "license_id": "12", "visitor": {"id": format!("V{i}")}}))
-            .collect();
-        let (status, _) = app
-            .post_platform("/api/v1/events/batch", &Value::Array(batch))
-            .await;
-        assert_eq!(status, 200);
+        for (round, size) in [300, 200].into_iter().enumerate() {
+            let batch: Vec<Value> = (0..size)
+                .map(|i| json!({"event_type": "visitor_queued", "license_id": "12",
+                                "visitor": {"id": format!("V{round}-{i}")}}))
+                .collect();
+            let (status, _) = app
+                .post_platform("/api/v1/events/batch", &Value::Array(batch))
+                .await;
+            assert_eq!(status, 200);
+        }
         let mut seen = std::collections::HashSet::new();
-        while seen.len() < 300 {
-            seen.insert(
-                receiver.next().await.json()["visitor"]["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            );
+        while seen.len() < 500 {
+            let id = receiver.next().await.json()["visitor"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(seen.insert(id.clone()), "{id} arrived twice");
         }
         let list = app
             .wait_deliveries(&key, &hook, |d| {
-                d.len() == 300 && d.iter().all(|x| x["state"] == "delivered")
+                d.len() == 500 && d.iter().all(|x| x["state"] == "delivered")
             })
             .await;
         assert!(
@@ -592,6 +598,7 @@ crate::backend_tests! {
                 .all(|d| d["attempts"].as_array().unwrap().len() == 1),
             "nothing was attempted twice"
         );
+        receiver.expect_silence(Duration::from_millis(200)).await;
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::hash_map::Entry;
 /// One caller's events, with the lease of its hand-off (see [`Store::ingest`]).
 pub(super) struct IngestRequest {
     pub events: Vec<NewEvent>,
-    pub handoff_lease_until: Option<Millis>,
+    pub handoff: Option<Handoff>,
 }
 
 pub(super) struct IngestWork {
@@ -41,9 +41,9 @@ impl GroupWork for IngestWork {
             .await
             .map_err(|e| GroupFailure::unreachable(pool_error(e)))?;
         let tx = client.transaction().await?;
-        let events: Vec<(&NewEvent, Option<Millis>)> = requests
+        let events: Vec<(&NewEvent, Option<&Handoff>)> = requests
             .iter()
-            .flat_map(|r| r.events.iter().map(|e| (e, r.handoff_lease_until)))
+            .flat_map(|r| r.events.iter().map(|e| (e, r.handoff.as_ref())))
             .collect();
         let mut outcomes = ingest_events(&tx, &events).await?.into_iter();
         tx.commit().await?;
@@ -62,7 +62,7 @@ pub(super) async fn notify_due(tx: &Transaction<'_>) -> Result<(), tokio_postgre
 /// based, keyed events one by one.
 async fn ingest_events(
     tx: &Transaction<'_>,
-    events: &[(&NewEvent, Option<Millis>)],
+    events: &[(&NewEvent, Option<&Handoff>)],
 ) -> Result<Vec<IngestOutcome>, GroupFailure> {
     let mut outcomes = Vec::with_capacity(events.len());
     let mut run_start = 0;
@@ -98,7 +98,7 @@ fn seq_of(seqs: &HashMap<String, i64>, ev: &NewEvent) -> Result<i64, GroupFailur
 /// [`ingest_one`] on each event in turn.
 async fn ingest_run(
     tx: &Transaction<'_>,
-    events: &[(&NewEvent, Option<Millis>)],
+    events: &[(&NewEvent, Option<&Handoff>)],
 ) -> Result<Vec<IngestOutcome>, GroupFailure> {
     if events.is_empty() {
         return Ok(Vec::new());
@@ -191,8 +191,9 @@ async fn ingest_run(
             d_lic.push(ev.license_id.as_str());
             d_bits.push(t.data_types.bits() as i16);
             d_at.push(ev.received_at);
-            d_lease.push(handoff.unwrap_or(0));
-            notify |= handoff.is_none();
+            let lease = Handoff::lease_for(*handoff, &t.webhook_id);
+            d_lease.push(lease);
+            notify |= lease == 0;
         }
         planned.push(targets);
     }
@@ -228,7 +229,7 @@ async fn ingest_run(
         }
         let delivery_count = targets.len();
         let deliveries = match handoff {
-            Some(lease) if !targets.is_empty() => {
+            Some(_) if !targets.is_empty() => {
                 let seq = seq_of(&seqs, ev)?;
                 let mut jobs = Vec::with_capacity(targets.len());
                 for t in targets {
@@ -239,7 +240,7 @@ async fn ingest_run(
                     jobs.push((id, t));
                 }
                 handoff_jobs(
-                    *lease,
+                    *handoff,
                     ev.unique_id.clone(),
                     ev.license_id.clone(),
                     ev.event_type,
@@ -270,7 +271,7 @@ async fn query(
 /// Inserts the events; answers each one's `seq` by its unique id.
 async fn insert_events<'a>(
     tx: &Transaction<'_>,
-    events: impl Iterator<Item = (&'a NewEvent, Option<Millis>)>,
+    events: impl Iterator<Item = (&'a NewEvent, Option<&'a Handoff>)>,
 ) -> Result<HashMap<String, i64>, tokio_postgres::Error> {
     let mut cols: [Vec<Option<&str>>; 4] = Default::default();
     let (mut ids, mut lics, mut types, mut tokens, mut expiries, mut received) =
@@ -310,7 +311,7 @@ async fn insert_events<'a>(
 /// in order against the tags the one before it left, as if one at a time.
 async fn chat_tag_rule(
     tx: &Transaction<'_>,
-    events: &[(&NewEvent, Option<Millis>)],
+    events: &[(&NewEvent, Option<&Handoff>)],
     accepted: &[bool],
 ) -> Result<Vec<bool>, tokio_postgres::Error> {
     let tagged = || {
@@ -432,7 +433,7 @@ type VisitorSeen<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Millis);
 /// another would leave it: the latest name and email given, the last event.
 async fn upsert_visitors<'a>(
     tx: &Transaction<'_>,
-    events: impl Iterator<Item = (&'a NewEvent, Option<Millis>)>,
+    events: impl Iterator<Item = (&'a NewEvent, Option<&'a Handoff>)>,
 ) -> Result<(), tokio_postgres::Error> {
     let mut folded: HashMap<(&str, &str), VisitorSeen> = HashMap::new();
     for (ev, _) in events {
@@ -486,7 +487,7 @@ async fn upsert_visitors<'a>(
 async fn ingest_one(
     tx: &Transaction<'_>,
     ev: &NewEvent,
-    handoff_lease_until: Option<Millis>,
+    handoff: Option<&Handoff>,
 ) -> Result<IngestOutcome, tokio_postgres::Error> {
     let known = tx
         .query_opt(
@@ -616,10 +617,12 @@ async fn ingest_one(
     } else {
         Vec::new()
     };
-    let lease = handoff_lease_until.unwrap_or(0);
     let mut delivery_ids = Vec::with_capacity(targets.len());
+    let mut notify = false;
     for t in &targets {
         let bits = t.data_types.bits() as i16;
+        let lease = Handoff::lease_for(handoff, &t.webhook_id);
+        notify |= lease == 0;
         let id: i64 = tx
             .query_one(
                 "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
@@ -638,19 +641,19 @@ async fn ingest_one(
         )
         .await?;
     }
-    if handoff_lease_until.is_none() && !targets.is_empty() {
+    if notify {
         notify_due(tx).await?;
     }
 
     let delivery_count = targets.len();
-    let deliveries = if handoff_lease_until.is_some() {
+    let deliveries = if handoff.is_some() {
         let jobs = targets
             .into_iter()
             .zip(delivery_ids)
             .map(|(t, id)| (id, t))
             .collect();
         handoff_jobs(
-            lease,
+            handoff,
             ev.unique_id.clone(),
             ev.license_id.clone(),
             ev.event_type,

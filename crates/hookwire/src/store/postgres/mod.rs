@@ -378,14 +378,9 @@ impl Store for PgStore {
     async fn ingest(
         &self,
         events: Vec<NewEvent>,
-        handoff_lease_until: Option<Millis>,
+        handoff: Option<Handoff>,
     ) -> StoreResult<Vec<IngestOutcome>> {
-        self.ingests
-            .submit(IngestRequest {
-                events,
-                handoff_lease_until,
-            })
-            .await
+        self.ingests.submit(IngestRequest { events, handoff }).await
     }
 
     async fn claim_due(

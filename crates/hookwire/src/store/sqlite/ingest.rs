@@ -7,7 +7,7 @@ use super::*;
 pub(super) fn ingest_one(
     c: &Connection,
     ev: NewEvent,
-    handoff_lease_until: Option<Millis>,
+    handoff: Option<&Handoff>,
 ) -> rusqlite::Result<IngestOutcome> {
     if let Some((key, body_hash)) = &ev.idempotency {
         let seen: Option<(String, String, i64)> = c
@@ -108,7 +108,6 @@ pub(super) fn ingest_one(
             targets.push(row?);
         }
     }
-    let lease = handoff_lease_until.unwrap_or(0);
     let mut insert = c.prepare_cached(
         "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
                                  lease_until, created_at, updated_at)
@@ -122,7 +121,7 @@ pub(super) fn ingest_one(
             ev.license_id,
             t.data_types.bits(),
             ev.received_at,
-            lease
+            Handoff::lease_for(handoff, &t.webhook_id)
         ])?;
         delivery_ids.push(c.last_insert_rowid());
     }
@@ -134,14 +133,14 @@ pub(super) fn ingest_one(
     }
 
     let delivery_count = targets.len();
-    let deliveries = if handoff_lease_until.is_some() {
+    let deliveries = if handoff.is_some() {
         let jobs = targets
             .into_iter()
             .zip(delivery_ids)
             .map(|(t, id)| (id, t))
             .collect();
         handoff_jobs(
-            lease,
+            handoff,
             ev.unique_id.clone(),
             ev.license_id,
             ev.event_type,

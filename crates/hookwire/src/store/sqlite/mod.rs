@@ -481,13 +481,13 @@ impl Store for SqliteStore {
     async fn ingest(
         &self,
         events: Vec<NewEvent>,
-        handoff_lease_until: Option<Millis>,
+        handoff: Option<Handoff>,
     ) -> StoreResult<Vec<IngestOutcome>> {
         self.writer
             .write(move |c| {
                 events
                     .into_iter()
-                    .map(|ev| ingest_one(c, ev, handoff_lease_until))
+                    .map(|ev| ingest_one(c, ev, handoff.as_ref()))
                     .collect::<rusqlite::Result<Vec<_>>>()
                     .map_err(unavailable)
             })
