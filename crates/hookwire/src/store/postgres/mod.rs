@@ -460,9 +460,13 @@ impl Store for PgStore {
     async fn release(&self, delivery_ids: Vec<i64>, due_at: Millis) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
+        tx.batch_execute(record::BY_ID_PLANS)
+            .await
+            .map_err(db_error)?;
         tx.execute(
+            // `IS TRUE`: see `record::BY_ID_PLANS`.
             "UPDATE deliveries SET lease_until = 0, next_attempt_at = GREATEST(next_attempt_at, $2)
-             WHERE id = ANY($1) AND state = 'pending'",
+             WHERE id = ANY($1) AND (state = 'pending') IS TRUE",
             &[&delivery_ids, &due_at],
         )
         .await

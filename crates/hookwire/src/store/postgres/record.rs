@@ -29,6 +29,7 @@ impl GroupWork for RecordWork {
             .await
             .map_err(|e| GroupFailure::unreachable(pool_error(e)))?;
         let tx = client.transaction().await?;
+        tx.batch_execute(BY_ID_PLANS).await?;
         // A delivery twice in one statement would be updated once: split there.
         let mut start = 0;
         let mut in_chunk = HashSet::new();
@@ -56,6 +57,24 @@ struct Health {
     /// rather than continuing one the table may hold.
     restarted: bool,
 }
+
+/// Planner settings for a transaction that updates deliveries by id: only
+/// nested loops over the primary key.
+///
+/// A prepared statement's generic plan is made once per connection and kept
+/// until the table's statistics change, which on a fresh database means
+/// until autovacuum first analyzes it (a minute or more). Made while the
+/// table was nearly empty, the plan was a sequential scan (or a scan of a
+/// whole partial index), hash-joined with the batch: cheap then, and then a
+/// few milliseconds per statement and growing with the table, most of
+/// PostgreSQL's CPU under load (BENCHMARKS.md). By id, through the primary
+/// key, is the right plan at every size. For the same reason conditions
+/// are written `(state = 'pending') IS TRUE` (the same: `state` is NOT
+/// NULL): plain, it matches the predicate of the partial indexes on pending
+/// rows, which hold an entry for every finished delivery until the next
+/// vacuum.
+pub(super) const BY_ID_PLANS: &str =
+    "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 
 async fn record_chunk(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -142,7 +161,7 @@ async fn record_chunk(
              UPDATE deliveries d SET state = i.state, next_attempt_at = i.next_at, lease_until = 0,
                  attempts_in_round = d.attempts_in_round + 1, updated_at = i.at
              FROM input i
-             WHERE d.id = i.delivery_id AND d.state = 'pending'",
+             WHERE d.id = i.delivery_id AND (d.state = 'pending') IS TRUE",
         )
         .await?;
     tx.execute(
