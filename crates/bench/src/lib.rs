@@ -72,7 +72,10 @@ impl Options {
         self.seconds = 1;
         self.fanout_events = 5;
         self.isolation_events = 20;
-        self.backlog = 300;
+        // Enough that redelivering the backlog (one statement) outgrows the
+        // SQLite sub-journal kept in memory and spills to a file, a path
+        // only the real binary's SQLite settings take.
+        self.backlog = 3_000;
         self.scenario = self.scenario.replace("postgres", "");
         self
     }

@@ -4,6 +4,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // SAFETY: nothing has opened a SQLite connection yet, and nothing else runs.
+    unsafe { hookwire::store::sqlite::configure_process() };
     let cli = hookwire::cli::Cli::parse();
     match hookwire::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
