@@ -527,14 +527,12 @@ impl Handoff {
 
 /// The jobs for an event's freshly inserted deliveries, to hand straight to
 /// this node's dispatcher: those not inserted with a lease stay behind.
-/// `targets` pairs each delivery id with its target.
+/// `targets` pairs each delivery id with its target; `event` is only built
+/// when something is handed over.
 fn handoff_jobs(
     handoff: Option<&Handoff>,
-    unique_id: String,
-    license_id: String,
-    event_type: EventType,
-    sections: Sections,
-    targets: Vec<(i64, IngestTarget)>,
+    targets: impl IntoIterator<Item = (i64, IngestTarget)>,
+    event: impl FnOnce() -> EventBody,
 ) -> Vec<DeliveryJob> {
     let handed: Vec<_> = targets
         .into_iter()
@@ -546,12 +544,7 @@ fn handoff_jobs(
     if handed.is_empty() {
         return Vec::new();
     }
-    let event = Arc::new(EventBody {
-        unique_id,
-        license_id,
-        event_type,
-        sections,
-    });
+    let event = Arc::new(event());
     handed
         .into_iter()
         .map(|(delivery_id, t, lease_until)| DeliveryJob {

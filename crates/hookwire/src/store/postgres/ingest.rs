@@ -35,11 +35,7 @@ impl GroupWork for IngestWork {
         &self,
         requests: &[IngestRequest],
     ) -> Result<Vec<Vec<IngestOutcome>>, GroupFailure> {
-        let mut client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| GroupFailure::unreachable(pool_error(e)))?;
+        let mut client = group_client(&self.pool).await?;
         let tx = client.transaction().await?;
         let events: Vec<(&NewEvent, Option<&Handoff>)> = requests
             .iter()
@@ -51,6 +47,16 @@ impl GroupWork for IngestWork {
             .iter()
             .map(|r| outcomes.by_ref().take(r.events.len()).collect())
             .collect())
+    }
+}
+
+/// What a handed-over delivery carries of its event.
+fn event_body(ev: &NewEvent) -> EventBody {
+    EventBody {
+        unique_id: ev.unique_id.clone(),
+        license_id: ev.license_id.clone(),
+        event_type: ev.event_type,
+        sections: ev.sections.clone(),
     }
 }
 
@@ -239,14 +245,7 @@ async fn ingest_run(
                         .ok_or_else(|| unanswered("the id of an inserted delivery"))?;
                     jobs.push((id, t));
                 }
-                handoff_jobs(
-                    *handoff,
-                    ev.unique_id.clone(),
-                    ev.license_id.clone(),
-                    ev.event_type,
-                    ev.sections.clone(),
-                    jobs,
-                )
+                handoff_jobs(*handoff, jobs, || event_body(ev))
             }
             _ => Vec::new(),
         };
@@ -646,23 +645,9 @@ async fn ingest_one(
     }
 
     let delivery_count = targets.len();
-    let deliveries = if handoff.is_some() {
-        let jobs = targets
-            .into_iter()
-            .zip(delivery_ids)
-            .map(|(t, id)| (id, t))
-            .collect();
-        handoff_jobs(
-            handoff,
-            ev.unique_id.clone(),
-            ev.license_id.clone(),
-            ev.event_type,
-            ev.sections.clone(),
-            jobs,
-        )
-    } else {
-        Vec::new()
-    };
+    let deliveries = handoff_jobs(handoff, delivery_ids.into_iter().zip(targets), || {
+        event_body(ev)
+    });
     Ok(IngestOutcome::Accepted {
         event_id: ev.unique_id.clone(),
         deliveries,

@@ -59,6 +59,14 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable(format!("database connection: {e}"))
 }
 
+/// A connection for a group's transaction; none to be had fails the group
+/// at once (retrying its requests alone would not find one either).
+async fn group_client(pool: &Pool) -> Result<deadpool_postgres::Object, GroupFailure> {
+    pool.get()
+        .await
+        .map_err(|e| GroupFailure::unreachable(pool_error(e)))
+}
+
 impl PgStore {
     /// Connects, runs the migrations (one node at a time), and starts
     /// listening for due-work notifications.

@@ -23,11 +23,7 @@ impl GroupWork for RecordWork {
     }
 
     async fn run(&self, records: &[AttemptRecord]) -> Result<Vec<()>, GroupFailure> {
-        let mut client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| GroupFailure::unreachable(pool_error(e)))?;
+        let mut client = group_client(&self.pool).await?;
         let tx = client.transaction().await?;
         tx.batch_execute(BY_ID_PLANS).await?;
         // A delivery twice in one statement would be updated once: split there.

@@ -133,25 +133,17 @@ pub(super) fn ingest_one(
     }
 
     let delivery_count = targets.len();
-    let deliveries = if handoff.is_some() {
-        let jobs = targets
-            .into_iter()
-            .zip(delivery_ids)
-            .map(|(t, id)| (id, t))
-            .collect();
-        handoff_jobs(
-            handoff,
-            ev.unique_id.clone(),
-            ev.license_id,
-            ev.event_type,
-            ev.sections,
-            jobs,
-        )
-    } else {
-        Vec::new()
-    };
+    let event_id = ev.unique_id.clone();
+    let deliveries = handoff_jobs(handoff, delivery_ids.into_iter().zip(targets), || {
+        EventBody {
+            unique_id: ev.unique_id,
+            license_id: ev.license_id,
+            event_type: ev.event_type,
+            sections: ev.sections,
+        }
+    });
     Ok(IngestOutcome::Accepted {
-        event_id: ev.unique_id,
+        event_id,
         deliveries,
         delivery_count,
     })
