@@ -1,11 +1,12 @@
 //! An event as the chat platform reports it to hookwire, validated.
 
-use crate::payload::{Chat, SurveyItem, Ticket, Visitor};
+use crate::shape::{ChatShape, Obj, SurveyItemShape, TicketShape, VisitorShape};
 use crate::types::{DataType, DataTypes, EventType};
 use crate::ValidationError;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The raw JSON of each data type, indexed by [`DataType::index`].
@@ -100,18 +101,19 @@ impl IncomingEvent {
             }
         }
 
-        let chat: Option<Chat> = typed(&sections, DataType::Chat)?;
-        let visitor: Option<Visitor> = typed(&sections, DataType::Visitor)?;
-        let _: Option<Vec<SurveyItem>> = typed(&sections, DataType::PreChatSurvey)?;
-        let _: Option<Ticket> = typed(&sections, DataType::Ticket)?;
+        // Checked against the documented shapes, reading only what is kept.
+        let chat: Option<ChatShape> = shaped(&sections, DataType::Chat)?;
+        let visitor: Option<VisitorShape> = shaped(&sections, DataType::Visitor)?;
+        let _: Option<Vec<Obj<SurveyItemShape>>> = typed(&sections, DataType::PreChatSurvey)?;
+        let _: Option<Obj<TicketShape>> = typed(&sections, DataType::Ticket)?;
 
         let chat_tags = chat
             .filter(|_| event_type.tracks_chat_tags())
-            .map(|chat| (chat.id, canonical_tags(&chat.tags)));
+            .map(|chat| (chat.id.into_owned(), canonical_tags(&chat.tags)));
         let visitor = visitor.map(|v| VisitorSummary {
-            id: v.id,
-            name: v.name,
-            email: v.email,
+            id: v.id.into_owned(),
+            name: v.name.map(Cow::into_owned),
+            email: v.email.map(Cow::into_owned),
         });
         Ok(IncomingEvent {
             event_type,
@@ -133,8 +135,8 @@ impl IncomingEvent {
     }
 }
 
-fn typed<T: DeserializeOwned>(
-    sections: &Sections,
+fn typed<'a, T: Deserialize<'a>>(
+    sections: &'a Sections,
     t: DataType,
 ) -> Result<Option<T>, ValidationError> {
     let Some(raw) = &sections[t.index()] else {
@@ -143,6 +145,14 @@ fn typed<T: DeserializeOwned>(
     serde_json::from_str(raw.get())
         .map(Some)
         .map_err(|e| ValidationError::new(t.as_str(), format!("invalid {t}: {e}")))
+}
+
+/// A section that must be a JSON object, read as its shape.
+fn shaped<'a, T: Deserialize<'a>>(
+    sections: &'a Sections,
+    t: DataType,
+) -> Result<Option<T>, ValidationError> {
+    Ok(typed::<Obj<T>>(sections, t)?.map(|o| o.0))
 }
 
 /// License ids are strings in payloads; the platform may send them as numbers.
@@ -179,8 +189,8 @@ pub fn validate_license_id(id: &str) -> Result<(), ValidationError> {
 }
 
 /// Tags compared as a set: sorted, without duplicates, as compact JSON.
-pub fn canonical_tags(tags: &[String]) -> String {
-    let set: BTreeSet<&str> = tags.iter().map(String::as_str).collect();
+pub fn canonical_tags<S: AsRef<str>>(tags: &[S]) -> String {
+    let set: BTreeSet<&str> = tags.iter().map(AsRef::as_ref).collect();
     serde_json::to_string(&set).unwrap_or_else(|_| "[]".to_string())
 }
 
