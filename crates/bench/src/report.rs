@@ -108,7 +108,7 @@ pub fn table(r: &Value) -> String {
     if let Some(v) = f(&r["isolation"]["ratio"]) {
         let _ = writeln!(
             t,
-            "isolation ratio (healthy with hung / all healthy): {v:.2}"
+            "isolation ratio (healthy with hung / all healthy, median of paired runs): {v:.2}"
         );
     }
     if !r["backlog"].is_null() {
