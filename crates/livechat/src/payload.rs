@@ -4,8 +4,9 @@
 //! The typed structs are tolerant: every known field the documentation or real
 //! deliveries show is named, and anything else is kept in `extra`, so a
 //! receiver that reads them loses nothing. The server validates incoming data
-//! with them but sends the platform's raw JSON, so unknown fields pass through
-//! byte for byte.
+//! against their allocation-free twins in [`shape`](crate::shape) (keep the
+//! two in step) but sends the platform's raw JSON, so unknown fields pass
+//! through byte for byte.
 
 use crate::types::{DataType, DataTypes, EventType};
 use serde::{Deserialize, Serialize};

@@ -4,9 +4,10 @@
 //! (`#[serde(flatten)]`), which makes serde buffer each object and allocate
 //! every string: on the ingest path that was most of the cost of parsing an
 //! event, for values that are thrown away (hookwire stores and sends the
-//! sections' raw JSON). These *shapes* accept exactly the JSON the typed
-//! structs accept (a test below holds them to it) but skip unknown fields,
-//! borrow the few strings they keep and allocate nothing else.
+//! sections' raw JSON). These *shapes* are meant to accept exactly the JSON
+//! the typed structs accept (a test below compares the two on valid and
+//! invalid inputs; a change to a struct belongs in its shape too) but skip
+//! unknown fields, borrow the few strings they keep and allocate nothing else.
 
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor as SerdeVisitor};
