@@ -271,7 +271,9 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
         .collect();
     let l = ledger.lock().unwrap();
     for (id, &arrivals) in l.arrivals.iter().filter(|(_, n)| **n > 1) {
-        let (attempts, failed) = recorded[id];
+        let Some(&(attempts, failed)) = recorded.get(id) else {
+            panic!("event {id:?} arrived {arrivals} times and is not in the database");
+        };
         let unrecorded = arrivals as i64 - attempts;
         assert!(
             unrecorded <= 1 && (unrecorded < 1 || l.first_arrived[id] < killed_at),
