@@ -10,7 +10,7 @@
 //! anyone's critical path (the delivery stays leased until its record lands),
 //! so waiting one group commit costs nothing a caller feels.
 
-use super::writer::{unavailable, Writer};
+use super::writer::{in_savepoint, unavailable, Writer};
 use crate::store::{AttemptRecord, Millis, NextState, StoreError, StoreResult};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
@@ -90,28 +90,16 @@ async fn flush(writer: Writer, queue: Arc<Mutex<Queue>>) {
 /// Writes the batch in a savepoint; if the database refuses it, each record
 /// is tried alone so that one bad record fails only itself.
 fn write_batch(c: &Connection, records: &[AttemptRecord]) -> Vec<StoreResult<()>> {
-    if in_savepoint(c, |c| write_records(c, records)).is_ok() {
+    let write = |records: &[AttemptRecord]| {
+        in_savepoint(c, |c| write_records(c, records).map_err(unavailable))
+    };
+    if write(records).is_ok() {
         return vec![Ok(()); records.len()];
     }
     records
         .iter()
-        .map(|r| in_savepoint(c, |c| write_records(c, std::slice::from_ref(r))))
+        .map(|r| write(std::slice::from_ref(r)))
         .collect()
-}
-
-fn in_savepoint(
-    c: &Connection,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<()>,
-) -> StoreResult<()> {
-    c.execute_batch("SAVEPOINT records").map_err(unavailable)?;
-    match f(c) {
-        Ok(()) => c.execute_batch("RELEASE records").map_err(unavailable),
-        Err(e) => {
-            c.execute_batch("ROLLBACK TO records; RELEASE records")
-                .map_err(unavailable)?;
-            Err(unavailable(e))
-        }
-    }
 }
 
 /// A webhook's `failing_since` after some of its attempts, as recording them

@@ -80,7 +80,9 @@ fn run(conn: Connection, mut ops: mpsc::Receiver<Op>) {
     }
 }
 
-fn in_savepoint<T>(
+/// Runs `f` in a savepoint of its own: its failure undoes only its own work.
+/// Nests (a batch inside an operation, a record inside a refused batch).
+pub(super) fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
