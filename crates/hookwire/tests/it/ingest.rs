@@ -174,6 +174,57 @@ crate::backend_tests! {
         );
     }
 
+    async fn keyed_and_unkeyed_reports_at_once_are_each_accepted_once() {
+        // Requests waiting together share a transaction, where events with
+        // an idempotency key go one by one between set-based runs: every
+        // mix of the two must keep each report's own answer and effects.
+        let app = spawn_app().await;
+        let key = app.create_license("12").await;
+        let mut receiver = TestReceiver::start().await;
+        app.create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+            .await;
+        let report = |i: usize| {
+            let mut event = chat_started(if i % 7 == 6 { "nobody" } else { "12" });
+            event["chat"]["id"] = json!(format!("C{i}"));
+            let mut request = app
+                .http
+                .post(app.url("/api/v1/events"))
+                .bearer_auth(PLATFORM_KEY)
+                .json(&event);
+            if i.is_multiple_of(2) {
+                request = request.header("Idempotency-Key", format!("mix-{i}"));
+            }
+            async move {
+                let r = request.send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        let answers = futures_util::future::join_all((0..42).map(report)).await;
+        let mut expected = Vec::new();
+        for (i, (status, body)) in answers.iter().enumerate() {
+            if i % 7 == 6 {
+                assert_eq!(*status, 404, "report {i}: {body}");
+            } else {
+                assert_eq!((*status, &body["deliveries"]), (202, &json!(1)), "report {i}: {body}");
+                expected.push(format!("C{i}"));
+            }
+        }
+        let mut arrived = Vec::new();
+        for _ in 0..expected.len() {
+            arrived.push(receiver.next().await.json()["chat"]["id"].as_str().unwrap().to_string());
+        }
+        receiver.expect_silence(std::time::Duration::from_millis(300)).await;
+        arrived.sort();
+        expected.sort();
+        assert_eq!(arrived, expected);
+        // The keyed reports, again: their first answers, nothing sent.
+        let again = futures_util::future::join_all((0..42).step_by(2).map(report)).await;
+        for (i, (status, body)) in (0..42).step_by(2).zip(&again) {
+            assert_eq!((*status, body), (answers[i].0, &answers[i].1), "report {i}");
+        }
+        receiver.expect_silence(std::time::Duration::from_millis(300)).await;
+    }
+
     async fn batch_answers_per_item() {
         let app = spawn_app().await;
         let key = app.create_license("9").await;

@@ -7,10 +7,21 @@
 //! events of a group still take effect in the order they came. Set-based
 //! statements lock rows in key order (chats, then visitors), so concurrent
 //! groups wait for each other instead of deadlocking.
+//!
+//! A run takes two round trips (see [`pipeline`](super::pipeline)): one
+//! for everything that needs no answer from the database (the webhooks,
+//! the chats' tags, visitors and events, and `BEGIN` in front of the
+//! group's first run), one for what needs those answers (the deliveries, the
+//! tags the run changed, `COMMIT` behind the group's last run). Events of
+//! an unknown license are kept out by the inserts themselves (`EXISTS` on
+//! the license), so no round trip asks first; an event is accepted exactly
+//! when its row came back.
 
+use super::pipeline::PipelinedTx;
 use super::*;
-use deadpool_postgres::Transaction;
-use std::collections::hash_map::Entry;
+use deadpool_postgres::{Client, GenericClient};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Statement;
 
 /// One caller's events, with the lease of its hand-off (see [`Store::ingest`]).
 pub(super) struct IngestRequest {
@@ -35,14 +46,14 @@ impl GroupWork for IngestWork {
         &self,
         requests: &[IngestRequest],
     ) -> Result<Vec<Vec<IngestOutcome>>, GroupFailure> {
-        let mut client = group_client(&self.pool).await?;
-        let tx = client.transaction().await?;
+        // Every statement finds its rows by key: see `BY_ID_PLANS`
+        // (a generic plan hash-joined the chats' lock with the whole table).
+        let tx = PipelinedTx::new(group_client(&self.pool).await?, BY_ID_PLANS);
         let events: Vec<(&NewEvent, Option<&Handoff>)> = requests
             .iter()
             .flat_map(|r| r.events.iter().map(|e| (e, r.handoff.as_ref())))
             .collect();
         let mut outcomes = ingest_events(&tx, &events).await?.into_iter();
-        tx.commit().await?;
         Ok(requests
             .iter()
             .map(|r| outcomes.by_ref().take(r.events.len()).collect())
@@ -60,26 +71,29 @@ fn event_body(ev: &NewEvent) -> EventBody {
     }
 }
 
-pub(super) async fn notify_due(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
-    tx.batch_execute(&format!("NOTIFY {DUE_CHANNEL}")).await
+pub(super) async fn notify_due(c: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+    c.batch_execute(&format!("NOTIFY {DUE_CHANNEL}")).await
 }
 
-/// Ingests `events` in order inside `tx`: runs without idempotency keys set
-/// based, keyed events one by one.
+/// Ingests `events` in order inside `tx` and commits: runs without
+/// idempotency keys set based, keyed events one by one.
 async fn ingest_events(
-    tx: &Transaction<'_>,
+    tx: &PipelinedTx,
     events: &[(&NewEvent, Option<&Handoff>)],
 ) -> Result<Vec<IngestOutcome>, GroupFailure> {
     let mut outcomes = Vec::with_capacity(events.len());
     let mut run_start = 0;
     for (i, (ev, handoff)) in events.iter().enumerate() {
         if ev.idempotency.is_some() {
-            outcomes.extend(ingest_run(tx, &events[run_start..i]).await?);
-            outcomes.push(ingest_one(tx, ev, *handoff).await?);
+            outcomes.extend(ingest_run(tx, &events[run_start..i], false).await?);
+            tx.begin().await?;
+            outcomes.push(ingest_one(tx.client(), ev, *handoff).await?);
             run_start = i + 1;
         }
     }
-    outcomes.extend(ingest_run(tx, &events[run_start..]).await?);
+    outcomes.extend(ingest_run(tx, &events[run_start..], true).await?);
+    // A group ending in a keyed event has no run to carry its `COMMIT`.
+    tx.commit_if(true).await?;
     Ok(outcomes)
 }
 
@@ -94,61 +108,152 @@ fn unanswered(what: &str) -> GroupFailure {
     }
 }
 
-fn seq_of(seqs: &HashMap<String, i64>, ev: &NewEvent) -> Result<i64, GroupFailure> {
+fn seq_of(seqs: &HashMap<&str, i64>, ev: &NewEvent) -> Result<i64, GroupFailure> {
     seqs.get(ev.unique_id.as_str())
         .copied()
         .ok_or_else(|| unanswered("an inserted event's seq"))
 }
 
-/// Events without idempotency keys, a statement per table. Same effects as
-/// [`ingest_one`] on each event in turn.
+/// Where events go: every enabled webhook of their licenses, by event type.
+const WEBHOOKS: &str =
+    "SELECT license_id, event_type, id, url, data_types, signing_secret, previous_signing_secret,
+            previous_secret_until, max_per_second
+     FROM webhooks
+     WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL AND enabled";
+/// The first tags seen of each chat, for the chats that are new.
+const TAGS_INSERT: &str = "INSERT INTO chat_tags (license_id, chat_id, tags)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(l, c, t)
+     WHERE EXISTS (SELECT 1 FROM licenses WHERE license_id = u.l)
+     ON CONFLICT DO NOTHING RETURNING license_id, chat_id";
+/// Every chat of the run, locked until commit (the new ones are already).
+const TAGS_LOCK: &str = "SELECT c.license_id, c.chat_id, c.tags
+     FROM chat_tags c JOIN UNNEST($1::text[], $2::text[]) AS u(l, ch)
+          ON c.license_id = u.l AND c.chat_id = u.ch
+     ORDER BY c.license_id, c.chat_id
+     FOR UPDATE OF c";
+const TAGS_UPDATE: &str = "UPDATE chat_tags c SET tags = u.t
+     FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(l, ch, t)
+     WHERE c.license_id = u.l AND c.chat_id = u.ch";
+const VISITORS: &str =
+    "INSERT INTO visitors (license_id, visitor_id, name, email, last_event_type, last_seen_at)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+         AS u(l, v, n, e, k, t)
+     WHERE EXISTS (SELECT 1 FROM licenses WHERE license_id = u.l)
+     ON CONFLICT (license_id, visitor_id) DO UPDATE SET
+       name = COALESCE(excluded.name, visitors.name),
+       email = COALESCE(excluded.email, visitors.email),
+       last_event_type = excluded.last_event_type,
+       last_seen_at = excluded.last_seen_at";
+const EVENTS: &str =
+    "INSERT INTO events (unique_id, license_id, event_type, chat, visitor, pre_chat_survey,
+                         ticket, token_hash, token_expires_at, received_at)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                          $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+         AS u(i, l, k, c, v, p, t, h, x, r)
+     WHERE EXISTS (SELECT 1 FROM licenses WHERE license_id = u.l)
+     RETURNING unique_id, seq";
+const DELIVERIES: &str =
+    "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state,
+                             next_attempt_at, lease_until, created_at, updated_at)
+     SELECT s, w, l, d, 'pending', t, lease, t, t
+     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[])
+          AS u(s, w, l, d, t, lease)
+     RETURNING event_seq, webhook_id, id";
+
+/// A run's statements, all prepared before any is sent (see
+/// [`pipeline`](super::pipeline)); after a connection's first group they
+/// come from its cache without a round trip.
+struct RunStatements {
+    webhooks: Statement,
+    tags_insert: Statement,
+    tags_lock: Statement,
+    tags_update: Statement,
+    visitors: Statement,
+    events: Statement,
+    deliveries: Statement,
+}
+
+impl RunStatements {
+    async fn prepare(c: &Client) -> Result<Self, tokio_postgres::Error> {
+        let (webhooks, tags_insert, tags_lock, tags_update, visitors, events, deliveries) = tokio::try_join!(
+            c.prepare_cached(WEBHOOKS),
+            c.prepare_cached(TAGS_INSERT),
+            c.prepare_cached(TAGS_LOCK),
+            c.prepare_cached(TAGS_UPDATE),
+            c.prepare_cached(VISITORS),
+            c.prepare_cached(EVENTS),
+            c.prepare_cached(DELIVERIES),
+        )?;
+        Ok(RunStatements {
+            webhooks,
+            tags_insert,
+            tags_lock,
+            tags_update,
+            visitors,
+            events,
+            deliveries,
+        })
+    }
+}
+
+type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+/// `stmt` when `needed`, no rows otherwise: an optional member of a batch.
+async fn query_if(
+    c: &Client,
+    needed: bool,
+    stmt: &Statement,
+    params: &Params<'_>,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    if needed {
+        c.query(stmt, params).await
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// Events without idempotency keys, a statement per table, in two round
+/// trips; `commit` puts the group's `COMMIT` behind the second. Same effects
+/// as [`ingest_one`] on each event in turn.
 async fn ingest_run(
-    tx: &Transaction<'_>,
+    tx: &PipelinedTx,
     events: &[(&NewEvent, Option<&Handoff>)],
+    commit: bool,
 ) -> Result<Vec<IngestOutcome>, GroupFailure> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
+    let st = RunStatements::prepare(tx.client()).await?;
+    let c = tx.client();
     let mut licenses: Vec<&str> = events.iter().map(|(e, _)| e.license_id.as_str()).collect();
     licenses.sort_unstable();
     licenses.dedup();
-    // Round trips, not rows, are what a small group costs: statements that
-    // do not need each other's answers go out together (tokio-postgres
-    // pipelines concurrent queries on one connection).
-    let by_license: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&licenses];
-    let (known_rows, webhook_rows) = tokio::try_join!(
-        query(
-            tx,
-            "SELECT license_id FROM licenses WHERE license_id = ANY($1::text[])",
-            &by_license,
-        ),
-        // Where events go: every enabled webhook of their licenses, by event type.
-        query(
-            tx,
-            "SELECT license_id, event_type, id, url, data_types, signing_secret, previous_signing_secret,
-                    previous_secret_until, max_per_second
-             FROM webhooks
-             WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL AND enabled",
-            &by_license,
-        ),
+    let chats = TagRule::new(events);
+    let visitors = VisitorColumns::new(events);
+    let ev = EventColumns::new(events);
+    let (by_license, tags_insert, tags_lock, visitor_params, event_params) = (
+        [&licenses as &(dyn ToSql + Sync)],
+        chats.insert_params(),
+        chats.lock_params(),
+        visitors.params(),
+        ev.params(),
+    );
+    let (_, webhook_rows, inserted_tags, locked_tags, _, event_rows) = tokio::try_join!(
+        biased;
+        tx.begin(),
+        c.query(&st.webhooks, &by_license),
+        query_if(c, !chats.is_empty(), &st.tags_insert, &tags_insert),
+        query_if(c, !chats.is_empty(), &st.tags_lock, &tags_lock),
+        query_if(c, !visitors.is_empty(), &st.visitors, &visitor_params),
+        c.query(&st.events, &event_params),
     )?;
-    let known: std::collections::HashSet<&str> = known_rows.iter().map(|r| r.get(0)).collect();
+    let seqs: HashMap<&str, i64> = event_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let accepted: Vec<bool> = events
         .iter()
-        .map(|(e, _)| known.contains(e.license_id.as_str()))
+        .map(|(e, _)| seqs.contains_key(e.unique_id.as_str()))
         .collect();
-    let live = || {
-        events
-            .iter()
-            .zip(&accepted)
-            .filter(|(_, ok)| **ok)
-            .map(|((e, h), _)| (*e, *h))
-    };
-    let (deliver, (), seqs) = tokio::try_join!(
-        chat_tag_rule(tx, events, &accepted),
-        upsert_visitors(tx, live()),
-        insert_events(tx, live()),
-    )?;
+    let (deliver, changed) = chats.decide(events, &accepted, &inserted_tags, &locked_tags);
+
     // By (license, event type), borrowing the rows' strings: no key is
     // allocated per event.
     let mut webhooks: HashMap<(&str, &str), Vec<&Row>> = HashMap::new();
@@ -203,29 +308,26 @@ async fn ingest_run(
         }
         planned.push(targets);
     }
-    let mut delivery_ids: HashMap<(i64, String), i64> = HashMap::new();
-    if !d_seq.is_empty() {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
-                                         lease_until, created_at, updated_at)
-                 SELECT s, w, l, d, 'pending', t, lease, t, t
-                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[])
-                      AS u(s, w, l, d, t, lease)
-                 RETURNING event_seq, webhook_id, id",
-            )
-            .await?;
-        let rows = tx
-            .query(&stmt, &[&d_seq, &d_hook, &d_lic, &d_bits, &d_at, &d_lease])
-            .await?;
-        delivery_ids = rows
-            .iter()
-            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-            .collect();
-    }
-    if notify {
-        notify_due(tx).await?;
-    }
+    let (c_lic, c_chat, c_tags): (Vec<&str>, Vec<&str>, Vec<&str>) = changed.into_iter().collect();
+    let tags_update: [&(dyn ToSql + Sync); 3] = [&c_lic, &c_chat, &c_tags];
+    let delivery_params: [&(dyn ToSql + Sync); 6] =
+        [&d_seq, &d_hook, &d_lic, &d_bits, &d_at, &d_lease];
+    let (_, delivery_rows, _, _) = tokio::try_join!(
+        biased;
+        query_if(c, !c_lic.is_empty(), &st.tags_update, &tags_update),
+        query_if(c, !d_seq.is_empty(), &st.deliveries, &delivery_params),
+        async {
+            if notify {
+                notify_due(c).await?;
+            }
+            Ok(())
+        },
+        tx.commit_if(commit),
+    )?;
+    let delivery_ids: HashMap<(i64, &str), i64> = delivery_rows
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
 
     let mut outcomes = Vec::with_capacity(events.len());
     for (((ev, handoff), ok), targets) in events.iter().zip(&accepted).zip(planned) {
@@ -237,14 +339,17 @@ async fn ingest_run(
         let deliveries = match handoff {
             Some(_) if !targets.is_empty() => {
                 let seq = seq_of(&seqs, ev)?;
-                let mut jobs = Vec::with_capacity(targets.len());
-                for t in targets {
-                    let id = delivery_ids
-                        .get(&(seq, t.webhook_id.clone()))
-                        .copied()
-                        .ok_or_else(|| unanswered("the id of an inserted delivery"))?;
-                    jobs.push((id, t));
-                }
+                // The group may have committed already: a delivery whose id
+                // did not come back is not handed over (it is in the
+                // database, and due for a poller when its lease runs out)
+                // rather than failing an accepted event.
+                let jobs = targets.into_iter().filter_map(|t| {
+                    let id = delivery_ids.get(&(seq, t.webhook_id.as_str())).copied();
+                    if id.is_none() {
+                        tracing::warn!(webhook = %t.webhook_id, "an inserted delivery's id did not come back; not handed over");
+                    }
+                    Some((id?, t))
+                });
                 handoff_jobs(*handoff, jobs, || event_body(ev))
             }
             _ => Vec::new(),
@@ -258,233 +363,252 @@ async fn ingest_run(
     Ok(outcomes)
 }
 
-async fn query(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let stmt = tx.prepare_cached(sql).await?;
-    tx.query(&stmt, params).await
+/// The columns of a run's events insert.
+struct EventColumns<'a> {
+    ids: Vec<&'a str>,
+    lics: Vec<&'a str>,
+    types: Vec<&'a str>,
+    sections: [Vec<Option<&'a str>>; 4],
+    tokens: Vec<Option<&'a str>>,
+    expiries: Vec<Millis>,
+    received: Vec<Millis>,
 }
 
-/// Inserts the events; answers each one's `seq` by its unique id.
-async fn insert_events<'a>(
-    tx: &Transaction<'_>,
-    events: impl Iterator<Item = (&'a NewEvent, Option<&'a Handoff>)>,
-) -> Result<HashMap<String, i64>, tokio_postgres::Error> {
-    let mut cols: [Vec<Option<&str>>; 4] = Default::default();
-    let (mut ids, mut lics, mut types, mut tokens, mut expiries, mut received) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (ev, _) in events {
-        ids.push(ev.unique_id.as_str());
-        lics.push(ev.license_id.as_str());
-        types.push(ev.event_type.as_str());
-        for (col, section) in cols.iter_mut().zip(&ev.sections) {
-            col.push(section.as_ref().map(|r| r.get()));
-        }
-        tokens.push(ev.token_hash.as_deref());
-        expiries.push(ev.token_expires_at);
-        received.push(ev.received_at);
-    }
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows = query(
-        tx,
-        "INSERT INTO events (unique_id, license_id, event_type, chat, visitor, pre_chat_survey, ticket,
-                             token_hash, token_expires_at, received_at)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                              $7::text[], $8::text[], $9::bigint[], $10::bigint[])
-         RETURNING unique_id, seq",
-        &[
-            &ids, &lics, &types, &cols[0], &cols[1], &cols[2], &cols[3], &tokens, &expiries,
-            &received,
-        ],
-    )
-    .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-/// The `chat_changed` rule for a run: which events are delivered. A chat's
-/// tags are read under its row lock, then every event of the run is decided
-/// in order against the tags the one before it left, as if one at a time.
-async fn chat_tag_rule(
-    tx: &Transaction<'_>,
-    events: &[(&NewEvent, Option<&Handoff>)],
-    accepted: &[bool],
-) -> Result<Vec<bool>, tokio_postgres::Error> {
-    let tagged = || {
-        events
-            .iter()
-            .zip(accepted)
-            .filter(|(_, ok)| **ok)
-            .filter_map(|((ev, _), _)| ev.chat_tags.as_ref().map(|(chat, tags)| (ev, chat, tags)))
-    };
-    // The first tags seen for each chat, inserted if the chat is new.
-    let mut first: Vec<(ChatKey, &str)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (ev, chat, tags) in tagged() {
-        if seen.insert((ev.license_id.as_str(), chat.as_str())) {
-            first.push(((ev.license_id.as_str(), chat.as_str()), tags.as_str()));
-        }
-    }
-    if first.is_empty() {
-        return Ok(vec![true; events.len()]);
-    }
-    first.sort_unstable();
-    let (lics, chats, tags): (Vec<&str>, Vec<&str>, Vec<&str>) =
-        first.iter().map(|((l, c), t)| (*l, *c, *t)).collect();
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO chat_tags (license_id, chat_id, tags)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
-             ON CONFLICT DO NOTHING RETURNING license_id, chat_id",
-        )
-        .await?;
-    let inserted_rows = tx.query(&stmt, &[&lics, &chats, &tags]).await?;
-    // The run's own keys, looked up by the database's answers (a map to
-    // itself, so what is found borrows from the run, not from the row).
-    let asked: HashMap<ChatKey, ChatKey> = first.iter().map(|(k, _)| (*k, *k)).collect();
-    let known = |r: &Row| -> Option<ChatKey> {
-        asked
-            .get(&(r.get::<_, &str>(0), r.get::<_, &str>(1)))
-            .copied()
-    };
-    let inserted: std::collections::HashSet<ChatKey> =
-        inserted_rows.iter().filter_map(known).collect();
-
-    // What the chats that existed already hold, locked until commit.
-    let (old_lics, old_chats): (Vec<&str>, Vec<&str>) = first
-        .iter()
-        .filter(|(key, _)| !inserted.contains(key))
-        .map(|((l, c), _)| (*l, *c))
-        .unzip();
-    // current: the chat's tags as the events so far left them; stored: in the table.
-    let mut current: HashMap<ChatKey, String> = HashMap::new();
-    let mut stored: HashMap<ChatKey, String> = HashMap::new();
-    if !old_lics.is_empty() {
-        let stmt = tx
-            .prepare_cached(
-                "SELECT c.license_id, c.chat_id, c.tags
-                 FROM chat_tags c JOIN UNNEST($1::text[], $2::text[]) AS u(l, ch)
-                      ON c.license_id = u.l AND c.chat_id = u.ch
-                 ORDER BY c.license_id, c.chat_id
-                 FOR UPDATE OF c",
-            )
-            .await?;
-        for row in tx.query(&stmt, &[&old_lics, &old_chats]).await? {
-            if let Some(key) = known(&row) {
-                stored.insert(key, row.get(2));
-            }
-        }
-        current = stored.clone();
-    }
-
-    let mut deliver = vec![true; events.len()];
-    for (i, ((ev, _), ok)) in events.iter().zip(accepted).enumerate() {
-        let Some((chat, tags)) = ev.chat_tags.as_ref().filter(|_| *ok) else {
-            continue;
+impl<'a> EventColumns<'a> {
+    fn new(events: &[(&'a NewEvent, Option<&Handoff>)]) -> Self {
+        let mut cols = EventColumns {
+            ids: Vec::with_capacity(events.len()),
+            lics: Vec::with_capacity(events.len()),
+            types: Vec::with_capacity(events.len()),
+            sections: Default::default(),
+            tokens: Vec::with_capacity(events.len()),
+            expiries: Vec::with_capacity(events.len()),
+            received: Vec::with_capacity(events.len()),
         };
-        let key = (ev.license_id.as_str(), chat.as_str());
-        match current.entry(key) {
-            // A new chat: its first event inserted it, and is delivered.
-            Entry::Vacant(slot) => {
-                slot.insert(tags.clone());
+        for (ev, _) in events {
+            cols.ids.push(ev.unique_id.as_str());
+            cols.lics.push(ev.license_id.as_str());
+            cols.types.push(ev.event_type.as_str());
+            for (col, section) in cols.sections.iter_mut().zip(&ev.sections) {
+                col.push(section.as_ref().map(|r| r.get()));
             }
-            Entry::Occupied(mut slot) => {
-                if ev.event_type == EventType::ChatChanged && slot.get() == tags {
-                    deliver[i] = false;
-                }
-                slot.insert(tags.clone());
-            }
+            cols.tokens.push(ev.token_hash.as_deref());
+            cols.expiries.push(ev.token_expires_at);
+            cols.received.push(ev.received_at);
         }
+        cols
     }
-    // Write back the chats whose tags the run changed.
-    let first_tags: HashMap<ChatKey, &str> = first.iter().copied().collect();
-    let changed: Vec<(&ChatKey, &String)> = current
-        .iter()
-        .filter(|(k, t)| match stored.get(*k) {
-            Some(s) => s != *t,
-            None => first_tags.get(*k).copied() != Some(t.as_str()),
-        })
-        .collect();
-    if !changed.is_empty() {
-        let (l, c, t): (Vec<&str>, Vec<&str>, Vec<&str>) = changed
-            .iter()
-            .map(|((l, c), t)| (*l, *c, t.as_str()))
-            .collect();
-        let stmt = tx
-            .prepare_cached(
-                "UPDATE chat_tags c SET tags = u.t
-                 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(l, ch, t)
-                 WHERE c.license_id = u.l AND c.chat_id = u.ch",
-            )
-            .await?;
-        tx.execute(&stmt, &[&l, &c, &t]).await?;
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+        let [chat, visitor, survey, ticket] = &self.sections;
+        [
+            &self.ids,
+            &self.lics,
+            &self.types,
+            chat,
+            visitor,
+            survey,
+            ticket,
+            &self.tokens,
+            &self.expiries,
+            &self.received,
+        ]
     }
-    Ok(deliver)
 }
 
 /// A visitor's name, email, last event type and when it was seen.
 type VisitorSeen<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Millis);
 
 /// What a run tells of its visitors, folded per visitor as one upsert after
-/// another would leave it: the latest name and email given, the last event.
-async fn upsert_visitors<'a>(
-    tx: &Transaction<'_>,
-    events: impl Iterator<Item = (&'a NewEvent, Option<&'a Handoff>)>,
-) -> Result<(), tokio_postgres::Error> {
-    let mut folded: HashMap<(&str, &str), VisitorSeen> = HashMap::new();
-    for (ev, _) in events {
-        let Some(v) = &ev.visitor else { continue };
-        let seen = (
-            v.name.as_deref(),
-            v.email.as_deref(),
-            ev.event_type.as_str(),
-            ev.received_at,
-        );
-        folded
-            .entry((ev.license_id.as_str(), v.id.as_str()))
-            .and_modify(|f| {
-                *f = (seen.0.or(f.0), seen.1.or(f.1), seen.2, seen.3);
+/// another would leave it (the latest name and email given, the last
+/// event), in key order.
+struct VisitorColumns<'a> {
+    lics: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    names: Vec<Option<&'a str>>,
+    emails: Vec<Option<&'a str>>,
+    kinds: Vec<&'a str>,
+    seen: Vec<Millis>,
+}
+
+impl<'a> VisitorColumns<'a> {
+    fn new(events: &[(&'a NewEvent, Option<&Handoff>)]) -> Self {
+        let mut folded: HashMap<(&str, &str), VisitorSeen> = HashMap::new();
+        for (ev, _) in events {
+            let Some(v) = &ev.visitor else { continue };
+            let seen = (
+                v.name.as_deref(),
+                v.email.as_deref(),
+                ev.event_type.as_str(),
+                ev.received_at,
+            );
+            folded
+                .entry((ev.license_id.as_str(), v.id.as_str()))
+                .and_modify(|f| {
+                    *f = (seen.0.or(f.0), seen.1.or(f.1), seen.2, seen.3);
+                })
+                .or_insert(seen);
+        }
+        let mut rows: Vec<_> = folded.into_iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut cols = VisitorColumns {
+            lics: vec![],
+            ids: vec![],
+            names: vec![],
+            emails: vec![],
+            kinds: vec![],
+            seen: vec![],
+        };
+        for ((lic, vid), (n, e, k, t)) in rows {
+            cols.lics.push(lic);
+            cols.ids.push(vid);
+            cols.names.push(n);
+            cols.emails.push(e);
+            cols.kinds.push(k);
+            cols.seen.push(t);
+        }
+        cols
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lics.is_empty()
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.lics,
+            &self.ids,
+            &self.names,
+            &self.emails,
+            &self.kinds,
+            &self.seen,
+        ]
+    }
+}
+
+/// The `chat_changed` rule for a run. The first tags seen of each chat are
+/// inserted if the chat is new, every chat of the run is locked and read,
+/// then every event is decided in order against the tags the one before it
+/// left, as if one at a time.
+struct TagRule<'a> {
+    /// Each chat of the run with the first tags seen of it, in key order.
+    lics: Vec<&'a str>,
+    chats: Vec<&'a str>,
+    first_tags: Vec<&'a str>,
+}
+
+impl<'a> TagRule<'a> {
+    fn new(events: &[(&'a NewEvent, Option<&Handoff>)]) -> Self {
+        let mut first: Vec<(ChatKey, &str)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (ev, _) in events {
+            if let Some((chat, tags)) = &ev.chat_tags {
+                if seen.insert((ev.license_id.as_str(), chat.as_str())) {
+                    first.push(((ev.license_id.as_str(), chat.as_str()), tags.as_str()));
+                }
+            }
+        }
+        first.sort_unstable();
+        let (lics, chats, first_tags) = first.iter().map(|((l, c), t)| (*l, *c, *t)).collect();
+        TagRule {
+            lics,
+            chats,
+            first_tags,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lics.is_empty()
+    }
+
+    fn insert_params(&self) -> [&(dyn ToSql + Sync); 3] {
+        [&self.lics, &self.chats, &self.first_tags]
+    }
+
+    fn lock_params(&self) -> [&(dyn ToSql + Sync); 2] {
+        [&self.lics, &self.chats]
+    }
+
+    /// Which events are delivered, and the chats whose tags the run changed
+    /// (to write back), given the chats `inserted` and the `locked` rows.
+    fn decide(
+        &self,
+        events: &[(&'a NewEvent, Option<&Handoff>)],
+        accepted: &[bool],
+        inserted: &[Row],
+        locked: &[Row],
+    ) -> (Vec<bool>, Vec<(&'a str, &'a str, &'a str)>) {
+        let mut deliver = vec![true; events.len()];
+        if self.is_empty() {
+            return (deliver, Vec::new());
+        }
+        // The run's own keys, looked up by the database's answers (a map
+        // to itself, so what is found borrows from the run, not from rows).
+        let asked: HashMap<ChatKey, ChatKey> = self
+            .lics
+            .iter()
+            .zip(&self.chats)
+            .map(|(l, c)| ((*l, *c), (*l, *c)))
+            .collect();
+        let known = |r: &Row| -> Option<ChatKey<'a>> {
+            asked
+                .get(&(r.get::<_, &str>(0), r.get::<_, &str>(1)))
+                .copied()
+        };
+        let new: std::collections::HashSet<ChatKey> = inserted.iter().filter_map(known).collect();
+        // current: the chat's tags as the events so far left them; stored:
+        // in the table before the run. A new chat is in neither.
+        let mut stored: HashMap<ChatKey, String> = HashMap::new();
+        for row in locked {
+            if let Some(key) = known(row).filter(|k| !new.contains(k)) {
+                stored.insert(key, row.get(2));
+            }
+        }
+        // Each event against the tags the one before it left.
+        let mut current: HashMap<ChatKey<'a>, &'a str> = HashMap::new();
+        for (i, ((ev, _), ok)) in events.iter().zip(accepted).enumerate() {
+            let Some((chat, tags)) = ev.chat_tags.as_ref().filter(|_| *ok) else {
+                continue;
+            };
+            let key = (ev.license_id.as_str(), chat.as_str());
+            let previous = match current.get(&key) {
+                Some(t) => Some(*t),
+                None => stored.get(&key).map(String::as_str),
+            };
+            // A new chat's first event inserted it, and is delivered.
+            if ev.event_type == EventType::ChatChanged && previous == Some(tags.as_str()) {
+                deliver[i] = false;
+            }
+            current.insert(key, tags.as_str());
+        }
+        // Write back the chats whose tags the run changed.
+        let first: HashMap<ChatKey, &str> = self
+            .lics
+            .iter()
+            .zip(&self.chats)
+            .zip(&self.first_tags)
+            .map(|((l, c), t)| ((*l, *c), *t))
+            .collect();
+        let mut changed: Vec<(&'a str, &'a str, &'a str)> = current
+            .into_iter()
+            .filter(|(key, tags)| {
+                let before = stored
+                    .get(key)
+                    .map(String::as_str)
+                    .or(first.get(key).copied());
+                before != Some(*tags)
             })
-            .or_insert(seen);
+            .map(|((l, c), t)| (l, c, t))
+            .collect();
+        changed.sort_unstable();
+        (deliver, changed)
     }
-    if folded.is_empty() {
-        return Ok(());
-    }
-    let mut rows: Vec<_> = folded.into_iter().collect();
-    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let (mut l, mut id, mut name, mut email, mut kind, mut at) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for ((lic, vid), (n, e, k, t)) in rows {
-        l.push(lic);
-        id.push(vid);
-        name.push(n);
-        email.push(e);
-        kind.push(k);
-        at.push(t);
-    }
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO visitors (license_id, visitor_id, name, email, last_event_type, last_seen_at)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
-             ON CONFLICT (license_id, visitor_id) DO UPDATE SET
-               name = COALESCE(excluded.name, visitors.name),
-               email = COALESCE(excluded.email, visitors.email),
-               last_event_type = excluded.last_event_type,
-               last_seen_at = excluded.last_seen_at",
-        )
-        .await?;
-    tx.execute(&stmt, &[&l, &id, &name, &email, &kind, &at])
-        .await?;
-    Ok(())
 }
 
 /// One event, alone: the path of events with an idempotency key, whose
 /// claim on the key must come before anything else the event does.
 async fn ingest_one(
-    tx: &Transaction<'_>,
+    tx: &Client,
     ev: &NewEvent,
     handoff: Option<&Handoff>,
 ) -> Result<IngestOutcome, tokio_postgres::Error> {

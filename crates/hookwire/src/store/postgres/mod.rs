@@ -10,6 +10,7 @@
 mod group;
 mod ingest;
 mod listen;
+mod pipeline;
 mod record;
 
 use super::*;
@@ -36,6 +37,25 @@ const MIGRATIONS: &[&str] = &[
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
 const DUE_CHANNEL: &str = "hookwire_due";
+
+/// Planner settings for a transaction whose statements find their rows by
+/// key (deliveries by id, chats by license and chat): only nested loops
+/// over indexes.
+///
+/// A prepared statement's generic plan is made once per connection and kept
+/// until the table's statistics change, which on a fresh database means
+/// until autovacuum first analyzes it (a minute or more). Made while the
+/// table was nearly empty, the plan was a sequential scan (or a scan of a
+/// whole partial index), hash-joined with the batch: cheap then, and then a
+/// few milliseconds per statement and growing with the table, most of
+/// PostgreSQL's CPU under load (BENCHMARKS.md). By id, through the primary
+/// key, is the right plan at every size. For the same reason conditions
+/// are written `(state = 'pending') IS TRUE` (the same: `state` is NOT
+/// NULL): plain, it matches the predicate of the partial indexes on pending
+/// rows, which hold an entry for every finished delivery until the next
+/// vacuum.
+const BY_ID_PLANS: &str =
+    "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 
 /// Largest group: events per ingest transaction, records per record one.
 const MAX_GROUP: usize = 1_000;
@@ -468,11 +488,9 @@ impl Store for PgStore {
     async fn release(&self, delivery_ids: Vec<i64>, due_at: Millis) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
-        tx.batch_execute(record::BY_ID_PLANS)
-            .await
-            .map_err(db_error)?;
+        tx.batch_execute(BY_ID_PLANS).await.map_err(db_error)?;
         tx.execute(
-            // `IS TRUE`: see `record::BY_ID_PLANS`.
+            // `IS TRUE`: see `BY_ID_PLANS`.
             "UPDATE deliveries SET lease_until = 0, next_attempt_at = GREATEST(next_attempt_at, $2)
              WHERE id = ANY($1) AND (state = 'pending') IS TRUE",
             &[&delivery_ids, &due_at],
