@@ -30,6 +30,10 @@ pub struct Options {
     /// Events per steady run (one per request, and in batches).
     #[arg(long, default_value_t = 200_000)]
     events: usize,
+    /// Rounds of the steady runs (each round: one per request, then
+    /// batched); the round with the median delivered/s is reported.
+    #[arg(long, default_value_t = 3)]
+    steady_rounds: usize,
     /// Events per batch in the batched runs.
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -68,6 +72,7 @@ pub struct Options {
 impl Options {
     fn smoke(mut self) -> Options {
         self.events = 300;
+        self.steady_rounds = 1;
         self.rates = vec![200];
         self.seconds = 1;
         self.fanout_events = 5;

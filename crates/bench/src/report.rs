@@ -99,10 +99,16 @@ pub fn table(r: &Value) -> String {
     for s in r["steady"].as_array().into_iter().flatten() {
         let _ = writeln!(
             t,
-            "ingest {} {}: {:.0} events/s",
+            "ingest {} {}: {:.0} events/s; delivered/s by round {:.0?} (the median is reported)",
             s["backend"].as_str().unwrap_or(""),
             s["mode"].as_str().unwrap_or(""),
-            f(&s["ingest_per_s"]).unwrap_or(0.0)
+            f(&s["ingest_per_s"]).unwrap_or(0.0),
+            s["rounds_delivered_per_s"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_f64)
+                .collect::<Vec<_>>()
         );
     }
     if let Some(v) = f(&r["isolation"]["ratio"]) {
