@@ -99,21 +99,6 @@ async fn ingest_events(
 
 type ChatKey<'a> = (&'a str, &'a str);
 
-/// The database answered an insert without a row it must have returned:
-/// the group is refused (and its requests retried alone), never a panic.
-fn unanswered(what: &str) -> GroupFailure {
-    GroupFailure {
-        error: StoreError::Unavailable(format!("the database did not return {what}")),
-        retry_alone: true,
-    }
-}
-
-fn seq_of(seqs: &HashMap<&str, i64>, ev: &NewEvent) -> Result<i64, GroupFailure> {
-    seqs.get(ev.unique_id.as_str())
-        .copied()
-        .ok_or_else(|| unanswered("an inserted event's seq"))
-}
-
 /// Where events go: every enabled webhook of their licenses, by event type.
 const WEBHOOKS: &str =
     "SELECT license_id, event_type, id, url, data_types, signing_secret, previous_signing_secret,
@@ -247,11 +232,14 @@ async fn ingest_run(
         query_if(c, !visitors.is_empty(), &st.visitors, &visitor_params),
         c.query(&st.events, &event_params),
     )?;
+    // Each event's seq; none for an event of an unknown license, which the
+    // insert kept out.
     let seqs: HashMap<&str, i64> = event_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let accepted: Vec<bool> = events
+    let seq_of: Vec<Option<i64>> = events
         .iter()
-        .map(|(e, _)| seqs.contains_key(e.unique_id.as_str()))
+        .map(|(e, _)| seqs.get(e.unique_id.as_str()).copied())
         .collect();
+    let accepted: Vec<bool> = seq_of.iter().map(Option::is_some).collect();
     let (deliver, changed) = chats.decide(events, &accepted, &inserted_tags, &locked_tags);
 
     // By (license, event type), borrowing the rows' strings: no key is
@@ -290,14 +278,14 @@ async fn ingest_run(
     let (mut d_seq, mut d_hook, mut d_lic, mut d_bits, mut d_at, mut d_lease) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut notify = false;
-    for (((ev, handoff), ok), deliver) in events.iter().zip(&accepted).zip(&deliver) {
-        let targets = if *ok && *deliver {
-            targets_of(ev)
-        } else {
-            Vec::new()
+    for (((ev, handoff), seq), deliver) in events.iter().zip(&seq_of).zip(&deliver) {
+        let (Some(seq), true) = (seq, deliver) else {
+            planned.push(Vec::new());
+            continue;
         };
+        let targets = targets_of(ev);
         for t in &targets {
-            d_seq.push(seq_of(&seqs, ev)?);
+            d_seq.push(*seq);
             d_hook.push(t.webhook_id.clone());
             d_lic.push(ev.license_id.as_str());
             d_bits.push(t.data_types.bits() as i16);
@@ -330,15 +318,14 @@ async fn ingest_run(
         .collect();
 
     let mut outcomes = Vec::with_capacity(events.len());
-    for (((ev, handoff), ok), targets) in events.iter().zip(&accepted).zip(planned) {
-        if !ok {
+    for (((ev, handoff), seq), targets) in events.iter().zip(seq_of).zip(planned) {
+        let Some(seq) = seq else {
             outcomes.push(IngestOutcome::UnknownLicense);
             continue;
-        }
+        };
         let delivery_count = targets.len();
         let deliveries = match handoff {
             Some(_) if !targets.is_empty() => {
-                let seq = seq_of(&seqs, ev)?;
                 // The group may have committed already: a delivery whose id
                 // did not come back is not handed over (it is in the
                 // database, and due for a poller when its lease runs out)
