@@ -34,7 +34,8 @@ fn throughputs(r: &Value) -> Vec<(String, f64, f64)> {
                 s["mode"].as_str().unwrap_or("")
             ),
             f(&s["delivered_per_s"]).unwrap_or(0.0),
-            base,
+            // Against the baseline measured next to the run, where there is one.
+            f(&s["paired_baseline_per_s"]).unwrap_or(base),
         ));
     }
     if let Some(v) = f(&r["fanout"]["deliveries_per_s"]) {
@@ -86,8 +87,12 @@ pub fn table(r: &Value) -> String {
         "throughput", "per second", "x base"
     );
     for (label, v, base) in throughputs(r) {
-        let _ = writeln!(t, "{label:<28} {v:>12.0} {:>9.2}", v / base);
+        let _ = writeln!(t, "{label:<28} {v:>12.0} {:>9.3}", v / base);
     }
+    let _ = writeln!(
+        t,
+        "(steady: x the baseline measured next to the run; others: x the run's highest baseline)"
+    );
     let _ = writeln!(
         t,
         "\n{:<28} {:>9} {:>9} {:>9}",
@@ -99,16 +104,13 @@ pub fn table(r: &Value) -> String {
     for s in r["steady"].as_array().into_iter().flatten() {
         let _ = writeln!(
             t,
-            "ingest {} {}: {:.0} events/s; delivered/s by round {:.0?} (the median is reported)",
+            "ingest {} {}: {:.0} events/s; by round, delivered/s {:.0?} and x the baseline next to it {:.3?} (the median is reported); x the run's highest baseline {:.3}",
             s["backend"].as_str().unwrap_or(""),
             s["mode"].as_str().unwrap_or(""),
             f(&s["ingest_per_s"]).unwrap_or(0.0),
-            s["rounds_delivered_per_s"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_f64)
-                .collect::<Vec<_>>()
+            numbers(&s["rounds_delivered_per_s"]),
+            numbers(&s["rounds_paired_ratio"]),
+            f(&s["ratio_to_baseline"]).unwrap_or(f64::NAN),
         );
     }
     if let Some(v) = f(&r["isolation"]["ratio"]) {
@@ -239,4 +241,12 @@ pub fn write(dir: &Path, r: &Value, smoke: bool) -> std::io::Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .collect()
 }

@@ -208,23 +208,38 @@ async fn measure_baseline(
 }
 
 /// Scenario 1, `steady_rounds` times (one per request, then batched, each
-/// on a fresh hookwire and database): a single run is at the mercy of
-/// whatever else the machine does during its seconds, so each mode reports
-/// its median round, with every round's rate in `rounds_delivered_per_s`.
+/// on a fresh hookwire and database), each run between two measurements
+/// of the baseline. A run lasts seconds and the machine's speed drifts over
+/// minutes, so each run's ratio is taken against the baseline measured
+/// next to it (the higher of the two around it), and each mode reports the
+/// run with the median of those ratios; every run's rate and ratio are in
+/// `rounds_delivered_per_s` and `rounds_paired_ratio`.
 async fn steady_rounds(ctx: &Ctx<'_>, pg: Option<&Postgres>) -> Result<(Value, Value), BoxError> {
     let (mut singles, mut batches) = (Vec::new(), Vec::new());
+    let mut before = measure_baseline(ctx.opts, &ctx.http, "before a steady run").await?;
     for round in 0..ctx.opts.steady_rounds.max(1) {
-        let db = |mode: &str| match pg {
-            Some(pg) => pg
-                .fresh_database(&format!("bench_{mode}_{round}"))
-                .map(Some)
-                .map_err(BoxError::from),
-            None => Ok(None),
-        };
-        let single_db = db("single")?;
-        singles.push(steady(ctx, single_db.as_deref(), 1, pg.is_none() && round == 0).await?);
-        let batch_db = db("batch")?;
-        batches.push(steady(ctx, batch_db.as_deref(), ctx.opts.batch, false).await?);
+        for per_request in [1, ctx.opts.batch] {
+            let mode = if per_request == 1 { "single" } else { "batch" };
+            let db = match pg {
+                Some(pg) => Some(
+                    pg.fresh_database(&format!("bench_{mode}_{round}"))
+                        .map_err(BoxError::from)?,
+                ),
+                None => None,
+            };
+            let idle = pg.is_none() && round == 0 && per_request == 1;
+            let mut run = steady(ctx, db.as_deref(), per_request, idle).await?;
+            let after = measure_baseline(ctx.opts, &ctx.http, "after a steady run").await?;
+            let paired = before.max(after);
+            run["paired_baseline_per_s"] = json!(paired);
+            run["paired_ratio"] = json!(run["delivered_per_s"].as_f64().unwrap_or(0.0) / paired);
+            before = after;
+            if per_request == 1 {
+                singles.push(run);
+            } else {
+                batches.push(run);
+            }
+        }
     }
     let idle = singles[0]["idle_rss_bytes"].clone();
     let rss_max = singles
@@ -240,16 +255,18 @@ async fn steady_rounds(ctx: &Ctx<'_>, pg: Option<&Postgres>) -> Result<(Value, V
     Ok((single, batch))
 }
 
-/// The run with the median delivered/s, carrying every run's rate (in the
-/// order they ran) and the duplicates of all of them.
+/// The run with the median paired ratio, carrying every run's rate and
+/// ratio (in the order they ran) and the duplicates of all of them.
 fn median_round(runs: Vec<Value>) -> Value {
-    let rate = |r: &Value| r["delivered_per_s"].as_f64().unwrap_or(0.0);
-    let rates: Vec<f64> = runs.iter().map(rate).collect();
+    let field = |r: &Value, name: &str| r[name].as_f64().unwrap_or(0.0);
+    let rates: Vec<f64> = runs.iter().map(|r| field(r, "delivered_per_s")).collect();
+    let ratios: Vec<f64> = runs.iter().map(|r| field(r, "paired_ratio")).collect();
     let duplicates: u64 = runs.iter().filter_map(|r| r["duplicates"].as_u64()).sum();
     let mut sorted = runs;
-    sorted.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+    sorted.sort_by(|a, b| field(a, "paired_ratio").total_cmp(&field(b, "paired_ratio")));
     let mut median = sorted.swap_remove(sorted.len() / 2);
     median["rounds_delivered_per_s"] = json!(rates);
+    median["rounds_paired_ratio"] = json!(ratios);
     median["duplicates"] = json!(duplicates);
     median
 }
