@@ -17,9 +17,14 @@
 //! the license), so no round trip asks first; an event is accepted exactly
 //! when its row came back.
 
+mod columns;
+mod tag_rule;
+
 use super::pipeline::PipelinedTx;
 use super::*;
+use columns::{EventColumns, VisitorColumns};
 use deadpool_postgres::{Client, GenericClient};
+use tag_rule::TagRule;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
 
@@ -96,8 +101,6 @@ async fn ingest_events(
     tx.commit_if(true).await?;
     Ok(outcomes)
 }
-
-type ChatKey<'a> = (&'a str, &'a str);
 
 /// Where events go: every enabled webhook of their licenses, by event type.
 const WEBHOOKS: &str =
@@ -348,248 +351,6 @@ async fn ingest_run(
         });
     }
     Ok(outcomes)
-}
-
-/// The columns of a run's events insert.
-struct EventColumns<'a> {
-    ids: Vec<&'a str>,
-    lics: Vec<&'a str>,
-    types: Vec<&'a str>,
-    sections: [Vec<Option<&'a str>>; 4],
-    tokens: Vec<Option<&'a str>>,
-    expiries: Vec<Millis>,
-    received: Vec<Millis>,
-}
-
-impl<'a> EventColumns<'a> {
-    fn new(events: &[(&'a NewEvent, Option<&Handoff>)]) -> Self {
-        let mut cols = EventColumns {
-            ids: Vec::with_capacity(events.len()),
-            lics: Vec::with_capacity(events.len()),
-            types: Vec::with_capacity(events.len()),
-            sections: Default::default(),
-            tokens: Vec::with_capacity(events.len()),
-            expiries: Vec::with_capacity(events.len()),
-            received: Vec::with_capacity(events.len()),
-        };
-        for (ev, _) in events {
-            cols.ids.push(ev.unique_id.as_str());
-            cols.lics.push(ev.license_id.as_str());
-            cols.types.push(ev.event_type.as_str());
-            for (col, section) in cols.sections.iter_mut().zip(&ev.sections) {
-                col.push(section.as_ref().map(|r| r.get()));
-            }
-            cols.tokens.push(ev.token_hash.as_deref());
-            cols.expiries.push(ev.token_expires_at);
-            cols.received.push(ev.received_at);
-        }
-        cols
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
-        let [chat, visitor, survey, ticket] = &self.sections;
-        [
-            &self.ids,
-            &self.lics,
-            &self.types,
-            chat,
-            visitor,
-            survey,
-            ticket,
-            &self.tokens,
-            &self.expiries,
-            &self.received,
-        ]
-    }
-}
-
-/// A visitor's name, email, last event type and when it was seen.
-type VisitorSeen<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Millis);
-
-/// What a run tells of its visitors, folded per visitor as one upsert after
-/// another would leave it (the latest name and email given, the last
-/// event), in key order.
-struct VisitorColumns<'a> {
-    lics: Vec<&'a str>,
-    ids: Vec<&'a str>,
-    names: Vec<Option<&'a str>>,
-    emails: Vec<Option<&'a str>>,
-    kinds: Vec<&'a str>,
-    seen: Vec<Millis>,
-}
-
-impl<'a> VisitorColumns<'a> {
-    fn new(events: &[(&'a NewEvent, Option<&Handoff>)]) -> Self {
-        let mut folded: HashMap<(&str, &str), VisitorSeen> = HashMap::new();
-        for (ev, _) in events {
-            let Some(v) = &ev.visitor else { continue };
-            let seen = (
-                v.name.as_deref(),
-                v.email.as_deref(),
-                ev.event_type.as_str(),
-                ev.received_at,
-            );
-            folded
-                .entry((ev.license_id.as_str(), v.id.as_str()))
-                .and_modify(|f| {
-                    *f = (seen.0.or(f.0), seen.1.or(f.1), seen.2, seen.3);
-                })
-                .or_insert(seen);
-        }
-        let mut rows: Vec<_> = folded.into_iter().collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut cols = VisitorColumns {
-            lics: vec![],
-            ids: vec![],
-            names: vec![],
-            emails: vec![],
-            kinds: vec![],
-            seen: vec![],
-        };
-        for ((lic, vid), (n, e, k, t)) in rows {
-            cols.lics.push(lic);
-            cols.ids.push(vid);
-            cols.names.push(n);
-            cols.emails.push(e);
-            cols.kinds.push(k);
-            cols.seen.push(t);
-        }
-        cols
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lics.is_empty()
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
-        [
-            &self.lics,
-            &self.ids,
-            &self.names,
-            &self.emails,
-            &self.kinds,
-            &self.seen,
-        ]
-    }
-}
-
-/// The `chat_changed` rule for a run. The first tags seen of each chat are
-/// inserted if the chat is new, every chat of the run is locked and read,
-/// then every event is decided in order against the tags the one before it
-/// left, as if one at a time.
-struct TagRule<'a> {
-    /// Each chat of the run with the first tags seen of it, in key order.
-    lics: Vec<&'a str>,
-    chats: Vec<&'a str>,
-    first_tags: Vec<&'a str>,
-}
-
-impl<'a> TagRule<'a> {
-    fn new(events: &[(&'a NewEvent, Option<&Handoff>)]) -> Self {
-        let mut first: Vec<(ChatKey, &str)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (ev, _) in events {
-            if let Some((chat, tags)) = &ev.chat_tags {
-                if seen.insert((ev.license_id.as_str(), chat.as_str())) {
-                    first.push(((ev.license_id.as_str(), chat.as_str()), tags.as_str()));
-                }
-            }
-        }
-        first.sort_unstable();
-        let (lics, chats, first_tags) = first.iter().map(|((l, c), t)| (*l, *c, *t)).collect();
-        TagRule {
-            lics,
-            chats,
-            first_tags,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lics.is_empty()
-    }
-
-    fn insert_params(&self) -> [&(dyn ToSql + Sync); 3] {
-        [&self.lics, &self.chats, &self.first_tags]
-    }
-
-    fn lock_params(&self) -> [&(dyn ToSql + Sync); 2] {
-        [&self.lics, &self.chats]
-    }
-
-    /// Which events are delivered, and the chats whose tags the run changed
-    /// (to write back), given the chats `inserted` and the `locked` rows.
-    fn decide(
-        &self,
-        events: &[(&'a NewEvent, Option<&Handoff>)],
-        accepted: &[bool],
-        inserted: &[Row],
-        locked: &[Row],
-    ) -> (Vec<bool>, Vec<(&'a str, &'a str, &'a str)>) {
-        let mut deliver = vec![true; events.len()];
-        if self.is_empty() {
-            return (deliver, Vec::new());
-        }
-        // The run's own keys, looked up by the database's answers (a map
-        // to itself, so what is found borrows from the run, not from rows).
-        let asked: HashMap<ChatKey, ChatKey> = self
-            .lics
-            .iter()
-            .zip(&self.chats)
-            .map(|(l, c)| ((*l, *c), (*l, *c)))
-            .collect();
-        let known = |r: &Row| -> Option<ChatKey<'a>> {
-            asked
-                .get(&(r.get::<_, &str>(0), r.get::<_, &str>(1)))
-                .copied()
-        };
-        let new: std::collections::HashSet<ChatKey> = inserted.iter().filter_map(known).collect();
-        // current: the chat's tags as the events so far left them; stored:
-        // in the table before the run. A new chat is in neither.
-        let mut stored: HashMap<ChatKey, String> = HashMap::new();
-        for row in locked {
-            if let Some(key) = known(row).filter(|k| !new.contains(k)) {
-                stored.insert(key, row.get(2));
-            }
-        }
-        // Each event against the tags the one before it left.
-        let mut current: HashMap<ChatKey<'a>, &'a str> = HashMap::new();
-        for (i, ((ev, _), ok)) in events.iter().zip(accepted).enumerate() {
-            let Some((chat, tags)) = ev.chat_tags.as_ref().filter(|_| *ok) else {
-                continue;
-            };
-            let key = (ev.license_id.as_str(), chat.as_str());
-            let previous = match current.get(&key) {
-                Some(t) => Some(*t),
-                None => stored.get(&key).map(String::as_str),
-            };
-            // A new chat's first event inserted it, and is delivered.
-            if ev.event_type == EventType::ChatChanged && previous == Some(tags.as_str()) {
-                deliver[i] = false;
-            }
-            current.insert(key, tags.as_str());
-        }
-        // Write back the chats whose tags the run changed.
-        let first: HashMap<ChatKey, &str> = self
-            .lics
-            .iter()
-            .zip(&self.chats)
-            .zip(&self.first_tags)
-            .map(|((l, c), t)| ((*l, *c), *t))
-            .collect();
-        let mut changed: Vec<(&'a str, &'a str, &'a str)> = current
-            .into_iter()
-            .filter(|(key, tags)| {
-                let before = stored
-                    .get(key)
-                    .map(String::as_str)
-                    .or(first.get(key).copied());
-                before != Some(*tags)
-            })
-            .map(|((l, c), t)| (l, c, t))
-            .collect();
-        changed.sort_unstable();
-        (deliver, changed)
-    }
 }
 
 /// One event, alone: the path of events with an idempotency key, whose
