@@ -26,7 +26,8 @@ async fn token_from_a_webhook(app: &TestApp, license: &str) -> (String, String) 
 /// Rewrites the database (hookwire stopped) the way hookwire kept a token
 /// before tokens named their event: the token was the 32 hex characters of
 /// MAC alone, its hash was stored in `events.token_hash` and indexed by
-/// `events_by_token`, and the schema version was the one before that change.
+/// `events_by_token`, and the schema version was the one before that change
+/// (on SQLite also without what later versions added and cannot add twice).
 fn store_token_the_old_way(database: &DatabaseUrl, unique_id: &str, old_token: &str) {
     let hash = hash_secret(old_token);
     match database {
@@ -35,6 +36,12 @@ fn store_token_the_old_way(database: &DatabaseUrl, unique_id: &str, old_token: &
             c.execute_batch(
                 "DROP INDEX events_by_legacy_token;
                  CREATE INDEX events_by_token ON events (token_hash);
+                 DROP INDEX deliveries_first_attempt_by_license;
+                 ALTER TABLE deliveries DROP COLUMN first_at;
+                 ALTER TABLE deliveries DROP COLUMN first_status;
+                 ALTER TABLE deliveries DROP COLUMN first_latency_ms;
+                 ALTER TABLE deliveries DROP COLUMN first_error;
+                 ALTER TABLE deliveries DROP COLUMN first_excerpt;
                  PRAGMA user_version = 5;",
             )
             .unwrap();

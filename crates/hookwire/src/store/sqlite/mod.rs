@@ -28,6 +28,7 @@ const SCHEMA: &[&str] = &[
     include_str!("schema_5.sql"),
     include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
+    include_str!("schema_8.sql"),
 ];
 const READERS: usize = 4;
 
@@ -313,8 +314,17 @@ fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<Delive
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    // The attempt kept in the delivery's row and those with rows of their
+    // own (schema_8.sql), in the order they were made.
     let mut attempts = c.prepare_cached(
-        "SELECT at, status, latency_ms, error, response_excerpt FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+        "SELECT at, status, latency_ms, error, response_excerpt FROM (
+             SELECT first_at AS at, first_status AS status, first_latency_ms AS latency_ms,
+                    first_error AS error, first_excerpt AS response_excerpt, 0 AS seq
+             FROM deliveries WHERE id = ?1 AND first_at IS NOT NULL
+             UNION ALL
+             SELECT at, status, latency_ms, error, response_excerpt, id
+             FROM attempts WHERE delivery_id = ?1)
+         ORDER BY at, seq",
     )?;
     for view in &mut views {
         view.attempts = attempts
@@ -919,31 +929,43 @@ impl Store for SqliteStore {
     ) -> StoreResult<AttemptSamples> {
         let license = license_id.to_string();
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
+            // Attempts live in two places (schema_8.sql): each is read newest
+            // first through its own index, and the two runs are merged.
+            let newest = |sql: &str| -> rusqlite::Result<Vec<(Millis, String, bool, i64)>> {
+                c.prepare_cached(sql)?
+                    .query_map(params![since, license, limit as i64 + 1], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
+                    .collect()
+            };
+            let mut found = newest(
                 "SELECT a.at, d.webhook_id, a.error IS NULL, a.latency_ms
                  FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
                  WHERE a.at >= ?1 AND d.license_id = ?2
                  ORDER BY a.at DESC LIMIT ?3",
             )?;
-            let mut out = AttemptSamples::default();
+            found.extend(newest(
+                "SELECT first_at, webhook_id, first_error IS NULL, first_latency_ms
+                 FROM deliveries WHERE license_id = ?2 AND first_at >= ?1
+                 ORDER BY first_at DESC LIMIT ?3",
+            )?);
+            found.sort_by_key(|(at, ..)| std::cmp::Reverse(*at));
+            let mut out = AttemptSamples {
+                truncated: found.len() > limit,
+                ..AttemptSamples::default()
+            };
             let mut index: HashMap<String, usize> = HashMap::new();
-            let mut rows = stmt.query(params![since, license, limit as i64 + 1])?;
-            while let Some(r) = rows.next()? {
-                if out.samples.len() == limit {
-                    out.truncated = true;
-                    break;
-                }
-                let webhook_id: String = r.get(1)?;
+            for (at, webhook_id, ok, latency_ms) in found.into_iter().take(limit) {
                 let next = index.len();
                 let webhook = *index.entry(webhook_id.clone()).or_insert_with(|| {
                     out.webhook_ids.push(webhook_id);
                     next
                 });
                 out.samples.push(AttemptSample {
-                    at: r.get(0)?,
+                    at,
                     webhook,
-                    ok: r.get(2)?,
-                    latency_ms: r.get(3)?,
+                    ok,
+                    latency_ms,
                 });
             }
             out.samples.reverse();

@@ -5,10 +5,12 @@
 //! the record touches), a webhook-health statement and a reply of its own, and
 //! records were most of the writer's operations. Now the records that arrive
 //! while the previous batch is being written wait together and go in as one
-//! operation: one savepoint, two statements per record, and one health
-//! statement per webhook with what its last attempts say. Records are not on
-//! anyone's critical path (the delivery stays leased until its record lands),
-//! so waiting one group commit costs nothing a caller feels.
+//! operation: one savepoint, one statement per record when it is its
+//! delivery's first attempt (kept in the delivery's row, schema_8.sql), a
+//! row in `attempts` and an update otherwise, and one health statement per
+//! webhook with what its last attempts say. Records are not on anyone's
+//! critical path (the delivery stays leased until its record lands), so
+//! waiting one group commit costs nothing a caller feels.
 
 use super::writer::{in_savepoint, unavailable, Writer};
 use crate::store::{AttemptRecord, Millis, NextState, StoreError, StoreResult};
@@ -112,6 +114,21 @@ enum Health {
 }
 
 fn write_records(c: &Connection, records: &[AttemptRecord]) -> rusqlite::Result<()> {
+    // A delivery's first attempt goes into its row (schema_8.sql), in the
+    // same statement that moves the delivery on: one row written per record
+    // in the common case. The rest fall back to the separate steps.
+    let mut first_and_apply = c.prepare_cached(
+        "UPDATE deliveries SET state = ?1, next_attempt_at = ?2, lease_until = 0,
+             attempts_in_round = attempts_in_round + 1, updated_at = ?3,
+             first_at = ?3, first_status = ?5, first_latency_ms = ?6, first_error = ?7,
+             first_excerpt = ?8
+         WHERE id = ?4 AND state = 'pending' AND first_at IS NULL",
+    )?;
+    let mut first = c.prepare_cached(
+        "UPDATE deliveries SET first_at = ?2, first_status = ?3, first_latency_ms = ?4,
+             first_error = ?5, first_excerpt = ?6
+         WHERE id = ?1 AND first_at IS NULL",
+    )?;
     let mut log = c.prepare_cached(
         "INSERT INTO attempts (delivery_id, at, status, latency_ms, error, response_excerpt)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -123,20 +140,37 @@ fn write_records(c: &Connection, records: &[AttemptRecord]) -> rusqlite::Result<
     )?;
     let mut health: HashMap<&str, Health> = HashMap::new();
     for r in records {
-        log.execute(params![
-            r.delivery_id,
-            r.at,
-            r.status,
-            r.latency_ms,
-            r.error,
-            r.response_excerpt
-        ])?;
         let (state, next) = match r.next {
             NextState::Delivered => ("delivered", r.at),
             NextState::RetryAt(at) => ("pending", at),
             NextState::Failed => ("failed", r.at),
         };
-        apply.execute(params![state, next, r.at, r.delivery_id])?;
+        let done = first_and_apply.execute(params![
+            state,
+            next,
+            r.at,
+            r.delivery_id,
+            r.status,
+            r.latency_ms,
+            r.error,
+            r.response_excerpt
+        ])? == 1;
+        if !done {
+            // A retry (the row holds an attempt already), a delivery no
+            // longer pending, or one that is gone: logged all the same.
+            let attempt = params![
+                r.delivery_id,
+                r.at,
+                r.status,
+                r.latency_ms,
+                r.error,
+                r.response_excerpt
+            ];
+            if first.execute(attempt)? == 0 {
+                log.execute(attempt)?;
+            }
+            apply.execute(params![state, next, r.at, r.delivery_id])?;
+        }
         let delivered = r.next == NextState::Delivered;
         let h = health
             .entry(r.webhook_id.as_str())
