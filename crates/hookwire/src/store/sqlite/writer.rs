@@ -108,9 +108,16 @@ pub fn unavailable(e: rusqlite::Error) -> StoreError {
 
 /// WAL pages after which the writer checkpoints by itself, a backstop for
 /// when the background checkpointer lags (SQLite's default is 1,000).
+///
+/// Under steady load it is also what restarts the WAL: a restart needs a
+/// checkpoint that has caught up when the next transaction begins, and the
+/// background one never has (the writer commits every millisecond or so).
 pub const BACKSTOP_CHECKPOINT_PAGES: u32 = 10_000;
-/// How often the background checkpointer runs.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often the background checkpointer runs. Often, so that when the
+/// writer's backstop checkpoint comes little is left for it to copy: 50 ms
+/// measured ~10 % less hookwire CPU per event than 250 ms, one per request
+/// (BENCHMARKS.md, change 22); on an idle database a round finds nothing.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Moves committed WAL frames into the database file from a connection of
 /// its own, so the writer's commits do not stall behind a checkpoint (with
