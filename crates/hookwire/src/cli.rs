@@ -115,11 +115,9 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             let settings = common.settings(None, false)?;
             hookwire_livechat::event::validate_license_id(&license_id)?;
             let store = server::open_store(&settings, false).await?;
-            let key = crate::api::licenses::create_license(store.as_ref(), &license_id)
-                .await
-                .map_err(|e| e.body()["message"].as_str().unwrap_or("failed").to_string())?;
+            let key = crate::service::create_license(store.as_ref(), &license_id).await?;
             println!("license {license_id} created");
-            println!("API key (shown once, store it now): {key}");
+            println!("API key (shown once, store it now): {}", key.expose());
             Ok(())
         }
         Command::Migrate { common } => {

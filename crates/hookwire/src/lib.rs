@@ -1,8 +1,9 @@
 //! hookwire: a self-hosted webhook delivery server, LiveChat v2 compatible.
 //!
 //! The binary (`main.rs`) is a thin shell over [`cli`]. The layers, from the
-//! outside in: [`api`] (HTTP, the only module that knows axum), [`engine`]
-//! (ingest and delivery), [`store`] (the only module that knows SQL), with
+//! outside in: [`api`] (HTTP, the only module that knows axum), [`service`]
+//! (the one write path for configuration), [`engine`] (ingest and
+//! delivery), [`store`] (the only module that knows SQL), with
 //! [`config`] and [`secret`] beside them. The LiveChat domain itself lives in
 //! the `hookwire-livechat` crate.
 
@@ -13,6 +14,7 @@ pub mod engine;
 pub mod manual;
 pub mod secret;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testing")]

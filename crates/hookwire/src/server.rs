@@ -7,6 +7,7 @@ use crate::engine::attempt::Sender;
 use crate::engine::dispatcher::Dispatcher;
 use crate::engine::{Engine, EngineSettings};
 use crate::secret::{hmac_sha256, random_hex, Cipher, Secret};
+use crate::service::Service;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -165,15 +166,19 @@ impl RunningServer {
                     token_secret,
                     token_ttl: settings.token_ttl,
                     lease: settings.delivery.lease,
-                    cipher,
-                    secret_rotation_grace: settings.secret_rotation_grace,
                     max_backlog: settings.max_backlog,
                     metrics,
                 },
             )
             .with_sender(sender),
         );
-        let sealed = engine.seal_legacy_passwords().await?;
+        let service = Arc::new(Service::new(
+            store.clone(),
+            dispatcher.handle.clone(),
+            cipher,
+            settings.secret_rotation_grace,
+        ));
+        let sealed = service.seal_legacy_passwords().await?;
         if sealed > 0 {
             tracing::info!(
                 webhooks = sealed,
@@ -185,6 +190,7 @@ impl RunningServer {
         let state = AppState::new(
             store.clone(),
             engine,
+            service,
             platform_key,
             settings.max_body_bytes,
             settings.rate_limit_per_second,

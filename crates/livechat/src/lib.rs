@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod form;
 pub mod payload;
+pub mod sample;
 pub mod shape;
 pub mod target;
 pub mod types;

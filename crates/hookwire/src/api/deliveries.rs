@@ -4,6 +4,7 @@ use super::auth::License;
 use super::error::{ApiResult, AppError};
 use super::views::{self, parse_rfc3339};
 use super::AppState;
+use crate::service::RedeliverySince;
 use crate::store::{now_millis, DeliveryQuery, DeliveryState};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -119,16 +120,10 @@ pub async fn redeliver(
     License(license): License,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let not_found = || AppError::NotFound(format!("no delivery {id}"));
-    let delivery_id: i64 = id.parse().map_err(|_| not_found())?;
-    if !state
-        .store()
-        .redeliver(&license, delivery_id, now_millis())
-        .await?
-    {
-        return Err(not_found());
-    }
-    state.engine().dispatcher().wake();
+    let delivery_id: i64 = id
+        .parse()
+        .map_err(|_| AppError::NotFound(format!("no delivery {id}")))?;
+    state.service().redeliver(&license, delivery_id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "state": "pending" })),
@@ -156,14 +151,10 @@ pub async fn redeliver_failed(
         .as_deref()
         .ok_or_else(|| AppError::invalid("since", "is required (an RFC 3339 time)"))?;
     let since = parse_rfc3339("since", since)?;
-    if state.store().get_webhook(&license, &id).await?.is_none() {
-        return Err(AppError::NotFound(format!("no webhook {id}")));
-    }
     let count = state
-        .store()
-        .redeliver_failed_since(&license, &id, since, now_millis())
+        .service()
+        .redeliver_failed_since(&license, RedeliverySince::Webhook(&id), since)
         .await?;
-    state.engine().dispatcher().wake();
     Ok((StatusCode::ACCEPTED, Json(json!({ "redelivered": count }))))
 }
 
@@ -249,13 +240,8 @@ pub async fn replay(
             format!("must be 1 to {MAX_REPLAY_BATCH}"),
         ));
     }
-    if let Some(id) = &q.webhook_id {
-        if state.store().get_webhook(&license, id).await?.is_none() {
-            return Err(AppError::NotFound(format!("no webhook {id}")));
-        }
-    }
     let batch = state
-        .store()
+        .service()
         .redeliver_batch(
             &crate::store::ReplayQuery {
                 license_id: &license,
@@ -265,12 +251,8 @@ pub async fn replay(
             },
             after,
             limit,
-            now,
         )
         .await?;
-    if batch.redelivered > 0 {
-        state.engine().dispatcher().wake();
-    }
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

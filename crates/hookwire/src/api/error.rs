@@ -1,6 +1,7 @@
 //! The one API error type. Every failure answers JSON:
 //! `{"error": {"code": "...", "message": "...", "field": "..."}}`.
 
+use crate::service::ServiceError;
 use crate::store::StoreError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +24,8 @@ pub enum AppError {
     MethodNotAllowed,
     /// The database cannot take writes right now; nothing was committed.
     Unavailable(String),
+    /// Stored data hookwire cannot read: 500, since retrying will not help.
+    Internal(String),
     /// Too many pending deliveries: ingest refuses work for now (503).
     Overloaded,
     /// The caller's key is over its request rate; retry after that many seconds (429).
@@ -45,6 +48,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Unavailable(_) | AppError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -60,6 +64,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal",
             AppError::Overloaded => "backlog_full",
             AppError::RateLimited(_) => "rate_limited",
         }
@@ -84,7 +89,8 @@ impl AppError {
             | AppError::Conflict(m)
             | AppError::Unprocessable(m)
             | AppError::UnsupportedMediaType(m)
-            | AppError::Unavailable(m) => m.clone(),
+            | AppError::Unavailable(m)
+            | AppError::Internal(m) => m.clone(),
         };
         let mut error = json!({ "code": self.code(), "message": message });
         if let AppError::Invalid(e) = self {
@@ -103,15 +109,31 @@ impl From<ValidationError> for AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict => AppError::Conflict("already exists".into()),
-            StoreError::Unavailable(detail) => {
-                tracing::error!(%detail, "database write failed");
+            StoreError::Conflict(what) => {
+                AppError::Conflict(format!("conflicts with what is stored ({what})"))
+            }
+            StoreError::Unavailable { source } => {
+                tracing::error!(error = %source, "database unavailable");
                 AppError::Unavailable(
-                    "the database cannot take writes right now; nothing was stored, retry later"
-                        .into(),
+                    "the database cannot be used right now; nothing was stored, retry later".into(),
                 )
             }
+            StoreError::Corrupt(detail) => {
+                tracing::error!(%detail, "stored data cannot be read");
+                AppError::Internal("stored data cannot be read; the operator's log names it".into())
+            }
             StoreError::Closed => AppError::Unavailable("hookwire is shutting down".into()),
+        }
+    }
+}
+
+impl From<ServiceError> for AppError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(e) => AppError::Invalid(e),
+            ServiceError::NotFound(m) => AppError::NotFound(m),
+            ServiceError::Conflict(m) => AppError::Conflict(m),
+            ServiceError::Store(e) => e.into(),
         }
     }
 }

@@ -1,11 +1,9 @@
 //! Licenses: created by the chat platform, each with an API key shown once.
 
 use super::auth::Platform;
-use super::error::{ApiResult, AppError};
+use super::error::ApiResult;
 use super::extract::{json_or_form, typed, Body};
 use super::AppState;
-use crate::secret::{hash_secret, random_hex};
-use crate::store::{now_millis, StoreError};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -30,27 +28,9 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let input: NewLicense = typed(json_or_form(&headers, &body)?)?;
     let license_id = hookwire_livechat::event::parse_license_id(&input.license_id)?;
-    let api_key = create_license(state.store(), &license_id).await?;
+    let api_key = state.service().create_license(&license_id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "license_id": license_id, "api_key": api_key })),
+        Json(json!({ "license_id": license_id, "api_key": api_key.expose() })),
     ))
-}
-
-/// Shared by the API and `hookwire licenses create`.
-pub async fn create_license(
-    store: &dyn crate::store::Store,
-    license_id: &str,
-) -> Result<String, AppError> {
-    let api_key = format!("hwk_{}", random_hex(24));
-    match store
-        .create_license(license_id, &hash_secret(&api_key), now_millis())
-        .await
-    {
-        Ok(()) => Ok(api_key),
-        Err(StoreError::Conflict) => Err(AppError::Conflict(format!(
-            "license {license_id} already exists"
-        ))),
-        Err(e) => Err(e.into()),
-    }
 }

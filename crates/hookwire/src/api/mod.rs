@@ -17,6 +17,7 @@ pub mod webhooks;
 
 use crate::engine::Engine;
 use crate::secret::Secret;
+use crate::service::Service;
 use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::Router;
@@ -34,6 +35,7 @@ pub struct AppState {
 struct Inner {
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
+    service: Arc<Service>,
     platform_key: Secret,
     max_body_bytes: usize,
     rate_limiter: Option<limit::RateLimiter>,
@@ -44,6 +46,7 @@ impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
         engine: Arc<Engine>,
+        service: Arc<Service>,
         platform_key: Secret,
         max_body_bytes: usize,
         rate_limit_per_second: f64,
@@ -52,6 +55,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 engine,
+                service,
                 platform_key,
                 max_body_bytes,
                 rate_limiter: limit::RateLimiter::new(rate_limit_per_second),
@@ -66,6 +70,11 @@ impl AppState {
 
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// Every write of configuration goes through here (see [`Service`]).
+    pub fn service(&self) -> &Service {
+        &self.inner.service
     }
 
     pub fn platform_key(&self) -> &Secret {

@@ -5,17 +5,14 @@ use super::auth::License;
 use super::error::{ApiResult, AppError};
 use super::extract::{json_or_form, typed, Body};
 use super::{views, AppState};
-use crate::secret::random_hex;
-use crate::store::{now_millis, NewWebhook, Webhook, WebhookPatch};
+use crate::service::{WebhookChanges, WebhookSpec};
+use crate::store::Webhook;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookwire_livechat::{DataTypes, EventType, TargetUrl};
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-/// The most webhooks one license may have.
-pub const MAX_WEBHOOKS_PER_LICENSE: usize = 100;
 
 /// `data_types` as JSON lists it, as a lone string, or as PHP's `data_types[]`.
 #[derive(Deserialize)]
@@ -44,49 +41,25 @@ struct NewWebhookInput {
     url: Option<String>,
 }
 
-/// The one path that creates a webhook (API and web app): validation,
-/// the per-license limit, then the store.
+/// Reads a new webhook from a JSON or form body (API and web app) and
+/// creates it through the service.
 pub(crate) async fn create_webhook(
     state: &AppState,
     license_id: String,
     value: Value,
 ) -> ApiResult<Webhook> {
     let input: NewWebhookInput = typed(value)?;
-    let event: EventType = input
+    let event_type: EventType = input
         .event_type
         .ok_or_else(|| AppError::invalid("event_type", "is required"))?
         .parse()?;
     let names = input.data_types.map(Names::into_vec).unwrap_or_default();
-    let data_types = DataTypes::parse_for(event, &names)?;
-    let url = state
-        .engine()
-        .seal_url(&TargetUrl::parse(input.url.as_deref().unwrap_or(""))?);
-    let existing = state.store().list_webhooks(&license_id).await?;
-    if existing.len() >= MAX_WEBHOOKS_PER_LICENSE {
-        return Err(AppError::Conflict(format!(
-            "a license may have at most {MAX_WEBHOOKS_PER_LICENSE} webhooks"
-        )));
-    }
-    Ok(state
-        .store()
-        .create_webhook(NewWebhook {
-            id: random_hex(16),
-            license_id,
-            event_type: event,
-            data_types,
-            url,
-            token: random_hex(16),
-            created_at: now_millis(),
-        })
-        .await?)
-}
-
-async fn owned(state: &AppState, license_id: &str, id: &str) -> ApiResult<Webhook> {
-    state
-        .store()
-        .get_webhook(license_id, id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no webhook {id}")))
+    let spec = WebhookSpec {
+        event_type,
+        data_types: DataTypes::parse_for(event_type, &names)?,
+        url: TargetUrl::parse(input.url.as_deref().unwrap_or(""))?,
+    };
+    Ok(state.service().create_webhook(&license_id, spec).await?)
 }
 
 // LiveChat v2.
@@ -125,17 +98,10 @@ pub async fn v2_delete(
     License(license): License,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    if state
-        .store()
-        .delete_webhook(&license, &id, now_millis())
-        .await?
-    {
-        Ok(Json(
-            json!({ "result": "Push notification removed successfully" }),
-        ))
-    } else {
-        Err(AppError::NotFound(format!("no webhook {id}")))
-    }
+    state.service().delete_webhook(&license, &id).await?;
+    Ok(Json(
+        json!({ "result": "Push notification removed successfully" }),
+    ))
 }
 
 // hookwire's own API.
@@ -172,7 +138,9 @@ pub async fn get(
     License(license): License,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(views::webhook(&owned(&state, &license, &id).await?)))
+    Ok(Json(views::webhook(
+        &state.service().webhook(&license, &id).await?,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -228,30 +196,16 @@ pub async fn patch(
     Body(body): Body,
 ) -> ApiResult<Json<Value>> {
     let input: PatchInput = typed(json_or_form(&headers, &body)?)?;
-    let current = owned(&state, &license, &id).await?;
-    let patch = WebhookPatch {
-        url: input
-            .url
-            .as_deref()
-            .map(TargetUrl::parse)
-            .transpose()?
-            .map(|u| state.engine().seal_url(&u)),
-        data_types: input
-            .data_types
-            .map(|n| DataTypes::parse_for(current.event_type, &n.into_vec()))
-            .transpose()?,
+    let changes = WebhookChanges {
+        url: input.url.as_deref().map(TargetUrl::parse).transpose()?,
+        data_types: input.data_types.map(Names::into_vec),
         enabled: input.enabled,
         max_per_second: input.max_per_second.map(rate_limit).transpose()?,
     };
     let updated = state
-        .store()
-        .update_webhook(&license, &id, patch)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no webhook {id}")))?;
-    if input.enabled == Some(true) {
-        // Deliveries held while it was disabled are due now.
-        state.engine().dispatcher().wake();
-    }
+        .service()
+        .update_webhook(&license, &id, changes)
+        .await?;
     Ok(Json(views::webhook(&updated)))
 }
 
@@ -262,15 +216,8 @@ pub async fn delete(
     License(license): License,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state
-        .store()
-        .delete_webhook(&license, &id, now_millis())
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(AppError::NotFound(format!("no webhook {id}")))
-    }
+    state.service().delete_webhook(&license, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/webhooks/{id}/secret`: creates or rotates the webhook's
@@ -282,10 +229,6 @@ pub async fn rotate_secret(
     License(license): License,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let secret = state
-        .engine()
-        .rotate_signing_secret(&license, &id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no webhook {id}")))?;
+    let secret = state.service().rotate_signing_secret(&license, &id).await?;
     Ok(Json(json!({ "secret": secret.expose() })))
 }

@@ -7,17 +7,14 @@ pub mod rate;
 pub mod retry;
 pub mod ssrf;
 
-use crate::secret::{
-    hash_secret, new_event_id, new_signing_secret, token_is_for, token_time_prefix, Cipher, Secret,
-    SIGNING_SECRET,
-};
+use crate::secret::{hash_secret, new_event_id, token_is_for, token_time_prefix, Secret};
 use crate::store::{
     now_millis, DeliveryJob, EventBody, Handoff, IngestOutcome, Millis, NewEvent, Store,
     StoreError, TokenGrant, TokenKey, Webhook,
 };
 use attempt::{AttemptReport, Sender};
 use dispatcher::DispatcherHandle;
-use hookwire_livechat::{DataTypes, IncomingEvent, TargetUrl};
+use hookwire_livechat::{DataTypes, IncomingEvent};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +33,6 @@ pub struct EngineSettings {
     pub token_secret: Secret,
     pub token_ttl: Duration,
     pub lease: Duration,
-    /// Seals URL passwords and signing secrets before they are stored.
-    pub cipher: Cipher,
-    pub secret_rotation_grace: Duration,
     pub max_backlog: u64,
     /// Counts ingested events (and, in the dispatcher, attempts).
     pub metrics: crate::telemetry::Metrics,
@@ -50,8 +44,6 @@ pub struct Engine {
     token_secret: Secret,
     token_ttl: Duration,
     lease: Duration,
-    cipher: Cipher,
-    secret_rotation_grace: Duration,
     /// Pending deliveries, as last counted plus what was accepted since.
     backlog: AtomicU64,
     max_backlog: u64,
@@ -68,8 +60,6 @@ impl Engine {
             token_secret: s.token_secret,
             token_ttl: s.token_ttl,
             lease: s.lease,
-            cipher: s.cipher,
-            secret_rotation_grace: s.secret_rotation_grace,
             backlog: AtomicU64::new(0),
             max_backlog: s.max_backlog,
             sender: None,
@@ -101,54 +91,6 @@ impl Engine {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
-    }
-
-    /// Seals URL passwords stored in the clear (before encryption at rest
-    /// existed); answers how many URLs it sealed.
-    pub async fn seal_legacy_passwords(&self) -> Result<usize, StoreError> {
-        let mut sealed = 0;
-        for (id, stored) in self.store.all_webhook_urls().await? {
-            let Ok(url) = TargetUrl::parse_stored(&stored) else {
-                continue;
-            };
-            let plain = url
-                .raw_password()
-                .is_some_and(|p| !p.starts_with(crate::secret::SEALED_PREFIX));
-            if plain {
-                let new = self.cipher.seal_url(&url);
-                if self
-                    .store
-                    .replace_webhook_url(&id, &stored, new.as_stored())
-                    .await?
-                {
-                    sealed += 1;
-                }
-            }
-        }
-        Ok(sealed)
-    }
-
-    /// A webhook URL as it may be stored: its password encrypted.
-    pub fn seal_url(&self, url: &TargetUrl) -> TargetUrl {
-        self.cipher.seal_url(url)
-    }
-
-    /// Creates or rotates a webhook's signing secret and answers it; this is
-    /// the only time it is shown. The old one keeps signing for the grace
-    /// period. `None` if the license has no such webhook.
-    pub async fn rotate_signing_secret(
-        &self,
-        license_id: &str,
-        webhook_id: &str,
-    ) -> Result<Option<Secret>, StoreError> {
-        let secret = new_signing_secret();
-        let sealed = self.cipher.seal(SIGNING_SECRET, secret.expose().as_bytes());
-        let grace_until = now_millis() + self.secret_rotation_grace.as_millis() as Millis;
-        let found = self
-            .store
-            .rotate_signing_secret(license_id, webhook_id, sealed, grace_until)
-            .await?;
-        Ok(found.then_some(secret))
     }
 
     /// Lets [`Engine::attempt_now`] send test events through `sender`.

@@ -8,6 +8,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+use crate::secret::{SealedSecret, SealedTargetUrl};
 use async_trait::async_trait;
 use hookwire_livechat::event::VisitorSummary;
 use hookwire_livechat::{DataTypes, EventType, Sections, TargetUrl};
@@ -17,16 +18,40 @@ use std::sync::Arc;
 /// Milliseconds since the Unix epoch: every time the store keeps.
 pub type Millis = i64;
 
+/// Why the store did not do what it was asked.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    #[error("already exists")]
-    Conflict,
+    /// A write collided with what is stored; names what (a constraint, a key).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The database refused a write or could not be reached (disk full, I/O
-    /// error, locked). Nothing was committed.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    /// error, locked, connection lost). Nothing was committed; the same call
+    /// may succeed later.
+    #[error("database unavailable: {source}")]
+    Unavailable {
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored row cannot be read as what it should be (an unknown state or
+    /// event type, a section that is not JSON). Retrying will not help.
+    #[error("corrupt data in the database: {0}")]
+    Corrupt(String),
     #[error("store is shut down")]
     Closed,
+}
+
+impl StoreError {
+    /// The database could not do it, for the reason `source` gives.
+    pub fn unavailable(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError::Unavailable {
+            source: Arc::from(source.into()),
+        }
+    }
+
+    /// A stored value that cannot be read: `what` names the row and field.
+    pub fn corrupt(what: impl std::fmt::Display, detail: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt(format!("{what}: {detail}"))
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -55,14 +80,14 @@ pub struct NewWebhook {
     pub license_id: String,
     pub event_type: EventType,
     pub data_types: DataTypes,
-    pub url: TargetUrl,
+    pub url: SealedTargetUrl,
     pub token: String,
     pub created_at: Millis,
 }
 
 #[derive(Default)]
 pub struct WebhookPatch {
-    pub url: Option<TargetUrl>,
+    pub url: Option<SealedTargetUrl>,
     pub data_types: Option<DataTypes>,
     pub enabled: Option<bool>,
     /// `Some(None)` removes the rate limit.
@@ -387,7 +412,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         license_id: &str,
         id: &str,
-        sealed_secret: String,
+        sealed_secret: SealedSecret,
         previous_until: Millis,
     ) -> StoreResult<bool>;
 
@@ -410,7 +435,12 @@ pub trait Store: Send + Sync + 'static {
     async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>>;
     /// Replaces a webhook's stored URL if it is still `old` (compare and
     /// set); true if replaced.
-    async fn replace_webhook_url(&self, id: &str, old: &str, new: &str) -> StoreResult<bool>;
+    async fn replace_webhook_url(
+        &self,
+        id: &str,
+        old: &str,
+        new: &SealedTargetUrl,
+    ) -> StoreResult<bool>;
 
     async fn list_deliveries(&self, query: DeliveryQuery<'_>) -> StoreResult<Vec<DeliveryView>>;
     /// Makes a delivery pending again with a fresh retry budget. False if unknown.

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 
+pub mod inspect;
 pub mod postgres;
 
 pub const PLATFORM_KEY: &str = "test-platform-key";

@@ -5,8 +5,8 @@
 //! rendered by the server's own `render_payload`, from events validated like
 //! any platform event, so they are byte for byte what hookwire would send.
 
-use crate::api::ui::sample::sample_json;
 use crate::secret::{new_event_id, random_hex};
+use hookwire_livechat::sample::sample_json;
 use hookwire_livechat::{
     render_payload, DataTypes, EventType, IncomingEvent, PayloadParts, ValidationError,
 };

@@ -3,8 +3,8 @@
 //! delivers it to the license's webhooks for that event.
 
 use super::{error_message, http_client, DEFAULT_SERVER};
-use crate::api::ui::sample::sample_json;
 use crate::server::BoxError;
+use hookwire_livechat::sample::sample_json;
 use hookwire_livechat::EventType;
 use serde_json::Value;
 use std::time::Duration;

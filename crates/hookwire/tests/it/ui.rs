@@ -1,6 +1,9 @@
 //! The web app over plain HTTP: sign-in, CSRF, forms, escaping, the log.
 
 use crate::support::*;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hookwire::testing::inspect::{stored_text, stored_webhook_url};
 use serde_json::json;
 
 /// A browser without JavaScript: one session cookie, no redirect following.
@@ -537,5 +540,92 @@ crate::backend_tests! {
         assert!(r.body.contains(r#"<option value="2002">"#));
         // A license key holder cannot reach the operator's pages.
         assert_eq!(b.get("/ui/licenses").await.status, 404);
+    }
+}
+
+crate::backend_tests! {
+    async fn a_password_typed_into_the_edit_form_is_stored_sealed() {
+        let app = spawn_app().await;
+        let key = app.create_license("1025707").await;
+        let mut receiver = TestReceiver::start().await;
+        let first = "FirstPassw0rdTyped";
+        let url = format!("http://shop:{first}@{}/hook", receiver.addr);
+        let id = app
+            .create_webhook(&key, "chat_started", &["chat"], &url)
+            .await;
+        let mut b = Browser::new(&app);
+        b.sign_in("1025707", &key).await;
+        let token = b.csrf(&format!("/ui/webhooks/{id}")).await;
+
+        // A new password typed into the edit form.
+        let second = "SECONDpass-plain";
+        let r = b
+            .post(
+                &format!("/ui/webhooks/{id}"),
+                &[
+                    ("csrf", &token),
+                    ("data_types[]", "chat"),
+                    ("url", &receiver.url("/hook")),
+                    ("user", "shop"),
+                    ("password", second),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let stored = stored_webhook_url(&app, &id).await;
+        assert!(!stored.contains(second), "stored in the clear: {stored}");
+        assert!(stored.contains("shop:hwenc1."), "{stored}");
+        let everything = stored_text(&app).await;
+        assert!(!everything.contains(second) && !everything.contains(first));
+        app.ingest_accepted(&chat_started("1025707")).await;
+        let got = receiver.next().await;
+        let basic = format!("Basic {}", STANDARD.encode(format!("shop:{second}")));
+        assert_eq!(got.headers["authorization"], basic.as_str());
+
+        // Saved again with the password field left empty: the sealed password
+        // is kept as it is, not sealed a second time, and still opens.
+        let r = b
+            .post(
+                &format!("/ui/webhooks/{id}"),
+                &[
+                    ("csrf", &token),
+                    ("data_types[]", "chat"),
+                    ("url", &receiver.url("/hook")),
+                    ("user", "shop"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(stored_webhook_url(&app, &id).await, stored);
+        app.ingest_accepted(&chat_started("1025707")).await;
+        let got = receiver.next().await;
+        assert_eq!(got.headers["authorization"], basic.as_str());
+    }
+
+    async fn a_password_patched_through_the_api_is_stored_sealed() {
+        let app = spawn_app().await;
+        let key = app.create_license("1025707").await;
+        let mut receiver = TestReceiver::start().await;
+        let url = format!("https://shop:firstpass@{}/hook", receiver.addr);
+        let id = app
+            .create_webhook(&key, "chat_started", &["chat"], &url)
+            .await;
+        let patched = "PatchedPlainPassw0rd";
+        let (status, body) = app
+            .patch(
+                &key,
+                &format!("/api/v1/webhooks/{id}"),
+                &json!({"url": format!("http://shop:{patched}@{}/hook", receiver.addr)}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let stored = stored_webhook_url(&app, &id).await;
+        assert!(!stored.contains(patched), "stored in the clear: {stored}");
+        assert!(stored.contains("shop:hwenc1."), "{stored}");
+        assert!(!stored_text(&app).await.contains(patched));
+        app.ingest_accepted(&chat_started("1025707")).await;
+        let got = receiver.next().await;
+        let basic = format!("Basic {}", STANDARD.encode(format!("shop:{patched}")));
+        assert_eq!(got.headers["authorization"], basic.as_str());
     }
 }

@@ -10,6 +10,7 @@ pub mod sample;
 pub mod session;
 
 use super::AppState;
+use crate::service::ServiceError;
 use crate::store::StoreError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -158,6 +159,8 @@ pub enum UiError {
     Store(StoreError),
     NotFound(String),
     BadRequest(String),
+    /// The change collides with what is stored (a taken id, a limit).
+    Conflict(String),
     /// A POST without this session's CSRF token.
     Csrf,
     /// An operator has not chosen a license yet.
@@ -170,20 +173,45 @@ impl From<StoreError> for UiError {
     }
 }
 
+impl From<ServiceError> for UiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Store(e) => UiError::Store(e),
+            ServiceError::NotFound(m) => UiError::NotFound(m),
+            ServiceError::Invalid(e) => UiError::BadRequest(e.to_string()),
+            ServiceError::Conflict(m) => UiError::Conflict(m),
+        }
+    }
+}
+
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
             UiError::NoLicense => return Redirect::to("/ui/licenses").into_response(),
-            UiError::Store(e) => {
-                if let StoreError::Unavailable(detail) = &e {
-                    tracing::error!(%detail, "database error in the web app");
-                }
+            UiError::Store(StoreError::Unavailable { source }) => {
+                tracing::error!(error = %source, "database unavailable in the web app");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The database cannot be reached right now; nothing was changed. Try again shortly."
                         .to_string(),
                 )
             }
+            UiError::Store(StoreError::Closed) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "hookwire is shutting down; nothing was changed.".to_string(),
+            ),
+            UiError::Store(StoreError::Conflict(what)) => (
+                StatusCode::CONFLICT,
+                format!("That collides with something already stored ({what}); nothing was changed."),
+            ),
+            UiError::Store(StoreError::Corrupt(detail)) => {
+                tracing::error!(%detail, "stored data cannot be read in the web app");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Stored data cannot be read; the server's log names it.".to_string(),
+                )
+            }
+            UiError::Conflict(m) => (StatusCode::CONFLICT, m),
             UiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             UiError::Csrf => (

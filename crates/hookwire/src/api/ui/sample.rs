@@ -1,63 +1,10 @@
-//! Realistic sample events for "Send test", shaped like the LiveChat v2
-//! documentation's examples, validated like any platform event.
+//! "Send test"'s events: the domain crate's samples
+//! ([`hookwire_livechat::sample`]) as events ready to attempt.
 
 use crate::secret::new_event_id;
 use crate::store::EventBody;
+use hookwire_livechat::sample::sample_json;
 use hookwire_livechat::{EventType, IncomingEvent, ValidationError};
-use serde_json::{json, Value};
-
-/// The sample event's JSON as the platform would report it (also what
-/// `hookwire trigger` sends and `check-receiver` builds on).
-pub fn sample_json(event: EventType, license_id: &str) -> Value {
-    let chat = json!({
-        "id": "MH022RD0K5",
-        "started_timestamp": 1358937653,
-        "ended_timestamp": 1358939109,
-        "messages": [
-            {"user_type": "agent", "author_name": "John Doe", "agent_id": "john.doe@mycompany.com", "text": "Hello", "timestamp": 1358937653},
-            {"user_type": "supervisor", "author_name": "James Doe", "agent_id": "james@mycompany.com", "text": "This is whispered message.", "timestamp": 1358937658},
-            {"user_type": "visitor", "author_name": "Mary Brown", "text": "How are you?", "timestamp": 1358937661}
-        ],
-        "tags": ["sales", "support", "feedback"]
-    });
-    let visitor = json!({
-        "id": "S1354547427.0c151b0e1b",
-        "name": "Mary Brown",
-        "email": "mary.brown@email.com",
-        "custom_variables": [{"key": "Customer ID", "value": "POQ51023XZA"}]
-    });
-    let survey = json!([
-        {"id": "2001", "type": "name", "label": "Your name:", "answer": "Mary Brown"},
-        {"id": "2002", "type": "email", "label": "E-mail:", "answer": "mary.brown@email.com"}
-    ]);
-    let mut body = json!({
-        "event_type": event.as_str(),
-        "license_id": license_id,
-    });
-    match event {
-        EventType::ChatStarted | EventType::ChatEnded | EventType::ChatChanged => {
-            body["chat"] = chat;
-            body["visitor"] = visitor;
-            if event != EventType::ChatChanged {
-                body["pre_chat_survey"] = survey;
-            }
-        }
-        EventType::VisitorQueued => body["visitor"] = visitor,
-        EventType::TicketCreated => {
-            body["ticket"] = json!({
-                "id": "6PB5W",
-                "status": "open",
-                "subject": "Chat with Mary Brown",
-                "requester": {"mail": "mary.brown@email.com", "name": "Mary Brown", "ip": "192.0.2.10"},
-                "events": [{"author": {"id": "mary.brown@email.com", "name": "Mary Brown", "type": "client"}, "date": "2013-01-23T10:40:53Z", "message": "I have a question about my order.", "type": "message"}],
-                "groups": [{"id": 0, "name": "General"}],
-                "tags": ["order"],
-                "source": {"type": "chat-window", "url": "https://example.com/contact"}
-            });
-        }
-    }
-    body
-}
 
 /// A sample event of `event` for `license_id`, with a fresh unique id.
 pub fn sample_event(event: EventType, license_id: &str) -> Result<EventBody, ValidationError> {

@@ -87,7 +87,7 @@ impl<W: GroupWork> Group<W> {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Unavailable("the store is shutting down".into())
+    StoreError::Closed
 }
 
 async fn run_groups<W: GroupWork>(
@@ -237,7 +237,7 @@ mod tests {
             self.0.runs.lock().unwrap().push(requests.to_vec());
             if requests.iter().any(|n| *n < 0) {
                 return Err(GroupFailure {
-                    error: StoreError::Unavailable("negative".into()),
+                    error: StoreError::unavailable("negative"),
                     retry_alone: self.0.retry_alone,
                 });
             }

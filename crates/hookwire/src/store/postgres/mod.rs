@@ -70,13 +70,17 @@ pub struct PgStore {
 
 fn db_error(e: tokio_postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        return StoreError::Conflict;
+        let what = e
+            .as_db_error()
+            .and_then(|d| d.constraint())
+            .unwrap_or("a unique key");
+        return StoreError::Conflict(what.to_string());
     }
-    StoreError::Unavailable(e.to_string())
+    StoreError::unavailable(e)
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Unavailable(format!("database connection: {e}"))
+    StoreError::unavailable(format!("database connection: {e}"))
 }
 
 /// A connection for a group's transaction; none to be had fails the group
@@ -93,7 +97,7 @@ impl PgStore {
     pub async fn connect(url: &str, pool_size: usize) -> StoreResult<Self> {
         let config: tokio_postgres::Config = url
             .parse()
-            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("invalid PostgreSQL URL: {e}")))?;
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -108,7 +112,7 @@ impl PgStore {
             .create_timeout(Some(Duration::from_secs(5)))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(StoreError::unavailable)?;
         migrate(&pool).await?;
         let due = Arc::new(Notify::new());
         let listener = tokio::spawn(listen::run(config, DUE_CHANNEL, due.clone()));
@@ -149,7 +153,7 @@ async fn migrate(pool: &Pool) -> StoreResult<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         tx.batch_execute(sql)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("migration {}: {e}", i + 1)))?;
+            .map_err(|e| StoreError::unavailable(format!("migration {}: {e}", i + 1)))?;
     }
     tx.execute("DELETE FROM hookwire_schema", &[])
         .await
@@ -167,9 +171,7 @@ const WEBHOOK_COLUMNS: &str = "id, license_id, event_type, data_types, url, toke
      disabled_reason, created_at, signing_secret IS NOT NULL, max_per_second";
 
 fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
-    let corrupt = |e: hookwire_livechat::ValidationError| {
-        StoreError::Unavailable(format!("stored webhook: {e}"))
-    };
+    let corrupt = |e: hookwire_livechat::ValidationError| StoreError::corrupt("stored webhook", e);
     let event: String = row.get(2);
     let url: String = row.get(4);
     let bits: i16 = row.get(3);
@@ -200,7 +202,7 @@ fn event_from_row(row: &Row, first: usize) -> StoreResult<EventBody> {
         event_type: event_type
             .parse()
             .map_err(|e: hookwire_livechat::ValidationError| {
-                StoreError::Unavailable(e.to_string())
+                StoreError::corrupt("stored event", e)
             })?,
         sections: [
             raw_section(row.get(first + 3)),
@@ -291,7 +293,7 @@ impl Store for PgStore {
             license_id: w.license_id,
             event_type: w.event_type,
             data_types: w.data_types,
-            url: w.url,
+            url: w.url.into_url(),
             token: w.token,
             enabled: true,
             disabled_reason: None,
@@ -789,7 +791,7 @@ impl Store for PgStore {
         &self,
         license_id: &str,
         id: &str,
-        sealed_secret: String,
+        sealed_secret: crate::secret::SealedSecret,
         previous_until: Millis,
     ) -> StoreResult<bool> {
         self.client()
@@ -800,7 +802,7 @@ impl Store for PgStore {
                      previous_secret_until = CASE WHEN signing_secret IS NULL THEN NULL ELSE $1::BIGINT END,
                      signing_secret = $2
                  WHERE id = $3 AND license_id = $4 AND deleted_at IS NULL",
-                &[&previous_until, &sealed_secret, &id, &license_id],
+                &[&previous_until, &sealed_secret.as_stored(), &id, &license_id],
             )
             .await
             .map(|n| n > 0)
@@ -850,12 +852,17 @@ impl Store for PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    async fn replace_webhook_url(&self, id: &str, old: &str, new: &str) -> StoreResult<bool> {
+    async fn replace_webhook_url(
+        &self,
+        id: &str,
+        old: &str,
+        new: &crate::secret::SealedTargetUrl,
+    ) -> StoreResult<bool> {
         self.client()
             .await?
             .execute(
                 "UPDATE webhooks SET url = $3 WHERE id = $1 AND url = $2",
-                &[&id, &old, &new],
+                &[&id, &old, &new.as_stored()],
             )
             .await
             .map(|n| n > 0)

@@ -88,7 +88,7 @@ impl SqliteStore {
     pub fn open(path: &Path, synchronous: &str, max_size: u64) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+                .map_err(|e| StoreError::unavailable(format!("creating {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(unavailable)?;
         conn.execute_batch(&format!(
@@ -138,10 +138,10 @@ impl SqliteStore {
             .write(true)
             .open(&lock_path)
             .map_err(|e| {
-                StoreError::Unavailable(format!("opening {}: {e}", lock_path.display()))
+                StoreError::unavailable(format!("opening {}: {e}", lock_path.display()))
             })?;
         file.try_lock().map_err(|_| {
-            StoreError::Unavailable(format!(
+            StoreError::unavailable(format!(
                 "another hookwire is serving {}; SQLite serves one node (use PostgreSQL for several)",
                 self.path.display()
             ))
@@ -185,7 +185,7 @@ impl SqliteStore {
             Ok::<_, rusqlite::Error>((conn, result))
         })
         .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        .map_err(StoreError::unavailable)?
         .map_err(unavailable)?;
         if let Ok(mut pool) = self.readers.lock() {
             pool.push(conn);
@@ -203,7 +203,7 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
             i + 1
         ))
-        .map_err(|e| StoreError::Unavailable(format!("migration {}: {e}", i + 1)))?;
+        .map_err(|e| StoreError::unavailable(format!("migration {}: {e}", i + 1)))?;
     }
     Ok(())
 }
@@ -384,7 +384,7 @@ struct OwnedQuery {
 
 fn conflict_or_unavailable(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict,
+        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
         _ => unavailable(e),
     }
 }
@@ -434,7 +434,7 @@ impl Store for SqliteStore {
                     license_id: w.license_id,
                     event_type: w.event_type,
                     data_types: w.data_types,
-                    url: w.url,
+                    url: w.url.into_url(),
                     token: w.token,
                     enabled: true,
                     disabled_reason: None,
@@ -579,7 +579,7 @@ impl Store for SqliteStore {
         &self,
         license_id: &str,
         id: &str,
-        sealed_secret: String,
+        sealed_secret: crate::secret::SealedSecret,
         previous_until: Millis,
     ) -> StoreResult<bool> {
         let (license, id) = (license_id.to_string(), id.to_string());
@@ -591,7 +591,7 @@ impl Store for SqliteStore {
                          previous_secret_until = CASE WHEN signing_secret IS NULL THEN NULL ELSE ?1 END,
                          signing_secret = ?2
                      WHERE id = ?3 AND license_id = ?4 AND deleted_at IS NULL",
-                    params![previous_until, sealed_secret, id, license],
+                    params![previous_until, sealed_secret.as_stored(), id, license],
                 )
                 .map(|n| n > 0)
                 .map_err(unavailable)
@@ -638,8 +638,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn replace_webhook_url(&self, id: &str, old: &str, new: &str) -> StoreResult<bool> {
-        let (id, old, new) = (id.to_string(), old.to_string(), new.to_string());
+    async fn replace_webhook_url(
+        &self,
+        id: &str,
+        old: &str,
+        new: &crate::secret::SealedTargetUrl,
+    ) -> StoreResult<bool> {
+        let (id, old, new) = (id.to_string(), old.to_string(), new.as_stored().to_string());
         self.writer
             .write(move |c| {
                 c.execute(

@@ -31,7 +31,8 @@ fn visitor_webhook(id: &str, license: &str, now: Millis) -> NewWebhook {
         license_id: license.into(),
         event_type: EventType::ChatStarted,
         data_types: DataTypes::of(&[DataType::Visitor]),
-        url: TargetUrl::parse("https://example.com/h").unwrap(),
+        url: crate::secret::Cipher::new(&[7; 32])
+            .seal_url(&TargetUrl::parse("https://example.com/h").unwrap()),
         token: "t".into(),
         created_at: now,
     }

@@ -57,7 +57,7 @@ impl Writer {
 fn run(conn: Connection, mut ops: mpsc::Receiver<Op>) {
     while let Some(first) = ops.blocking_recv() {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = StoreError::Unavailable(e.to_string());
+            let err = StoreError::unavailable(e);
             first(Err(err.clone()))(Err(err));
             continue;
         }
@@ -70,7 +70,7 @@ fn run(conn: Connection, mut ops: mpsc::Receiver<Op>) {
         }
         let commit = conn
             .execute_batch("COMMIT")
-            .map_err(|e| StoreError::Unavailable(e.to_string()));
+            .map_err(StoreError::unavailable);
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -103,7 +103,7 @@ pub(super) fn in_savepoint<T>(
 }
 
 pub fn unavailable(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::unavailable(e)
 }
 
 /// WAL pages after which the writer checkpoints by itself, a backstop for
@@ -148,7 +148,7 @@ impl Checkpointer {
                     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                 }
             })
-            .map_err(|e| StoreError::Unavailable(format!("spawning the checkpointer: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("spawning the checkpointer: {e}")))?;
         Ok(Checkpointer { _stop: stop })
     }
 }

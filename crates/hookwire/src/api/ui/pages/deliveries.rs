@@ -214,24 +214,14 @@ pub async fn redeliver_failed(
         })?,
     };
     let webhook = Some(text(&form, "webhook")).filter(|w| !w.is_empty());
-    let targets: Vec<String> = match webhook {
-        Some(w) => vec![owned(&state, license, w).await?.id],
-        None => state
-            .store()
-            .list_webhooks(license)
-            .await?
-            .into_iter()
-            .map(|w| w.id)
-            .collect(),
+    let scope = match webhook {
+        Some(w) => RedeliverySince::Webhook(w),
+        None => RedeliverySince::License,
     };
-    let mut count = 0;
-    for id in &targets {
-        count += state
-            .store()
-            .redeliver_failed_since(license, id, since, now)
-            .await?;
-    }
-    state.engine().dispatcher().wake();
+    let count = state
+        .service()
+        .redeliver_failed_since(license, scope, since)
+        .await?;
     let scope = webhook
         .map(|w| format!("&webhook={}", qs(w)))
         .unwrap_or_default();
@@ -381,9 +371,6 @@ pub async fn redeliver(
     signed.check_csrf(&form(&body)?)?;
     let license = signed.license()?;
     let d = find_delivery(&state, license, &id).await?;
-    if !state.store().redeliver(license, d.id, now_millis()).await? {
-        return Err(UiError::NotFound(format!("There is no delivery {id}.")));
-    }
-    state.engine().dispatcher().wake();
+    state.service().redeliver(license, d.id).await?;
     Ok(Redirect::to(&format!("/ui/deliveries/{}?n=redelivered&count=1", d.id)).into_response())
 }

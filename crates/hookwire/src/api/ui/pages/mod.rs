@@ -5,15 +5,14 @@ use super::html::{self, csrf_field, esc, notice, qs, time, Chrome};
 use super::sample::sample_event;
 use super::session::{cookie, over_https, set_cookie, LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL};
 use super::{SignedIn, UiError, UiResult};
-use crate::api::licenses::create_license as create_license_with_key;
 use crate::api::views;
 use crate::api::webhooks::create_webhook as api_create_webhook;
 use crate::api::AppState;
 use crate::engine::attempt::AttemptOutcome;
 use crate::secret::{constant_time_eq, hash_secret, random_hex};
+use crate::service::{RedeliverySince, ServiceError, WebhookChanges};
 use crate::store::{
     now_millis, DeliveryQuery, DeliveryState, DeliveryView, Millis, VisitorView, Webhook,
-    WebhookPatch,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

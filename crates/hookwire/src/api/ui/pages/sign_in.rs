@@ -189,13 +189,7 @@ pub async fn create_license(
         ));
     }
     let id = text(&form, "license_id").trim().to_string();
-    let outcome = match hookwire_livechat::event::validate_license_id(&id) {
-        Err(e) => Err(e.message),
-        Ok(()) => create_license_with_key(state.store(), &id)
-            .await
-            .map_err(|e| e.body()["message"].as_str().unwrap_or("failed").to_string()),
-    };
-    let (status, extra) = match outcome {
+    let (status, extra) = match state.service().create_license(&id).await {
         Ok(key) => (
             StatusCode::CREATED,
             notice(
@@ -203,11 +197,13 @@ pub async fn create_license(
                 &format!(
                     "License {} created. Its API key, shown only now: <code class=\"secret\">{}</code>",
                     esc(&id),
-                    esc(&key)
+                    esc(key.expose())
                 ),
             ),
         ),
-        Err(msg) => (StatusCode::BAD_REQUEST, notice("error", &esc(&msg))),
+        Err(ServiceError::Invalid(e)) => (StatusCode::BAD_REQUEST, notice("error", &esc(&e.message))),
+        Err(ServiceError::Conflict(m)) => (StatusCode::CONFLICT, notice("error", &esc(&m))),
+        Err(e) => return Err(e.into()),
     };
     let body = licenses_body(&state, &signed, &extra).await?;
     Ok((

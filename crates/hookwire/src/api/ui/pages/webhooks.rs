@@ -407,21 +407,20 @@ pub async fn update_webhook(
     let url = TargetUrl::parse(&full_url)
         .map_err(|e| record(&mut errors, e))
         .ok();
-    if let (Some(data_types), Some(url)) = (data_types, url) {
+    if let (Some(_), Some(url)) = (data_types, url) {
         let http = http_target(&url);
         state
-            .store()
+            .service()
             .update_webhook(
                 &license,
                 &id,
-                WebhookPatch {
+                WebhookChanges {
                     url: Some(url),
-                    data_types: Some(data_types),
-                    ..WebhookPatch::default()
+                    data_types: Some(values.data_types.clone()),
+                    ..WebhookChanges::default()
                 },
             )
-            .await?
-            .ok_or_else(|| UiError::NotFound(format!("There is no webhook {id}.")))?;
+            .await?;
         let n = if http { "created_http" } else { "updated" };
         return Ok(Redirect::to(&format!("/ui/webhooks?n={n}")).into_response());
     }
@@ -439,20 +438,16 @@ pub async fn set_enabled(
     let license = signed.license()?;
     let enabled = text(&form, "enabled") == "true";
     state
-        .store()
+        .service()
         .update_webhook(
             license,
             &id,
-            WebhookPatch {
+            WebhookChanges {
                 enabled: Some(enabled),
-                ..WebhookPatch::default()
+                ..WebhookChanges::default()
             },
         )
-        .await?
-        .ok_or_else(|| UiError::NotFound(format!("There is no webhook {id}.")))?;
-    if enabled {
-        state.engine().dispatcher().wake();
-    }
+        .await?;
     let n = if enabled { "enabled" } else { "disabled" };
     Ok(Redirect::to(&format!("/ui/webhooks?n={n}")).into_response())
 }
@@ -481,13 +476,10 @@ pub async fn delete_webhook(
     body: Bytes,
 ) -> UiResult<Response> {
     signed.check_csrf(&form(&body)?)?;
-    if !state
-        .store()
-        .delete_webhook(signed.license()?, &id, now_millis())
-        .await?
-    {
-        return Err(UiError::NotFound(format!("There is no webhook {id}.")));
-    }
+    state
+        .service()
+        .delete_webhook(signed.license()?, &id)
+        .await?;
     Ok(Redirect::to("/ui/webhooks?n=deleted").into_response())
 }
 

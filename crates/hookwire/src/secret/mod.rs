@@ -1,12 +1,15 @@
 //! Secrets that never print, and the small amount of cryptography hookwire
 //! needs: random keys, hashes for storage, derived tokens, constant-time checks.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+mod cipher;
+
+pub use cipher::{
+    Cipher, SealedSecret, SealedTargetUrl, SEALED_PREFIX, SIGNING_SECRET, URL_PASSWORD,
+};
+
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
-use hookwire_livechat::TargetUrl;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -124,118 +127,6 @@ pub fn token_is_for(token_secret: &Secret, token: &str, event_unique_id: &str) -
     constant_time_eq(&event_token(token_secret, event_unique_id), token)
 }
 
-/// What marks a value as sealed by [`Cipher`]: the URL-safe prefix of
-/// `hwenc1.<base64url(nonce || ciphertext)>`.
-pub const SEALED_PREFIX: &str = "hwenc1.";
-
-/// Encryption at rest: XChaCha20-Poly1305 under the 32-byte `encryption_key`.
-/// Each value gets a random 192-bit nonce, and a `purpose` bound in as
-/// associated data, so a sealed URL password cannot pass for a signing secret.
-#[derive(Clone)]
-pub struct Cipher {
-    aead: XChaCha20Poly1305,
-}
-
-impl fmt::Debug for Cipher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Cipher(****)")
-    }
-}
-
-/// Purposes (associated data) of sealed values.
-pub const URL_PASSWORD: &str = "url-password";
-pub const SIGNING_SECRET: &str = "signing-secret";
-
-impl Cipher {
-    pub fn new(key: &[u8; 32]) -> Self {
-        Cipher {
-            aead: XChaCha20Poly1305::new(key.into()),
-        }
-    }
-
-    /// A key as configured: 32 bytes in standard base64.
-    pub fn from_base64(text: &str) -> Result<Self, String> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|_| "encryption_key must be 32 bytes in base64".to_string())?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "encryption_key must be 32 bytes in base64".to_string())?;
-        Ok(Cipher::new(&key))
-    }
-
-    /// A fresh random key, in the base64 form `from_base64` reads.
-    pub fn generate_key() -> String {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).expect("the operating system's random source failed");
-        STANDARD.encode(key)
-    }
-
-    pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> String {
-        let mut nonce = [0u8; 24];
-        getrandom::fill(&mut nonce).expect("the operating system's random source failed");
-        let sealed = self
-            .aead
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: purpose.as_bytes(),
-                },
-            )
-            .expect("XChaCha20-Poly1305 encrypts any message that fits in memory");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
-    }
-
-    /// The plaintext of a sealed value; `None` if it is not one, was sealed
-    /// for another purpose or under another key, or was tampered with.
-    pub fn open(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(sealed.strip_prefix(SEALED_PREFIX)?)
-            .ok()?;
-        if bytes.len() < 24 {
-            return None;
-        }
-        let (nonce, ciphertext) = bytes.split_at(24);
-        self.aead
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: purpose.as_bytes(),
-                },
-            )
-            .ok()
-    }
-
-    /// The URL to store: its password, if any, sealed. The sealed form is
-    /// URL-safe, so the stored URL still parses and masks like any other.
-    pub fn seal_url(&self, url: &TargetUrl) -> TargetUrl {
-        match url.raw_password() {
-            Some(password) => url
-                .with_password(&self.seal(URL_PASSWORD, password.as_bytes()))
-                .unwrap_or_else(|| url.clone()),
-            None => url.clone(),
-        }
-    }
-
-    /// The URL to send to: its password opened. A password stored before
-    /// encryption existed (no [`SEALED_PREFIX`]) is used as it is.
-    pub fn open_url(&self, url: &TargetUrl) -> Result<TargetUrl, String> {
-        let Some(password) = url.raw_password().filter(|p| p.starts_with(SEALED_PREFIX)) else {
-            return Ok(url.clone());
-        };
-        let plain = self
-            .open(URL_PASSWORD, password)
-            .and_then(|p| String::from_utf8(p).ok())
-            .ok_or("the URL's stored password cannot be decrypted (was encryption_key changed?)")?;
-        url.with_password(&plain)
-            .ok_or_else(|| "the URL's password cannot be restored".to_string())
-    }
-}
-
 /// A new Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes.
 pub fn new_signing_secret() -> Secret {
     let mut bytes = [0u8; 32];
@@ -264,6 +155,7 @@ pub fn standard_webhooks_signature(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookwire_livechat::TargetUrl;
 
     #[test]
     fn sealed_values_open_only_with_the_same_key_and_purpose() {
@@ -296,7 +188,11 @@ mod tests {
         let opened = c.open_url(&reparsed).unwrap();
         assert_eq!(opened.credentials().unwrap().password, "p@ss");
         let plain = TargetUrl::parse("https://example.com/").unwrap();
-        assert_eq!(c.seal_url(&plain), plain);
+        assert_eq!(c.seal_url(&plain).url(), &plain);
+        // A stored URL written back with its password unchanged is not sealed twice.
+        assert_eq!(c.seal_url(stored.url()), stored);
+        let fake = TargetUrl::parse("https://u:hwenc1.AAAA@example.com/").unwrap();
+        assert_ne!(c.seal_url(&fake).as_stored(), fake.as_stored());
     }
 
     #[test]
