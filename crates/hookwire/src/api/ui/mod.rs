@@ -158,7 +158,7 @@ pub enum UiError {
     Store(StoreError),
     NotFound(String),
     BadRequest(String),
-    /// A POST without this session's CSRF token.
+    /// A POST without the CSRF token of the sign-in session it came with.
     Csrf,
     /// An operator has not chosen a license yet.
     NoLicense,
