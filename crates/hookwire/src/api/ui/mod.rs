@@ -161,7 +161,7 @@ pub enum UiError {
     BadRequest(String),
     /// The change collides with what is stored (a taken id, a limit).
     Conflict(String),
-    /// A POST without this session's CSRF token.
+    /// A POST without the CSRF token of the sign-in session it came with.
     Csrf,
     /// An operator has not chosen a license yet.
     NoLicense,

@@ -34,7 +34,7 @@ pub struct Session {
 }
 
 impl Session {
-    /// Whether a submitted CSRF token is this session's.
+    /// Whether a submitted CSRF token is the one this sign-in session holds.
     pub fn csrf_ok(&self, presented: Option<&str>) -> bool {
         presented.is_some_and(|p| constant_time_eq(p, &self.csrf))
     }

@@ -116,7 +116,7 @@ pub const BACKSTOP_CHECKPOINT_PAGES: u32 = 10_000;
 /// How often the background checkpointer runs. Often, so that when the
 /// writer's backstop checkpoint comes little is left for it to copy: 50 ms
 /// measured ~10 % less hookwire CPU per event than 250 ms, one per request
-/// (BENCHMARKS.md, change 22); on an idle database a round finds nothing.
+/// (docs/performance-log.md, 4a8db16); on an idle database a round finds nothing.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Moves committed WAL frames into the database file from a connection of
