@@ -6,6 +6,8 @@
 //! plots. `--smoke` is a seconds-long run that only checks every event
 //! arrives (it asserts no speed).
 
+#![forbid(unsafe_code)]
+
 mod load;
 mod pg;
 pub mod process;

@@ -1,5 +1,7 @@
 //! `hookwire-bench`: runs the benchmark (see the library and BENCHMARKS.md).
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use hookwire_bench::Options;
 

@@ -9,6 +9,8 @@
 //! Each module has a `run(listener, config)` that serves until the listener
 //! fails; the binaries under `src/bin/` only parse flags and call it.
 
+#![forbid(unsafe_code)]
+
 pub mod launch;
 pub mod receiver;
 pub mod statusboard;

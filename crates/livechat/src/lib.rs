@@ -6,6 +6,8 @@
 //! PHP-style form bodies (`fields[0][name]=...`) are read. The server and the
 //! receiver SDK both build on it, so the two can never drift apart.
 
+#![forbid(unsafe_code)]
+
 pub mod details;
 pub mod error;
 pub mod event;

@@ -32,6 +32,8 @@
 //! assert_eq!(payload.visitor.unwrap().name.as_deref(), Some("Mary Brown"));
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod dedup;
 #[cfg(feature = "axum")]

@@ -1,6 +1,8 @@
 //! Runs the statusboard example: point a `visitor_queued` webhook (with the
 //! `visitor` data type) at the address it prints, and keep this terminal in view.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use hookwire_examples::statusboard::{self, Config};
 use std::path::PathBuf;

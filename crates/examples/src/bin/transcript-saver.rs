@@ -1,6 +1,8 @@
 //! Runs the transcript-saver example: point a `chat_ended` webhook (with the
 //! `chat` and `visitor` data types) at the address it prints.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use hookwire_examples::transcript::{self, Config};
 use std::path::PathBuf;

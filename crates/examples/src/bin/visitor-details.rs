@@ -1,6 +1,8 @@
 //! Runs the visitor-details example: point a `chat_started` webhook (with the
 //! `visitor` data type) at the address it prints.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use hookwire_examples::visitor_details::{self, Config, CustomerDb};
 use std::path::PathBuf;

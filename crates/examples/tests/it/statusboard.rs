@@ -1,3 +1,6 @@
+//! The statusboard example end to end: a real hookwire delivers `visitor_queued`
+//! to it and it raises its alert.
+
 use crate::support::*;
 use hookwire_examples::statusboard::{self, Config};
 use serde_json::json;

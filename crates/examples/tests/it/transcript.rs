@@ -1,3 +1,6 @@
+//! The transcript saver end to end: a real hookwire delivers `chat_ended` and
+//! the saver writes the transcript file.
+
 use crate::support::*;
 use hookwire_examples::transcript::{self, Config};
 use serde_json::json;

@@ -1,3 +1,6 @@
+//! The visitor-details example end to end: on `chat_started` it posts the
+//! customer's details back through hookwire's REST call-back.
+
 use crate::support::*;
 use hookwire_examples::visitor_details::{self, Config};
 use serde_json::{json, Value};
