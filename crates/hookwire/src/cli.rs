@@ -1,7 +1,7 @@
-//! The command line: `hookwire serve`, `hookwire licenses create`, `hookwire config`,
+//! The command line: `hookwire serve`, `hookwire licenses create`, `hookwire backup`, `hookwire config`,
 //! and the integrator tools (`listen`, `trigger`, `check-receiver`, `replay`; see [`crate::tools`]).
 
-use crate::config::{LogFormat, Overrides, Settings, DEFAULT_CONFIG};
+use crate::config::{DatabaseUrl, LogFormat, Overrides, Settings, DEFAULT_CONFIG};
 use crate::server::{self, BoxError, KeySource, RunningServer};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,6 +42,14 @@ enum Command {
     Migrate {
         #[command(flatten)]
         common: Common,
+    },
+    /// Copy a SQLite database while `serve` keeps running (PostgreSQL: use pg_dump).
+    Backup {
+        #[command(flatten)]
+        common: Common,
+        /// The file to write; it must not exist yet.
+        #[arg(long)]
+        to: PathBuf,
     },
     /// Print the default configuration file, with every key documented.
     Config,
@@ -126,6 +134,10 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             println!("{}: schema is up to date", settings.database);
             Ok(())
         }
+        Command::Backup { common, to } => {
+            let settings = common.settings(None, false)?;
+            backup(&settings, &to).await
+        }
         Command::Config => {
             print!("{DEFAULT_CONFIG}");
             Ok(())
@@ -174,6 +186,33 @@ async fn serve(settings: Settings) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// `hookwire backup`: SQLite's online copy, from this process, while the
+/// server goes on serving.
+async fn backup(settings: &Settings, to: &std::path::Path) -> Result<(), BoxError> {
+    let source = match &settings.database {
+        DatabaseUrl::Sqlite(path) => path.clone(),
+        DatabaseUrl::Postgres(_) => {
+            return Err(
+                "hookwire backup copies SQLite databases; back PostgreSQL up with \
+                        pg_dump (README, Operating)"
+                    .into(),
+            )
+        }
+    };
+    let target = to.to_path_buf();
+    let report =
+        tokio::task::spawn_blocking(move || crate::store::sqlite::backup::backup(&source, &target))
+            .await??;
+    println!(
+        "backed up {} to {} ({} bytes in {} ms); keep the encryption key apart from it",
+        settings.database,
+        to.display(),
+        report.bytes,
+        report.took.as_millis()
+    );
+    Ok(())
+}
+
 pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -200,8 +239,13 @@ pub(crate) async fn wait_for_signal() {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HOOKWIRE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal: a file, journald or docker
+    // would keep the escape codes, and NO_COLOR (no-color.org) turns it off.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),

@@ -1,5 +1,6 @@
 //! hookwire's integration tests: one binary, real servers, real databases.
 
+mod backup;
 mod bench;
 mod browser;
 mod delivery;

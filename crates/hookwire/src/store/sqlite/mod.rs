@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL mode, one group-committing writer thread,
 //! a few reader connections for queries.
 
+pub mod backup;
 mod claim;
 mod ingest;
 mod record;
