@@ -6,7 +6,7 @@
 //! filling memory. Each webhook has its own queue and an in-flight limit, and
 //! webhooks with work take turns, so one slow receiver cannot starve others.
 
-use super::attempt::{AttemptOutcome, FailureKind, Sender};
+use super::attempt::{AttemptFailure, AttemptOutcome, Sender};
 use super::rate::TokenBucket;
 use super::retry::RetryPolicy;
 use crate::config::{DeliverySettings, LEASE_MARGIN};
@@ -404,13 +404,13 @@ impl Core {
                     }
                     AttemptOutcome::Failed(f) => (
                         f.status,
-                        Some(f.detail.clone()),
+                        Some(f.to_string()),
                         retry.after_failure(made, now, f.retryable(), f.retry_after),
                     ),
                 };
                 let gone = matches!(
                     &report.outcome,
-                    AttemptOutcome::Failed(f) if f.kind == FailureKind::Gone
+                    AttemptOutcome::Failed(f) if f.cause == AttemptFailure::Gone
                 );
                 let latency_ms = report.latency.as_millis() as i64;
                 let label = match next {
