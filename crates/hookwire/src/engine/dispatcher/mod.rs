@@ -5,6 +5,12 @@
 //! batches, so a backlog of any size streams from the database instead of
 //! filling memory. Each webhook has its own queue and an in-flight limit, and
 //! webhooks with work take turns, so one slow receiver cannot starve others.
+//!
+//! This module is the tokio side: the event loop, the attempt tasks, the
+//! poller and what is shared with ingest. Which delivery goes next is decided
+//! by [`schedule`], plain code that takes the time as a parameter.
+
+pub mod schedule;
 
 use super::attempt::{AttemptFailure, AttemptOutcome, Sender};
 use super::rate::TokenBucket;
@@ -12,7 +18,8 @@ use super::retry::RetryPolicy;
 use crate::config::{DeliverySettings, LEASE_MARGIN};
 use crate::store::{now_millis, AttemptRecord, DeliveryJob, Millis, NextState, Store};
 use crate::telemetry::{AttemptLabel, Metrics};
-use std::collections::{HashMap, HashSet, VecDeque};
+use schedule::{too_late_to_start, Limits, Pick, Schedule};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +35,6 @@ const HIGH_WATERMARK: usize = 20_000;
 const CLAIM_BATCH: usize = 1_000;
 /// The poller claims only when at least this much room is free.
 const MIN_CLAIM: usize = CLAIM_BATCH / 2;
-/// A webhook's queue may hold this many deliveries per in-flight slot. Past
-/// it the webhook is *saturated*: the rest is given back to the database and
-/// the poller passes over it, so one slow receiver cannot fill the memory
-/// budget that every other webhook shares. Below half, it is claimed again.
-/// 256 rather than 64 drained a 400,000 backlog 40 % faster (BENCHMARKS.md):
-/// a deeper queue runs dry before its next claim lands less often.
-const QUEUE_PER_SLOT: usize = 256;
 
 /// Delivered attempts that may wait for their record's commit at once.
 const MAX_RECORDING: usize = 4_096;
@@ -55,7 +55,8 @@ struct Shared {
     shutdown: CancellationToken,
     /// Webhooks whose queues are full; the poller does not claim for them
     /// and ingest does not hand them more. Replaced, not changed in place,
-    /// so that each ingest request takes it with a reference count.
+    /// so that each ingest request takes it with a reference count. Only
+    /// the event loop changes it, following its [`Schedule`].
     saturated: std::sync::Mutex<Arc<HashSet<String>>>,
     /// Delivered attempts whose slot is free but whose record is not yet
     /// committed; bounds the memory they take.
@@ -114,13 +115,6 @@ struct Done {
     disabled: bool,
 }
 
-#[derive(Default)]
-struct Target {
-    in_flight: usize,
-    queue: VecDeque<DeliveryJob>,
-    in_ready: bool,
-}
-
 struct Core {
     store: Arc<dyn Store>,
     sender: Arc<Sender>,
@@ -128,13 +122,8 @@ struct Core {
     settings: DeliverySettings,
     shared: Arc<Shared>,
     done_tx: mpsc::UnboundedSender<Done>,
-    targets: HashMap<String, Target>,
-    ready: VecDeque<String>,
-    known: HashSet<i64>,
-    in_flight: usize,
+    schedule: Schedule<DeliveryJob>,
     attempts: tokio::task::JoinSet<()>,
-    /// Queued deliveries of webhooks just disabled, to give back (still pending).
-    to_release: Vec<i64>,
     /// Rate limiters of the webhooks that have one and work in memory.
     buckets: HashMap<String, Arc<TokenBucket>>,
     metrics: Metrics,
@@ -172,12 +161,12 @@ impl Dispatcher {
             settings: settings.clone(),
             shared: shared.clone(),
             done_tx,
-            targets: HashMap::new(),
-            ready: VecDeque::new(),
-            known: HashSet::new(),
-            in_flight: 0,
+            schedule: Schedule::new(Limits {
+                per_webhook: settings.per_target_concurrency,
+                max_in_flight: settings.max_in_flight,
+                start_margin: (settings.attempt_timeout + LEASE_MARGIN).as_millis() as Millis,
+            }),
             attempts: tokio::task::JoinSet::new(),
-            to_release: Vec::new(),
             buckets: HashMap::new(),
             metrics,
         };
@@ -233,12 +222,7 @@ impl Core {
                 self.enqueue(job);
             }
         }
-        let queued: Vec<i64> = self
-            .targets
-            .values_mut()
-            .flat_map(|t| t.queue.drain(..))
-            .map(|j| j.delivery_id)
-            .collect();
+        let queued = self.schedule.drain_queued();
         if !queued.is_empty() {
             if let Err(e) = self.store.release(queued, now_millis()).await {
                 tracing::warn!(error = %e, "could not give queued deliveries back; their leases will expire");
@@ -248,60 +232,40 @@ impl Core {
     }
 
     fn enqueue(&mut self, job: DeliveryJob) {
-        if !self.known.insert(job.delivery_id) {
+        if !self.schedule.enqueue(job) {
             // Claimed again after its lease ran out while it waited here.
             self.shared.held.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
-        let limit = self.settings.per_target_concurrency;
-        let target = self.targets.entry(job.webhook_id.clone()).or_default();
-        target.queue.push_back(job);
-        if !target.in_ready && target.in_flight < limit {
-            target.in_ready = true;
-            let id = target
-                .queue
-                .back()
-                .map(|j| j.webhook_id.clone())
-                .unwrap_or_default();
-            self.ready.push_back(id);
         }
     }
 
     fn finish(&mut self, done: Done) {
-        self.known.remove(&done.delivery_id);
         let before = self.shared.held.fetch_sub(1, Ordering::Relaxed);
         if before == HIGH_WATERMARK - MIN_CLAIM + 1 {
             // Room for a claim again (see `poll`).
             self.shared.wake.notify_one();
         }
-        self.in_flight -= 1;
-        let limit = self.settings.per_target_concurrency;
-        let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
-        if let Some(target) = self.targets.get_mut(&done.webhook_id) {
-            target.in_flight -= 1;
-            if done.disabled {
-                // Not attempted while the webhook is disabled: they wait, pending.
-                for job in target.queue.drain(..) {
-                    self.known.remove(&job.delivery_id);
-                    self.shared.held.fetch_sub(1, Ordering::Relaxed);
-                    self.to_release.push(job.delivery_id);
-                }
+        let finished = self
+            .schedule
+            .finish(done.delivery_id, &done.webhook_id, done.disabled);
+        if finished.forgotten > 0 {
+            // Not attempted while the webhook is disabled: they wait, pending
+            // (`release_disabled` gives them back).
+            self.shared
+                .held
+                .fetch_sub(finished.forgotten, Ordering::Relaxed);
+        }
+        if finished.unsaturated {
+            let removed = self
+                .shared
+                .saturated
+                .lock()
+                .map(|mut s| Arc::make_mut(&mut s).remove(&done.webhook_id));
+            if removed.unwrap_or(false) {
+                self.shared.wake.notify_one();
             }
-            if target.queue.len() < cap / 2 {
-                let removed = self.shared.saturated.lock().map(|mut s| {
-                    s.contains(&done.webhook_id) && Arc::make_mut(&mut s).remove(&done.webhook_id)
-                });
-                if removed.unwrap_or(false) {
-                    self.shared.wake.notify_one();
-                }
-            }
-            if target.queue.is_empty() && target.in_flight == 0 {
-                self.targets.remove(&done.webhook_id);
-                self.buckets.remove(&done.webhook_id);
-            } else if !target.queue.is_empty() && !target.in_ready && target.in_flight < limit {
-                target.in_ready = true;
-                self.ready.push_back(done.webhook_id);
-            }
+        }
+        if finished.idle {
+            self.buckets.remove(&done.webhook_id);
         }
         // Reap finished attempt tasks so the set does not grow.
         while self.attempts.try_join_next().is_some() {}
@@ -309,40 +273,15 @@ impl Core {
 
     /// Starts attempts, one per ready webhook in turn, while there is room.
     fn pump(&mut self) {
-        let limit = self.settings.per_target_concurrency;
-        while self.in_flight < self.settings.max_in_flight {
-            let Some(id) = self.ready.pop_front() else {
-                break;
-            };
-            let Some(target) = self.targets.get_mut(&id) else {
-                continue;
-            };
-            target.in_ready = false;
-            let Some(job) = target.queue.pop_front() else {
-                continue;
-            };
-            // An attempt must end before the lease does (timeout plus a
-            // margin for clock skew between nodes); a job that waited too
-            // long is dropped here and claimed afresh from the database.
-            let margin = (self.settings.attempt_timeout + LEASE_MARGIN).as_millis() as Millis;
-            if job.lease_until < now_millis() + margin {
-                self.known.remove(&job.delivery_id);
-                self.shared.held.fetch_sub(1, Ordering::Relaxed);
-                if !target.queue.is_empty() {
-                    target.in_ready = true;
-                    self.ready.push_back(id);
-                } else if target.in_flight == 0 {
-                    self.targets.remove(&id);
+        while let Some(pick) = self.schedule.next(now_millis()) {
+            match pick {
+                Pick::Start(job) => self.spawn_attempt(job),
+                // Waited too long to start inside its lease: claimed afresh
+                // from the database.
+                Pick::Expired(_) => {
+                    self.shared.held.fetch_sub(1, Ordering::Relaxed);
                 }
-                continue;
             }
-            target.in_flight += 1;
-            if !target.queue.is_empty() && target.in_flight < limit {
-                target.in_ready = true;
-                self.ready.push_back(id);
-            }
-            self.in_flight += 1;
-            self.spawn_attempt(job);
         }
     }
 
@@ -357,8 +296,7 @@ impl Core {
             bucket.set_rate(rate);
             bucket.clone()
         });
-        let start_by =
-            job.lease_until - (self.settings.attempt_timeout + LEASE_MARGIN).as_millis() as Millis;
+        let start_margin = self.schedule.limits().start_margin;
         let sender = self.sender.clone();
         let store = self.store.clone();
         let retry = self.retry.clone();
@@ -383,7 +321,7 @@ impl Core {
             async move {
                 if let Some(bucket) = bucket {
                     bucket.acquire().await;
-                    if now_millis() > start_by {
+                    if too_late_to_start(job.lease_until, now_millis(), start_margin) {
                         // Waited past the point where the attempt could end
                         // inside its lease; the lease runs out and the
                         // delivery is claimed again.
@@ -503,38 +441,25 @@ impl Core {
 
     /// Gives back the queued deliveries of webhooks that were just disabled.
     fn release_disabled(&mut self) {
-        if self.to_release.is_empty() {
+        let ids = self.schedule.take_released();
+        if ids.is_empty() {
             return;
         }
-        let ids = std::mem::take(&mut self.to_release);
         release_in_background(self.store.clone(), ids);
     }
 
     /// Gives back to the database what waits behind a webhook that cannot
     /// keep up, and marks it saturated so the poller passes over it.
     fn give_back_overflow(&mut self) {
-        let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
         let mut ids = Vec::new();
-        for (webhook_id, target) in self.targets.iter_mut() {
-            if target.queue.len() <= cap {
-                continue;
+        let saturated = &self.shared.saturated;
+        self.schedule.trim_overflow(&mut ids, |webhook_id| {
+            if let Ok(mut saturated) = saturated.lock() {
+                Arc::make_mut(&mut saturated).insert(webhook_id.to_string());
             }
-            while target.queue.len() > cap {
-                if let Some(job) = target.queue.pop_back() {
-                    ids.push(job.delivery_id);
-                }
-            }
-            if let Ok(mut saturated) = self.shared.saturated.lock() {
-                if !saturated.contains(webhook_id) {
-                    Arc::make_mut(&mut saturated).insert(webhook_id.clone());
-                }
-            }
-        }
+        });
         if ids.is_empty() {
             return;
-        }
-        for id in &ids {
-            self.known.remove(id);
         }
         self.shared.held.fetch_sub(ids.len(), Ordering::Relaxed);
         // Not awaited here: the loop would stall every attempt behind a
