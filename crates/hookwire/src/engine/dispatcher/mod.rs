@@ -8,16 +8,19 @@
 //!
 //! This module is the tokio side: the event loop, the attempt tasks, the
 //! poller and what is shared with ingest. Which delivery goes next is decided
-//! by [`schedule`], plain code that takes the time as a parameter.
+//! by [`schedule`], and what an attempt's outcome means by [`outcome`]; both
+//! are plain code that takes the time as a parameter.
 
+pub mod outcome;
 pub mod schedule;
 
-use super::attempt::{AttemptFailure, AttemptOutcome, Sender};
+use super::attempt::Sender;
 use super::rate::TokenBucket;
 use super::retry::RetryPolicy;
 use crate::config::{DeliverySettings, LEASE_MARGIN};
 use crate::store::{now_millis, AttemptRecord, DeliveryJob, Millis, NextState, Store};
 use crate::telemetry::{AttemptLabel, Metrics};
+use outcome::{after_attempt, Health, Step};
 use schedule::{too_late_to_start, Limits, Pick, Schedule};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -335,21 +338,12 @@ impl Core {
                 }
                 let report = sender.attempt(&job).await;
                 let now = now_millis();
-                let made = job.attempts_in_round + 1;
-                let (status, error, next) = match &report.outcome {
-                    AttemptOutcome::Delivered { status } => {
-                        (Some(*status), None, NextState::Delivered)
-                    }
-                    AttemptOutcome::Failed(f) => (
-                        f.status,
-                        Some(f.to_string()),
-                        retry.after_failure(made, now, f.retryable(), f.retry_after),
-                    ),
-                };
-                let gone = matches!(
-                    &report.outcome,
-                    AttemptOutcome::Failed(f) if f.cause == AttemptFailure::Gone
-                );
+                let Step {
+                    status,
+                    error,
+                    next,
+                    health,
+                } = after_attempt(&report.outcome, job.attempts_in_round + 1, now, &retry);
                 let latency_ms = report.latency.as_millis() as i64;
                 let label = match next {
                     NextState::Delivered => AttemptLabel::Delivered,
@@ -411,20 +405,20 @@ impl Core {
                 };
                 // A 410 disables the webhook before the attempt is logged, so
                 // whoever sees the failed delivery also sees the webhook off.
-                if gone {
+                if health == Health::Gone {
                     disabled =
-                        check_health(store.as_ref(), &job.webhook_id, now, true, disable_after)
+                        check_health(store.as_ref(), &job.webhook_id, now, health, disable_after)
                             .await;
                 }
                 if let Err(e) = store.record_attempt(record).await {
                     // The lease runs out and the delivery is attempted again:
                     // at least once, never lost.
                     tracing::error!(error = %e, "could not record the attempt");
-                } else if failed && !gone {
+                } else if health == Health::Failing {
                     // The failing run's start is kept by record_attempt, so
                     // the "failing for too long" check comes after it.
                     disabled =
-                        check_health(store.as_ref(), &job.webhook_id, now, false, disable_after)
+                        check_health(store.as_ref(), &job.webhook_id, now, health, disable_after)
                             .await;
                 }
                 if failed {
@@ -486,26 +480,11 @@ async fn check_health(
     store: &dyn Store,
     webhook_id: &str,
     now: Millis,
-    gone: bool,
+    health: Health,
     disable_after: Millis,
 ) -> bool {
-    let when = time::OffsetDateTime::from_unix_timestamp_nanos(now as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
-    let (reason, condition) = if gone {
-        (format!("the receiver answered 410 Gone at {when}"), None)
-    } else {
-        (
-            format!(
-                "every attempt failed for {} (disabled at {when})",
-                humantime::format_duration(std::time::Duration::from_millis(disable_after as u64))
-            ),
-            Some(now - disable_after),
-        )
+    let Some((reason, condition)) = health.disable_reason(now, disable_after) else {
+        return false;
     };
     match store.disable_webhook(webhook_id, &reason, condition).await {
         Ok(true) => {
