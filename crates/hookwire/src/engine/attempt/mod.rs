@@ -1,5 +1,5 @@
 //! One delivery attempt: render the body, POST it, classify what happened
-//! (the rules for that live in [`classify`]).
+//! (the rules for that are pure functions, in `classify.rs`).
 
 mod classify;
 

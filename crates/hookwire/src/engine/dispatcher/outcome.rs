@@ -50,7 +50,7 @@ pub fn after_attempt(
             status: f.status,
             error: Some(f.to_string()),
             next: retry.after_failure(attempts_made, now, f.retryable(), f.retry_after),
-            health: if f.cause == AttemptFailure::Gone {
+            health: if matches!(f.cause, AttemptFailure::Gone) {
                 Health::Gone
             } else {
                 Health::Failing
