@@ -496,7 +496,7 @@ fn test_result(report: &crate::engine::attempt::AttemptReport) -> String {
             format!(
                 "Not acknowledged{}: {} ({latency} ms).",
                 f.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(),
-                f.detail
+                f
             ),
         ),
     };

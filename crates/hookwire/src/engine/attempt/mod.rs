@@ -1,4 +1,9 @@
-//! One delivery attempt: render the body, POST it, classify what happened.
+//! One delivery attempt: render the body, POST it, classify what happened
+//! (the rules for that are pure functions, in `classify.rs`).
+
+mod classify;
+
+pub use classify::{classify_status, reads_retry_after, AttemptFailure, Broke, Failure};
 
 use super::ssrf;
 use crate::config::{Acknowledge, DeliverySettings};
@@ -25,43 +30,6 @@ pub enum AttemptOutcome {
         status: u16,
     },
     Failed(Failure),
-}
-
-/// A failed attempt: what kind of failure, and whether retrying can help.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub kind: FailureKind,
-    pub status: Option<u16>,
-    pub detail: String,
-    /// What a `429` or `503` asked for in `Retry-After`.
-    pub retry_after: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// An answer that is not an acknowledgement (3xx included: redirects are never followed).
-    Status,
-    Timeout,
-    Connect,
-    /// The answer started but broke off.
-    Body,
-    /// The SSRF guard refused the target.
-    Forbidden,
-    /// The stored URL no longer parses, or a stored secret cannot be decrypted.
-    InvalidTarget,
-    /// `410 Gone`: the receiver says this endpoint is gone for good.
-    Gone,
-}
-
-impl Failure {
-    /// Every failure LiveChat would retry is retried; a target hookwire
-    /// refuses to contact, or cannot parse, is final until someone acts.
-    pub fn retryable(&self) -> bool {
-        !matches!(
-            self.kind,
-            FailureKind::Forbidden | FailureKind::InvalidTarget | FailureKind::Gone
-        )
-    }
 }
 
 /// The finished attempt, ready for the delivery log.
@@ -155,22 +123,15 @@ impl Sender {
     }
 
     async fn send(&self, job: &DeliveryJob) -> (AttemptOutcome, Option<String>) {
-        let fail = |kind, status, detail: String| {
-            AttemptOutcome::Failed(Failure {
-                kind,
-                status,
-                detail,
-                retry_after: None,
-            })
-        };
+        let fail = |cause| AttemptOutcome::Failed(Failure::new(cause));
         let target = match self.prepared(&job.url) {
             Ok(t) => t,
-            Err((kind, e)) => return (fail(kind, None, e), None),
+            Err(cause) => return (fail(cause), None),
         };
         let body = self.body(job);
         let signature = match self.signature(job, &body) {
             Ok(s) => s,
-            Err(e) => return (fail(FailureKind::InvalidTarget, None, e), None),
+            Err(e) => return (fail(AttemptFailure::InvalidTarget(e)), None),
         };
         let mut request = self
             .client
@@ -189,10 +150,10 @@ impl Sender {
         }
         let mut response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return (classify(&e), None),
+            Err(e) => return (fail(classify::classify_error(&e)), None),
         };
         let status = response.status().as_u16();
-        let retry_after = if status == 429 || status == 503 {
+        let retry_after = if reads_retry_after(status) {
             retry_after(response.headers())
         } else {
             None
@@ -211,46 +172,30 @@ impl Sender {
         }
         let excerpt = excerpt(&body);
         if let Some(e) = broken {
-            let mut failure = match classify(&e) {
-                AttemptOutcome::Failed(f) => f,
-                AttemptOutcome::Delivered { .. } => unreachable!("classify only builds failures"),
+            let failure = Failure {
+                cause: classify::classify_error(&e).while_reading_answer(),
+                status: Some(status),
+                retry_after: None,
             };
-            if failure.kind != FailureKind::Timeout {
-                failure.kind = FailureKind::Body;
-            }
-            failure.status = Some(status);
             return (AttemptOutcome::Failed(failure), excerpt);
         }
-        if self.acknowledge.accepts(status) {
-            (AttemptOutcome::Delivered { status }, excerpt)
-        } else {
-            let (kind, detail) = if status == 410 {
-                (
-                    FailureKind::Gone,
-                    format!("HTTP {status}: the receiver is gone"),
-                )
-            } else if (300..400).contains(&status) {
-                (
-                    FailureKind::Status,
-                    format!("HTTP {status}: redirects are not followed"),
-                )
-            } else {
-                (FailureKind::Status, format!("HTTP {status}"))
-            };
-            let failure = Failure {
-                kind,
-                status: Some(status),
-                detail,
-                retry_after,
-            };
-            (AttemptOutcome::Failed(failure), excerpt)
+        match classify_status(self.acknowledge, status) {
+            Ok(()) => (AttemptOutcome::Delivered { status }, excerpt),
+            Err(cause) => {
+                let failure = Failure {
+                    cause,
+                    status: Some(status),
+                    retry_after,
+                };
+                (AttemptOutcome::Failed(failure), excerpt)
+            }
         }
     }
 
     /// The stored URL made ready to send to, from the cache when it was seen
     /// before: parsing it and decrypting its password took a few percent of
     /// hookwire's CPU when done for every attempt (BENCHMARKS.md).
-    fn prepared(&self, stored: &str) -> Result<Arc<PreparedTarget>, (FailureKind, String)> {
+    fn prepared(&self, stored: &str) -> Result<Arc<PreparedTarget>, AttemptFailure> {
         let cached = self
             .targets
             .lock()
@@ -269,21 +214,21 @@ impl Sender {
         Ok(target)
     }
 
-    fn prepare(&self, stored: &str) -> Result<PreparedTarget, (FailureKind, String)> {
+    fn prepare(&self, stored: &str) -> Result<PreparedTarget, AttemptFailure> {
         let target = TargetUrl::parse_stored(stored)
             .map_err(|e| e.to_string())
             .and_then(|t| self.cipher.open_url(&t))
-            .map_err(|e| (FailureKind::InvalidTarget, e))?;
+            .map_err(AttemptFailure::InvalidTarget)?;
         let url = target.without_credentials();
         if !self.allow_private_targets && self.guard.refuses_literal_host(&url) {
-            return Err((FailureKind::Forbidden, ssrf::REFUSED.to_string()));
+            return Err(AttemptFailure::Blocked);
         }
         let authorization = match target.credentials() {
             Some(creds) => {
                 let pair = format!("{}:{}", creds.user, creds.password);
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                 let mut value = HeaderValue::try_from(format!("Basic {encoded}"))
-                    .map_err(|e| (FailureKind::InvalidTarget, e.to_string()))?;
+                    .map_err(|e| AttemptFailure::InvalidTarget(e.to_string()))?;
                 value.set_sensitive(true);
                 Some(value)
             }
@@ -338,40 +283,6 @@ fn excerpt(body: &[u8]) -> Option<String> {
     }
     let cut = &body[..body.len().min(EXCERPT_BYTES)];
     Some(String::from_utf8_lossy(cut).into_owned())
-}
-
-fn classify(e: &reqwest::Error) -> AttemptOutcome {
-    let chain = error_chain(e);
-    let (kind, detail) = if chain.contains(ssrf::REFUSED) {
-        (FailureKind::Forbidden, ssrf::REFUSED.to_string())
-    } else if e.is_timeout() {
-        (FailureKind::Timeout, "timed out".to_string())
-    } else if e.is_connect() {
-        (FailureKind::Connect, format!("connection failed: {chain}"))
-    } else {
-        (FailureKind::Body, format!("request failed: {chain}"))
-    };
-    AttemptOutcome::Failed(Failure {
-        kind,
-        status: None,
-        detail,
-        retry_after: None,
-    })
-}
-
-/// The error and its causes in one line, without the URL (it is in the log already).
-fn error_chain(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut parts = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    if parts.is_empty() {
-        parts.push(e.to_string());
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

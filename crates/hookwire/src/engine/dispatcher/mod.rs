@@ -5,14 +5,24 @@
 //! batches, so a backlog of any size streams from the database instead of
 //! filling memory. Each webhook has its own queue and an in-flight limit, and
 //! webhooks with work take turns, so one slow receiver cannot starve others.
+//!
+//! This module is the tokio side: the event loop, the attempt tasks, the
+//! poller and what is shared with ingest. Which delivery goes next is decided
+//! by [`schedule`], and what an attempt's outcome means by [`outcome`]; both
+//! are plain code that takes the time as a parameter.
 
-use super::attempt::{AttemptOutcome, FailureKind, Sender};
+pub mod outcome;
+pub mod schedule;
+
+use super::attempt::Sender;
 use super::rate::TokenBucket;
 use super::retry::RetryPolicy;
 use crate::config::{DeliverySettings, LEASE_MARGIN};
 use crate::store::{now_millis, AttemptRecord, DeliveryJob, Millis, NextState, Store};
 use crate::telemetry::{AttemptLabel, Metrics};
-use std::collections::{HashMap, HashSet, VecDeque};
+use outcome::{after_attempt, Health, Step};
+use schedule::{too_late_to_start, Limits, Pick, Schedule};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +38,6 @@ const HIGH_WATERMARK: usize = 20_000;
 const CLAIM_BATCH: usize = 1_000;
 /// The poller claims only when at least this much room is free.
 const MIN_CLAIM: usize = CLAIM_BATCH / 2;
-/// A webhook's queue may hold this many deliveries per in-flight slot. Past
-/// it the webhook is *saturated*: the rest is given back to the database and
-/// the poller passes over it, so one slow receiver cannot fill the memory
-/// budget that every other webhook shares. Below half, it is claimed again.
-/// 256 rather than 64 drained a 400,000 backlog 40 % faster (BENCHMARKS.md):
-/// a deeper queue runs dry before its next claim lands less often.
-const QUEUE_PER_SLOT: usize = 256;
 
 /// Delivered attempts that may wait for their record's commit at once.
 const MAX_RECORDING: usize = 4_096;
@@ -55,7 +58,8 @@ struct Shared {
     shutdown: CancellationToken,
     /// Webhooks whose queues are full; the poller does not claim for them
     /// and ingest does not hand them more. Replaced, not changed in place,
-    /// so that each ingest request takes it with a reference count.
+    /// so that each ingest request takes it with a reference count. Only
+    /// the event loop changes it, following its [`Schedule`].
     saturated: std::sync::Mutex<Arc<HashSet<String>>>,
     /// Delivered attempts whose slot is free but whose record is not yet
     /// committed; bounds the memory they take.
@@ -114,13 +118,6 @@ struct Done {
     disabled: bool,
 }
 
-#[derive(Default)]
-struct Target {
-    in_flight: usize,
-    queue: VecDeque<DeliveryJob>,
-    in_ready: bool,
-}
-
 struct Core {
     store: Arc<dyn Store>,
     sender: Arc<Sender>,
@@ -128,13 +125,8 @@ struct Core {
     settings: DeliverySettings,
     shared: Arc<Shared>,
     done_tx: mpsc::UnboundedSender<Done>,
-    targets: HashMap<String, Target>,
-    ready: VecDeque<String>,
-    known: HashSet<i64>,
-    in_flight: usize,
+    schedule: Schedule<DeliveryJob>,
     attempts: tokio::task::JoinSet<()>,
-    /// Queued deliveries of webhooks just disabled, to give back (still pending).
-    to_release: Vec<i64>,
     /// Rate limiters of the webhooks that have one and work in memory.
     buckets: HashMap<String, Arc<TokenBucket>>,
     metrics: Metrics,
@@ -172,12 +164,12 @@ impl Dispatcher {
             settings: settings.clone(),
             shared: shared.clone(),
             done_tx,
-            targets: HashMap::new(),
-            ready: VecDeque::new(),
-            known: HashSet::new(),
-            in_flight: 0,
+            schedule: Schedule::new(Limits {
+                per_webhook: settings.per_target_concurrency,
+                max_in_flight: settings.max_in_flight,
+                start_margin: (settings.attempt_timeout + LEASE_MARGIN).as_millis() as Millis,
+            }),
             attempts: tokio::task::JoinSet::new(),
-            to_release: Vec::new(),
             buckets: HashMap::new(),
             metrics,
         };
@@ -233,12 +225,7 @@ impl Core {
                 self.enqueue(job);
             }
         }
-        let queued: Vec<i64> = self
-            .targets
-            .values_mut()
-            .flat_map(|t| t.queue.drain(..))
-            .map(|j| j.delivery_id)
-            .collect();
+        let queued = self.schedule.drain_queued();
         if !queued.is_empty() {
             if let Err(e) = self.store.release(queued, now_millis()).await {
                 tracing::warn!(error = %e, "could not give queued deliveries back; their leases will expire");
@@ -248,60 +235,40 @@ impl Core {
     }
 
     fn enqueue(&mut self, job: DeliveryJob) {
-        if !self.known.insert(job.delivery_id) {
+        if !self.schedule.enqueue(job) {
             // Claimed again after its lease ran out while it waited here.
             self.shared.held.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
-        let limit = self.settings.per_target_concurrency;
-        let target = self.targets.entry(job.webhook_id.clone()).or_default();
-        target.queue.push_back(job);
-        if !target.in_ready && target.in_flight < limit {
-            target.in_ready = true;
-            let id = target
-                .queue
-                .back()
-                .map(|j| j.webhook_id.clone())
-                .unwrap_or_default();
-            self.ready.push_back(id);
         }
     }
 
     fn finish(&mut self, done: Done) {
-        self.known.remove(&done.delivery_id);
         let before = self.shared.held.fetch_sub(1, Ordering::Relaxed);
         if before == HIGH_WATERMARK - MIN_CLAIM + 1 {
             // Room for a claim again (see `poll`).
             self.shared.wake.notify_one();
         }
-        self.in_flight -= 1;
-        let limit = self.settings.per_target_concurrency;
-        let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
-        if let Some(target) = self.targets.get_mut(&done.webhook_id) {
-            target.in_flight -= 1;
-            if done.disabled {
-                // Not attempted while the webhook is disabled: they wait, pending.
-                for job in target.queue.drain(..) {
-                    self.known.remove(&job.delivery_id);
-                    self.shared.held.fetch_sub(1, Ordering::Relaxed);
-                    self.to_release.push(job.delivery_id);
-                }
+        let finished = self
+            .schedule
+            .finish(done.delivery_id, &done.webhook_id, done.disabled);
+        if finished.forgotten > 0 {
+            // Not attempted while the webhook is disabled: they wait, pending
+            // (`release_disabled` gives them back).
+            self.shared
+                .held
+                .fetch_sub(finished.forgotten, Ordering::Relaxed);
+        }
+        if finished.unsaturated {
+            let removed = self
+                .shared
+                .saturated
+                .lock()
+                .map(|mut s| Arc::make_mut(&mut s).remove(&done.webhook_id));
+            if removed.unwrap_or(false) {
+                self.shared.wake.notify_one();
             }
-            if target.queue.len() < cap / 2 {
-                let removed = self.shared.saturated.lock().map(|mut s| {
-                    s.contains(&done.webhook_id) && Arc::make_mut(&mut s).remove(&done.webhook_id)
-                });
-                if removed.unwrap_or(false) {
-                    self.shared.wake.notify_one();
-                }
-            }
-            if target.queue.is_empty() && target.in_flight == 0 {
-                self.targets.remove(&done.webhook_id);
-                self.buckets.remove(&done.webhook_id);
-            } else if !target.queue.is_empty() && !target.in_ready && target.in_flight < limit {
-                target.in_ready = true;
-                self.ready.push_back(done.webhook_id);
-            }
+        }
+        if finished.idle {
+            self.buckets.remove(&done.webhook_id);
         }
         // Reap finished attempt tasks so the set does not grow.
         while self.attempts.try_join_next().is_some() {}
@@ -309,40 +276,15 @@ impl Core {
 
     /// Starts attempts, one per ready webhook in turn, while there is room.
     fn pump(&mut self) {
-        let limit = self.settings.per_target_concurrency;
-        while self.in_flight < self.settings.max_in_flight {
-            let Some(id) = self.ready.pop_front() else {
-                break;
-            };
-            let Some(target) = self.targets.get_mut(&id) else {
-                continue;
-            };
-            target.in_ready = false;
-            let Some(job) = target.queue.pop_front() else {
-                continue;
-            };
-            // An attempt must end before the lease does (timeout plus a
-            // margin for clock skew between nodes); a job that waited too
-            // long is dropped here and claimed afresh from the database.
-            let margin = (self.settings.attempt_timeout + LEASE_MARGIN).as_millis() as Millis;
-            if job.lease_until < now_millis() + margin {
-                self.known.remove(&job.delivery_id);
-                self.shared.held.fetch_sub(1, Ordering::Relaxed);
-                if !target.queue.is_empty() {
-                    target.in_ready = true;
-                    self.ready.push_back(id);
-                } else if target.in_flight == 0 {
-                    self.targets.remove(&id);
+        while let Some(pick) = self.schedule.next(now_millis()) {
+            match pick {
+                Pick::Start(job) => self.spawn_attempt(job),
+                // Waited too long to start inside its lease: claimed afresh
+                // from the database.
+                Pick::Expired(_) => {
+                    self.shared.held.fetch_sub(1, Ordering::Relaxed);
                 }
-                continue;
             }
-            target.in_flight += 1;
-            if !target.queue.is_empty() && target.in_flight < limit {
-                target.in_ready = true;
-                self.ready.push_back(id);
-            }
-            self.in_flight += 1;
-            self.spawn_attempt(job);
         }
     }
 
@@ -357,8 +299,7 @@ impl Core {
             bucket.set_rate(rate);
             bucket.clone()
         });
-        let start_by =
-            job.lease_until - (self.settings.attempt_timeout + LEASE_MARGIN).as_millis() as Millis;
+        let start_margin = self.schedule.limits().start_margin;
         let sender = self.sender.clone();
         let store = self.store.clone();
         let retry = self.retry.clone();
@@ -383,7 +324,7 @@ impl Core {
             async move {
                 if let Some(bucket) = bucket {
                     bucket.acquire().await;
-                    if now_millis() > start_by {
+                    if too_late_to_start(job.lease_until, now_millis(), start_margin) {
                         // Waited past the point where the attempt could end
                         // inside its lease; the lease runs out and the
                         // delivery is claimed again.
@@ -397,21 +338,12 @@ impl Core {
                 }
                 let report = sender.attempt(&job).await;
                 let now = now_millis();
-                let made = job.attempts_in_round + 1;
-                let (status, error, next) = match &report.outcome {
-                    AttemptOutcome::Delivered { status } => {
-                        (Some(*status), None, NextState::Delivered)
-                    }
-                    AttemptOutcome::Failed(f) => (
-                        f.status,
-                        Some(f.detail.clone()),
-                        retry.after_failure(made, now, f.retryable(), f.retry_after),
-                    ),
-                };
-                let gone = matches!(
-                    &report.outcome,
-                    AttemptOutcome::Failed(f) if f.kind == FailureKind::Gone
-                );
+                let Step {
+                    status,
+                    error,
+                    next,
+                    health,
+                } = after_attempt(&report.outcome, job.attempts_in_round + 1, now, &retry);
                 let latency_ms = report.latency.as_millis() as i64;
                 let label = match next {
                     NextState::Delivered => AttemptLabel::Delivered,
@@ -473,20 +405,20 @@ impl Core {
                 };
                 // A 410 disables the webhook before the attempt is logged, so
                 // whoever sees the failed delivery also sees the webhook off.
-                if gone {
+                if health == Health::Gone {
                     disabled =
-                        check_health(store.as_ref(), &job.webhook_id, now, true, disable_after)
+                        check_health(store.as_ref(), &job.webhook_id, now, health, disable_after)
                             .await;
                 }
                 if let Err(e) = store.record_attempt(record).await {
                     // The lease runs out and the delivery is attempted again:
                     // at least once, never lost.
                     tracing::error!(error = %e, "could not record the attempt");
-                } else if failed && !gone {
+                } else if health == Health::Failing {
                     // The failing run's start is kept by record_attempt, so
                     // the "failing for too long" check comes after it.
                     disabled =
-                        check_health(store.as_ref(), &job.webhook_id, now, false, disable_after)
+                        check_health(store.as_ref(), &job.webhook_id, now, health, disable_after)
                             .await;
                 }
                 if failed {
@@ -503,38 +435,25 @@ impl Core {
 
     /// Gives back the queued deliveries of webhooks that were just disabled.
     fn release_disabled(&mut self) {
-        if self.to_release.is_empty() {
+        let ids = self.schedule.take_released();
+        if ids.is_empty() {
             return;
         }
-        let ids = std::mem::take(&mut self.to_release);
         release_in_background(self.store.clone(), ids);
     }
 
     /// Gives back to the database what waits behind a webhook that cannot
     /// keep up, and marks it saturated so the poller passes over it.
     fn give_back_overflow(&mut self) {
-        let cap = self.settings.per_target_concurrency * QUEUE_PER_SLOT;
         let mut ids = Vec::new();
-        for (webhook_id, target) in self.targets.iter_mut() {
-            if target.queue.len() <= cap {
-                continue;
+        let saturated = &self.shared.saturated;
+        self.schedule.trim_overflow(&mut ids, |webhook_id| {
+            if let Ok(mut saturated) = saturated.lock() {
+                Arc::make_mut(&mut saturated).insert(webhook_id.to_string());
             }
-            while target.queue.len() > cap {
-                if let Some(job) = target.queue.pop_back() {
-                    ids.push(job.delivery_id);
-                }
-            }
-            if let Ok(mut saturated) = self.shared.saturated.lock() {
-                if !saturated.contains(webhook_id) {
-                    Arc::make_mut(&mut saturated).insert(webhook_id.clone());
-                }
-            }
-        }
+        });
         if ids.is_empty() {
             return;
-        }
-        for id in &ids {
-            self.known.remove(id);
         }
         self.shared.held.fetch_sub(ids.len(), Ordering::Relaxed);
         // Not awaited here: the loop would stall every attempt behind a
@@ -561,26 +480,11 @@ async fn check_health(
     store: &dyn Store,
     webhook_id: &str,
     now: Millis,
-    gone: bool,
+    health: Health,
     disable_after: Millis,
 ) -> bool {
-    let when = time::OffsetDateTime::from_unix_timestamp_nanos(now as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
-    let (reason, condition) = if gone {
-        (format!("the receiver answered 410 Gone at {when}"), None)
-    } else {
-        (
-            format!(
-                "every attempt failed for {} (disabled at {when})",
-                humantime::format_duration(std::time::Duration::from_millis(disable_after as u64))
-            ),
-            Some(now - disable_after),
-        )
+    let Some((reason, condition)) = health.disable_reason(now, disable_after) else {
+        return false;
     };
     match store.disable_webhook(webhook_id, &reason, condition).await {
         Ok(true) => {
