@@ -2,7 +2,9 @@
 //! on hookwire (enable the `testing` feature): a real hookwire on port 0 with
 //! its own SQLite database in a temporary directory, and real receivers on
 //! port 0 that hand each request to the test and answer as it scripts.
-//! Beside them: [`eventually`], to wait on a condition instead of sleeping.
+//! Beside them: [`eventually`], to wait on a condition instead of sleeping;
+//! [`LedgerReceiver`], a receiver that accounts for every delivery under
+//! load; and [`Serving`], the built binary as a child process.
 //!
 //! Everything here panics on failure: it is meant for tests only.
 
@@ -19,9 +21,13 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 
+mod ledger;
 pub mod postgres;
+mod process;
 mod wait;
 
+pub use ledger::{Arrival, LedgerReceiver};
+pub use process::{database_arg, serve_command, Serving};
 pub use wait::{eventually, wait_for, Outcome};
 
 pub const PLATFORM_KEY: &str = "test-platform-key";
