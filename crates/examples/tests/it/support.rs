@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use hookwire::testing::{spawn_app, TestReceiver};
+pub use hookwire::testing::{eventually, spawn_app, TestReceiver};
 
 pub const LICENSE: &str = "1025707";
 pub const VISITOR_ID: &str = "S1354547427.0c151b0e1b";

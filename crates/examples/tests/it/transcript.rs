@@ -9,13 +9,11 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 async fn wait_for_file(path: &Path) -> String {
-    for _ in 0..100 {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{} never appeared", path.display());
+    let what = format!("{} to appear", path.display());
+    eventually(&what, Duration::from_secs(20), async || {
+        std::fs::read_to_string(path)
+    })
+    .await
 }
 
 #[tokio::test]

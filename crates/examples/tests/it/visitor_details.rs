@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use hookwire_examples::visitor_details::{self, Config};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -43,16 +43,19 @@ async fn chat_started_details_reach_hookwire() {
     .await;
 
     let path = format!("/visitors/{VISITOR_ID}/details");
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        let (status, body) = hw.get(&key, &path).await;
-        if status == 200 && body["details"].as_array().is_some_and(|d| !d.is_empty()) {
-            last = body;
-            break;
-        }
-        last = json!({ "status": status, "body": body });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let last = eventually(
+        "the details to arrive",
+        Duration::from_secs(20),
+        async || {
+            let (status, body) = hw.get(&key, &path).await;
+            if status == 200 && body["details"].as_array().is_some_and(|d| !d.is_empty()) {
+                Ok(body)
+            } else {
+                Err(json!({ "status": status, "body": body }))
+            }
+        },
+    )
+    .await;
     assert_eq!(
         last["visitor_id"], VISITOR_ID,
         "details never arrived: {last}"

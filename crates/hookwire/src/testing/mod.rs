@@ -2,6 +2,9 @@
 //! on hookwire (enable the `testing` feature): a real hookwire on port 0 with
 //! its own SQLite database in a temporary directory, and real receivers on
 //! port 0 that hand each request to the test and answer as it scripts.
+//! Beside them: [`eventually`], to wait on a condition instead of sleeping;
+//! [`LedgerReceiver`], a receiver that accounts for every delivery under
+//! load; and [`Serving`], the built binary as a child process.
 //!
 //! Everything here panics on failure: it is meant for tests only.
 
@@ -19,7 +22,14 @@ use tempfile::TempDir;
 use tokio::sync::mpsc;
 
 pub mod inspect;
+mod ledger;
 pub mod postgres;
+mod process;
+mod wait;
+
+pub use ledger::{Arrival, LedgerReceiver};
+pub use process::{database_arg, serve_command, Serving};
+pub use wait::{eventually, wait_for, Outcome};
 
 pub const PLATFORM_KEY: &str = "test-platform-key";
 
@@ -265,16 +275,20 @@ impl TestApp {
         done: impl Fn(&[Value]) -> bool,
     ) -> Vec<Value> {
         let path = format!("/api/v1/webhooks/{webhook}/deliveries?limit=500");
-        for _ in 0..200 {
-            let (_, body) = self.get(key, &path).await;
-            let list = body["deliveries"].as_array().cloned().unwrap_or_default();
-            if done(&list) {
-                return list;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let (_, body) = self.get(key, &path).await;
-        panic!("deliveries never reached the expected state: {body:#}");
+        eventually(
+            "the deliveries to reach the expected state",
+            Duration::from_secs(30),
+            async || {
+                let (_, body) = self.get(key, &path).await;
+                let list = body["deliveries"].as_array().cloned().unwrap_or_default();
+                if done(&list) {
+                    Ok(list)
+                } else {
+                    Err(format!("{body:#}"))
+                }
+            },
+        )
+        .await
     }
 }
 

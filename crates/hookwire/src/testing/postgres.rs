@@ -5,9 +5,10 @@
 //! directory when the test process ends. `HOOKWIRE_TEST_POSTGRES_URL` (or
 //! `DATABASE_URL`) points the tests at an existing server instead.
 
+use super::wait::wait_for;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::OnceCell;
 
 static SERVER: OnceCell<Result<String, String>> = OnceCell::const_new();
@@ -49,9 +50,23 @@ async fn start() -> Result<String, String> {
     let bin = find_bin_dir().ok_or(
         "initdb/postgres not found (install the postgresql package: scripts/ensure-postgres)",
     )?;
-    tokio::task::spawn_blocking(move || launch(&bin))
+    let (base, dir) = tokio::task::spawn_blocking(move || launch(&bin))
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())??;
+    // Accepting TCP is not yet accepting logins: wait for a real one.
+    let login = wait_for(Duration::from_secs(30), async || {
+        tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
+            .await
+            .map(drop)
+    })
+    .await;
+    match login {
+        Ok(()) => Ok(base),
+        Err(why) => {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            Err(format!("postgres did not start ({why}): {log}"))
+        }
+    }
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
@@ -93,7 +108,9 @@ fn as_postgres(program: &Path) -> Command {
     }
 }
 
-fn launch(bin: &Path) -> Result<String, String> {
+/// Creates a cluster and starts its server under a watchdog; answers the
+/// server's base URL and the cluster's directory, without waiting for it.
+fn launch(bin: &Path) -> Result<(String, PathBuf), String> {
     let dir = std::env::temp_dir().join(format!("hookwire-pg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -153,17 +170,7 @@ fn launch(bin: &Path) -> Result<String, String> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("starting postgres: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            // Accepting TCP is not yet accepting logins; give it a moment.
-            std::thread::sleep(Duration::from_millis(300));
-            return Ok(format!("postgres://postgres@127.0.0.1:{port}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-    Err(format!("postgres did not start: {log}"))
+    Ok((format!("postgres://postgres@127.0.0.1:{port}"), dir))
 }
 
 /// A PostgreSQL cluster of a test's own, which the test can stop and start

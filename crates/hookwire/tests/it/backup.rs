@@ -104,8 +104,7 @@ async fn a_backup_under_load_is_consistent_complete_and_serves() {
         20_000,
         accepted.clone(),
     ));
-    let enough = eventually_len(&accepted, 300).await;
-    assert!(enough, "the load started");
+    wait_accepted(&accepted, 300).await;
 
     let copy = dir.path().join("copy.db");
     let began = Instant::now();
@@ -124,7 +123,7 @@ async fn a_backup_under_load_is_consistent_complete_and_serves() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("backed up"));
     // Some ingest after the backup, so the load spans it.
     let after = accepted.lock().unwrap().len() + 100;
-    assert!(eventually_len(&accepted, after).await);
+    wait_accepted(&accepted, after).await;
     stop.store(true, Ordering::Relaxed);
     loader.await.unwrap();
 
@@ -144,7 +143,7 @@ async fn a_backup_under_load_is_consistent_complete_and_serves() {
         longest(&before).as_millis()
     );
     assert!(!before.is_empty());
-    server.terminate();
+    server.terminate().await;
 
     // The copy is intact and holds every event answered before it began.
     let conn = rusqlite::Connection::open(&copy).unwrap();
@@ -201,19 +200,20 @@ async fn a_backup_under_load_is_consistent_complete_and_serves() {
         let got = receiver.next().await;
         delivered.insert(got.json()["event_unique_id"].as_str().unwrap().to_string());
     }
-    restored.terminate();
+    restored.terminate().await;
 }
 
-/// Waits (up to 30 s) until `accepted` holds at least `n` answers.
-async fn eventually_len(accepted: &Mutex<Vec<Accepted>>, n: usize) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if accepted.lock().unwrap().len() >= n {
-            return true;
+/// Waits until `accepted` holds at least `n` answers.
+async fn wait_accepted(accepted: &Mutex<Vec<Accepted>>, n: usize) {
+    eventually("the load's answers", Duration::from_secs(30), async || {
+        let have = accepted.lock().unwrap().len();
+        if have >= n {
+            Ok(())
+        } else {
+            Err(format!("{have} of {n} accepted"))
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
+    })
+    .await
 }
 
 #[test]

@@ -78,23 +78,18 @@ async fn start_driver(driver: &Path, chrome: &Path) -> Driver {
         }),
     );
     let url = format!("http://127.0.0.1:{port}");
-    let mut last_error = String::new();
-    for _ in 0..100 {
+    // chromedriver takes a moment to listen, and Chromium to start.
+    let client = eventually("a WebDriver session", Duration::from_secs(30), async || {
         let mut builder = ClientBuilder::rustls().expect("rustls");
         builder.capabilities(caps.clone());
-        match builder.connect(&url).await {
-            Ok(client) => {
-                return Driver {
-                    _process: process,
-                    client,
-                    _profile: profile,
-                }
-            }
-            Err(e) => last_error = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        builder.connect(&url).await.map_err(|e| e.to_string())
+    })
+    .await;
+    Driver {
+        _process: process,
+        client,
+        _profile: profile,
     }
-    panic!("could not open a WebDriver session: {last_error}");
 }
 
 async fn shot(c: &Client, name: &str) {
@@ -111,45 +106,49 @@ async fn css(c: &Client, selector: &str) -> fantoccini::elements::Element {
 }
 
 async fn body_text(c: &Client) -> String {
-    for _ in 0..50 {
-        if let Ok(Value::String(text)) = c
+    eventually(
+        "the page to have a body",
+        Duration::from_secs(10),
+        async || match c
             .execute(
                 "return document.body ? document.body.innerText : null",
                 vec![],
             )
             .await
         {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the page has no body");
+            Ok(Value::String(text)) => Ok(text),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await
 }
 
 /// Clicks a button that leaves the page, and waits for the next page.
 async fn submit(c: &Client, selector: &str) {
     let old = css(c, "html").await;
     css(c, selector).await.click().await.unwrap();
-    for _ in 0..100 {
-        if old.tag_name().await.is_err() {
-            css(c, "body").await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("clicking {selector} did not load a page");
+    // The old page's element goes stale once the next page has replaced it.
+    let what = format!("clicking {selector} to load a page");
+    eventually(&what, Duration::from_secs(10), async || {
+        old.tag_name().await.is_err()
+    })
+    .await;
+    css(c, "body").await;
 }
 
 /// Reloads `path` until its text contains `needle`.
 async fn reload_until(c: &Client, url: &str, needle: &str) {
-    for _ in 0..100 {
+    let what = format!("{url} to show {needle:?}");
+    eventually(&what, Duration::from_secs(20), async || {
         c.goto(url).await.unwrap();
-        if body_text(c).await.contains(needle) {
-            return;
+        let text = body_text(c).await;
+        if text.contains(needle) {
+            Ok(())
+        } else {
+            Err(text)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} never showed {needle:?}: {}", body_text(c).await);
+    })
+    .await;
 }
 
 #[tokio::test]

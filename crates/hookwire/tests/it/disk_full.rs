@@ -30,6 +30,8 @@ impl OnTinyDisk {
         std::fs::create_dir(&data).unwrap();
         let free_space = dir.join("free-space");
         // The watcher gives up after a minute so nothing outlives the test.
+        // It polls in the shell because it runs inside the mount namespace,
+        // where only it can remove the ballast.
         let script = r#"
             mount -t tmpfs -o size=3m tmpfs "$DATA" || exit 97
             head -c 2200000 /dev/zero > "$DATA/ballast"
@@ -129,17 +131,21 @@ async fn a_full_disk_refuses_ingest_and_recovers_live_when_space_returns() {
 
     // Space returns while the same process runs: ingest accepts again.
     std::fs::write(&server.free_space, "").unwrap();
-    let mut status = 0;
-    for i in 0..100 {
-        let (s, _, body) = ingest(1000 + i).await;
-        status = s;
-        if s == 202 {
-            accepted.insert(body["id"].as_str().unwrap().to_string());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut i = 1000;
+    let (status, body) = eventually(
+        "ingest to accept again",
+        Duration::from_secs(20),
+        async || {
+            i += 1;
+            match ingest(i).await {
+                (202, _, body) => Ok((202, body)),
+                (status, _, body) => Err(format!("{status} {body}")),
+            }
+        },
+    )
+    .await;
     assert_eq!(status, 202, "ingest recovered without a restart");
+    accepted.insert(body["id"].as_str().unwrap().to_string());
 
     // And every event accepted, before and after, reaches the receiver; a
     // refused one was not stored, so it never does.

@@ -3,15 +3,8 @@
 use crate::support::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn database_arg(database: &hookwire::config::DatabaseUrl) -> String {
-    match database {
-        hookwire::config::DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
-        hookwire::config::DatabaseUrl::Postgres(url) => url.expose().to_string(),
-    }
-}
 
 fn start_binary(dir: &std::path::Path, database: &hookwire::config::DatabaseUrl) -> Serving {
     let mut command = serve_command();
@@ -46,16 +39,14 @@ async fn a_second_server_on_the_same_sqlite_file_is_refused() {
     let dir = tempfile::TempDir::new().unwrap();
     let database = hookwire::config::DatabaseUrl::Sqlite(dir.path().join("hookwire.db"));
     let mut first = start_binary(dir.path(), &database);
-    let second = Command::new(env!("CARGO_BIN_EXE_hookwire"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+    let second = serve_command()
+        .arg("--data-dir")
         .arg(dir.path())
-        .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
         .output()
         .unwrap();
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("another hookwire is serving"));
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
+    first.kill();
 }
 
 crate::backend_tests! {
@@ -107,8 +98,7 @@ crate::backend_tests! {
                     .to_string(),
             );
         }
-        process.child.kill().unwrap(); // SIGKILL
-        process.child.wait().unwrap();
+        process.kill();
         let mut accepted = HashSet::new();
         for s in senders {
             accepted.extend(s.await.unwrap());
@@ -120,22 +110,20 @@ crate::backend_tests! {
         );
 
         let mut process = start_binary(dir.path(), &database);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !accepted.is_subset(&seen) {
-            assert!(
-                Instant::now() < deadline,
-                "{} accepted events never arrived",
-                accepted.difference(&seen).count()
+        eventually("every accepted event to arrive", Duration::from_secs(60), async || {
+            seen.extend(
+                receiver
+                    .drain()
+                    .iter()
+                    .map(|r| r.json()["event_unique_id"].as_str().unwrap().to_string()),
             );
-            seen.insert(
-                receiver.next().await.json()["event_unique_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            );
-        }
-        process.child.kill().unwrap();
-        process.child.wait().unwrap();
+            match accepted.difference(&seen).count() {
+                0 => Ok(()),
+                missing => Err(format!("{missing} of {} accepted events missing", accepted.len())),
+            }
+        })
+        .await;
+        process.kill();
     }
 
     async fn sigterm_drains_and_exits_zero() {
@@ -155,22 +143,9 @@ crate::backend_tests! {
             .unwrap();
         assert_eq!(r.status(), 202);
         receiver.next().await; // the attempt is now in flight
-        let status = Command::new("kill")
-            .args(["-TERM", &process.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        process.sigterm();
         let started = Instant::now();
-        let exit = loop {
-            if let Some(exit) = process.child.try_wait().unwrap() {
-                break exit;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "did not exit after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let exit = process.exited().await;
         assert!(exit.success(), "{exit:?}");
         assert!(
             started.elapsed() >= Duration::from_millis(500),
@@ -182,49 +157,6 @@ crate::backend_tests! {
         receiver.expect_silence(Duration::from_millis(600)).await;
         drop(process); // killed on drop
     }
-}
-
-/// One request the crash loop's receiver saw: which event, when it arrived, and
-/// when it was answered (`None`: never, the connection died first).
-#[derive(Clone)]
-struct Seen {
-    event: String,
-    received: Instant,
-    answered: Option<Instant>,
-}
-
-/// A receiver that keeps a ledger of every request, answering 200 after a
-/// short pause so that attempts are in flight when the sender dies.
-async fn ledger_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
-    use std::sync::{Arc, Mutex};
-    let ledger: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let log = ledger.clone();
-    let handler = move |body: axum::body::Bytes| {
-        let log = log.clone();
-        async move {
-            let event = serde_json::from_slice::<Value>(&body).unwrap()["event_unique_id"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            let index = {
-                let mut l = log.lock().unwrap();
-                l.push(Seen {
-                    event,
-                    received: Instant::now(),
-                    answered: None,
-                });
-                l.len() - 1
-            };
-            tokio::time::sleep(Duration::from_millis(5 + (index % 4) as u64 * 5)).await;
-            log.lock().unwrap()[index].answered = Some(Instant::now());
-            "ok"
-        }
-    };
-    let app = axum::Router::new().fallback(handler);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, ledger)
 }
 
 fn random_below(n: u64) -> u64 {
@@ -245,7 +177,9 @@ async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
         .unwrap_or(2);
     let dir = tempfile::TempDir::new().unwrap();
     let database = hookwire::config::DatabaseUrl::Sqlite(dir.path().join("hookwire.db"));
-    let (receiver_url, ledger) = ledger_receiver().await;
+    // Answers after 5 to 20 ms, so that attempts are in flight when the
+    // sender dies.
+    let ledger = LedgerReceiver::start(|n| Duration::from_millis(5 + (n % 4) as u64 * 5)).await;
     let http = reqwest::Client::new();
     let mut accepted: HashSet<String> = HashSet::new();
     let mut kills: Vec<Instant> = Vec::new();
@@ -254,6 +188,7 @@ async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
     // late the receiver got round to reading it.
     let mut starts: Vec<Instant> = Vec::new();
     let mut next_chat = 0usize;
+    let mut key = String::new();
     for round in 0..iterations {
         starts.push(Instant::now());
         let mut process = start_binary(dir.path(), &database);
@@ -265,14 +200,14 @@ async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
                 .send()
                 .await
                 .unwrap();
-            let key = r.json::<Value>().await.unwrap()["api_key"]
+            key = r.json::<Value>().await.unwrap()["api_key"]
                 .as_str()
                 .unwrap()
                 .to_string();
             let r = http
                 .post(format!("{}/webhooks", process.url))
                 .bearer_auth(&key)
-                .json(&json!({"event_type": "chat_started", "data_types": ["chat"], "url": receiver_url}))
+                .json(&json!({"event_type": "chat_started", "data_types": ["chat"], "url": ledger.url}))
                 .send()
                 .await
                 .unwrap();
@@ -308,9 +243,9 @@ async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
                 ids
             }));
         }
+        // The kill at a random moment is what is under test, not a wait.
         tokio::time::sleep(Duration::from_millis(100 + random_below(900))).await;
-        process.child.kill().unwrap(); // SIGKILL
-        process.child.wait().unwrap();
+        process.kill();
         // The moment it is surely dead: whatever it sent before was in flight.
         kills.push(Instant::now());
         for s in senders {
@@ -325,36 +260,42 @@ async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
 
     // A last start delivers whatever is left.
     starts.push(Instant::now());
-    let mut process = start_binary(dir.path(), &database);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let got: HashSet<String> = ledger
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| s.answered.is_some())
-            .map(|s| s.event.clone())
-            .collect();
-        let missing = accepted.difference(&got).count();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {} accepted events never arrived",
-            accepted.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    process.child.kill().unwrap();
-    process.child.wait().unwrap();
+    let process = start_binary(dir.path(), &database);
+    eventually(
+        "every accepted event to be answered",
+        Duration::from_secs(120),
+        async || match accepted.difference(&ledger.answered()).count() {
+            0 => Ok(()),
+            missing => Err(format!(
+                "{missing} of {} accepted events missing",
+                accepted.len()
+            )),
+        },
+    )
+    .await;
+    // Once nothing is pending nothing more is sent: the ledger is complete,
+    // with any late duplicate in it.
+    let pending = format!("{}/api/v1/deliveries?state=pending&limit=1", process.url);
+    eventually(
+        "no delivery left pending",
+        Duration::from_secs(30),
+        async || {
+            let r = http.get(&pending).bearer_auth(&key).send().await.unwrap();
+            let body: Value = r.json().await.unwrap();
+            match body["deliveries"].as_array() {
+                Some(list) if list.is_empty() => Ok(()),
+                _ => Err(body),
+            }
+        },
+    )
+    .await;
+    drop(process); // killed on drop
 
     // Duplicates: each repeat must follow a kill that caught the previous
     // attempt in flight (sent by the killed process, and unanswered or
     // answered too shortly before the kill for the result to be committed).
-    let ledger = ledger.lock().unwrap().clone();
-    let mut by_event: std::collections::HashMap<&str, Vec<&Seen>> = Default::default();
+    let ledger = ledger.arrivals();
+    let mut by_event: std::collections::HashMap<&str, Vec<&Arrival>> = Default::default();
     for s in &ledger {
         by_event.entry(&s.event).or_default().push(s);
     }

@@ -75,6 +75,9 @@ async fn raw_receiver(kind: Broken) -> (SocketAddr, Arc<AtomicUsize>) {
                             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
                             .await;
                         let _ = socket.flush().await;
+                        // Part of the act: the partial answer goes out on its
+                        // own before the reset, which would discard it if sent
+                        // along with it.
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         // Linger 0: close sends RST instead of FIN.
                         let _ = socket.set_zero_linger();
@@ -89,6 +92,8 @@ async fn raw_receiver(kind: Broken) -> (SocketAddr, Arc<AtomicUsize>) {
                                 return;
                             }
                             let _ = socket.flush().await;
+                            // The act itself: 20 bytes over 4 s, slower than
+                            // the attempt timeout.
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
                     }

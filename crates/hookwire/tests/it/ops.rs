@@ -54,15 +54,16 @@ crate::backend_tests! {
         .await;
         app.wait_deliveries(&key, &gone_hook, |d| d.len() == 1 && d[0]["state"] == "failed")
             .await;
-        // The attempt is logged before the dispatcher counts it; let it finish.
-        let mut text = scrape(&app).await;
-        for _ in 0..100 {
+        // The attempt is logged before the dispatcher counts it: wait for the count.
+        let text = eventually("three attempts to be counted", Duration::from_secs(10), async || {
+            let text = scrape(&app).await;
             if sample(&text, "hookwire_attempt_duration_seconds_count") == Some(3.0) {
-                break;
+                Ok(text)
+            } else {
+                Err(text)
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            text = scrape(&app).await;
-        }
+        })
+        .await;
 
         let get = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} missing:\n{text}"));
         assert_eq!(get("hookwire_events_ingested_total{event_type=\"chat_started\"}"), 1.0);
@@ -204,20 +205,19 @@ async fn json_logs_carry_the_attempt_span() {
         .unwrap()
         .to_string();
     receiver.next().await;
-    let mut delivered = None;
-    for _ in 0..100 {
-        let logs = std::fs::read_to_string(&log_path).unwrap();
-        delivered = logs
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .find(|l| l["fields"]["message"] == "delivered");
-        if delivered.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    server.terminate();
-    let line = delivered.expect("a \"delivered\" log line");
+    let line = eventually(
+        "a \"delivered\" log line",
+        Duration::from_secs(10),
+        async || {
+            let logs = std::fs::read_to_string(&log_path).unwrap();
+            logs.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .find(|l| l["fields"]["message"] == "delivered")
+                .ok_or(logs)
+        },
+    )
+    .await;
+    server.terminate().await;
     let span = &line["span"];
     assert_eq!(span["name"], "attempt", "{line}");
     assert_eq!(span["event_id"], event.as_str(), "{line}");

@@ -199,8 +199,29 @@ async fn no_secret_ever_reaches_the_logs() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    server.terminate();
+    // An attempt is logged before it is recorded: once the retry shows as
+    // delivered, the logs cover the whole run, retry and all.
+    let deliveries = format!("{url}/api/v1/webhooks/{webhook}/deliveries");
+    eventually(
+        "the retry to be recorded",
+        Duration::from_secs(10),
+        async || {
+            let r = http
+                .get(&deliveries)
+                .bearer_auth(&api_key)
+                .send()
+                .await
+                .unwrap();
+            let body: Value = r.json().await.unwrap();
+            if body["deliveries"][0]["state"] == "delivered" {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        },
+    )
+    .await;
+    server.terminate().await;
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(
@@ -365,7 +386,9 @@ crate::backend_tests! {
                 d.len() == 5 && d.iter().any(|d| d["state"] == "failed")
             })
             .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // An attempt wrongly made for the four behind it would come within a
+        // few poll intervals.
+        receiver.expect_silence(Duration::from_millis(300)).await;
         assert!(receiver.drain().is_empty(), "nothing more was attempted");
         let (_, body) = app
             .get(&key, &format!("/api/v1/webhooks/{webhook}/deliveries"))
@@ -417,18 +440,16 @@ crate::backend_tests! {
             .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
             .await;
         app.ingest_accepted(&chat_started("1")).await;
-        let started = Instant::now();
-        let mut hook = Value::Null;
-        while started.elapsed() < Duration::from_secs(5) {
-            hook = app
-                .get(&key, &format!("/api/v1/webhooks/{webhook}"))
-                .await
-                .1;
+        let path = format!("/api/v1/webhooks/{webhook}");
+        let hook = eventually("the webhook to be disabled", Duration::from_secs(10), async || {
+            let (_, hook) = app.get(&key, &path).await;
             if hook["enabled"] == false {
-                break;
+                Ok(hook)
+            } else {
+                Err(hook)
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
         assert_eq!(hook["enabled"], false, "{hook}");
         assert!(
             hook["disabled_reason"]

@@ -2,69 +2,10 @@
 //! database outage. These run only on PostgreSQL.
 
 use crate::support::*;
-use axum::body::Bytes;
 use hookwire::config::DatabaseUrl;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A receiver that notices when one event is being delivered twice at once,
-/// and when each event first arrived.
-#[derive(Default)]
-struct Ledger {
-    in_flight: HashSet<String>,
-    overlaps: Vec<String>,
-    arrivals: HashMap<String, usize>,
-    first_arrived: HashMap<String, Instant>,
-}
-
-/// Takes an event off the in-flight set when its request ends, however it ends.
-struct InFlight(Arc<Mutex<Ledger>>, String);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if let Ok(mut l) = self.0.lock() {
-            l.in_flight.remove(&self.1);
-        }
-    }
-}
-
-async fn start_ledger_receiver() -> (String, Arc<Mutex<Ledger>>) {
-    let ledger: Arc<Mutex<Ledger>> = Arc::default();
-    let shared = ledger.clone();
-    let app = axum::Router::new().fallback(move |body: Bytes| {
-        let ledger = shared.clone();
-        async move {
-            let id = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["event_unique_id"].as_str().map(String::from))
-                .unwrap_or_default();
-            {
-                let mut l = ledger.lock().unwrap();
-                if !l.in_flight.insert(id.clone()) {
-                    l.overlaps.push(id.clone());
-                }
-            }
-            // Counted as arrived even if the sender gives up (hyper then
-            // drops this handler mid-sleep, and the guard still cleans up).
-            let _leaving = InFlight(ledger.clone(), id.clone());
-            {
-                let mut l = ledger.lock().unwrap();
-                *l.arrivals.entry(id.clone()).or_default() += 1;
-                l.first_arrived
-                    .entry(id.clone())
-                    .or_insert_with(Instant::now);
-            }
-            tokio::time::sleep(Duration::from_millis(3)).await;
-            "ok"
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, ledger)
-}
 
 fn start_node(dir: &std::path::Path, database: &str) -> Serving {
     let mut command = serve_command();
@@ -81,14 +22,8 @@ fn start_node(dir: &std::path::Path, database: &str) -> Serving {
 }
 
 /// A node cluster for a test: its data dir (kept while the test runs), its
-/// nodes, a ledger receiver's URL and ledger, the database URL.
-type Cluster = (
-    tempfile::TempDir,
-    Vec<Serving>,
-    String,
-    Arc<Mutex<Ledger>>,
-    String,
-);
+/// nodes, a ledger receiver, the database URL.
+type Cluster = (tempfile::TempDir, Vec<Serving>, LedgerReceiver, String);
 
 /// `n` nodes on one fresh database, and a ledger receiver.
 async fn cluster(n: usize) -> Cluster {
@@ -97,20 +32,23 @@ async fn cluster(n: usize) -> Cluster {
         unreachable!()
     };
     let database = url.expose().to_string();
-    let (receiver, ledger) = start_ledger_receiver().await;
+    // A short pause keeps each attempt in flight for a moment, so two
+    // nodes sending one event at once would overlap at the receiver.
+    let receiver = LedgerReceiver::start(|_| Duration::from_millis(3)).await;
     let nodes = (0..n).map(|_| start_node(dir.path(), &database)).collect();
-    (dir, nodes, receiver, ledger, database)
+    (dir, nodes, receiver, database)
 }
 
 /// Creates `license` through the first node and, through the second, a
-/// webhook to `receiver` for each of `event_types` (data type `visitor`).
+/// webhook to `receiver` for each of `event_types` (data type `visitor`);
+/// answers the license's API key.
 async fn license_with_webhooks(
     http: &reqwest::Client,
     nodes: &[Serving],
     license: &str,
     event_types: &[&str],
     receiver: &str,
-) {
+) -> String {
     let created: Value = http
         .post(format!("{}/api/v1/licenses", nodes[0].url))
         .bearer_auth(PLATFORM_KEY)
@@ -121,17 +59,18 @@ async fn license_with_webhooks(
         .json()
         .await
         .unwrap();
-    let key = created["api_key"].as_str().unwrap();
+    let key = created["api_key"].as_str().unwrap().to_string();
     for event_type in event_types {
         let r = http
             .post(format!("{}/webhooks", nodes[1].url))
-            .bearer_auth(key)
+            .bearer_auth(&key)
             .json(&json!({"event_type": event_type, "data_types": ["visitor"], "url": receiver}))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
     }
+    key
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,9 +83,9 @@ async fn three_nodes_share_the_work_and_survive_a_kill() {
 }
 
 async fn three_nodes_share_the_work_and_survive_a_kill_body() {
-    let (_dir, mut nodes, receiver, ledger, database) = cluster(3).await;
+    let (_dir, mut nodes, ledger, database) = cluster(3).await;
     let http = reqwest::Client::new();
-    license_with_webhooks(&http, &nodes, "3", &["visitor_queued"], &receiver).await;
+    license_with_webhooks(&http, &nodes, "3", &["visitor_queued"], &ledger.url).await;
 
     // Three clients, one per node, 1,000 events each in batches of 50.
     let mut clients = Vec::new();
@@ -169,16 +108,16 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
         }));
     }
     // Kill the middle node once deliveries are flowing.
-    let started = Instant::now();
-    while ledger.lock().unwrap().arrivals.len() < 600 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "deliveries never started"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    nodes[1].child.kill().unwrap(); // SIGKILL
-    nodes[1].child.wait().unwrap();
+    eventually(
+        "600 events to arrive",
+        Duration::from_secs(60),
+        async || match ledger.distinct() {
+            n if n >= 600 => Ok(()),
+            n => Err(format!("{n} arrived")),
+        },
+    )
+    .await;
+    nodes[1].kill();
     let killed_at = Instant::now();
     let mut accepted = HashSet::new();
     for c in clients {
@@ -186,25 +125,23 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
     }
     assert!(accepted.len() >= 2000, "only {} accepted", accepted.len());
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let missing = {
-            let l = ledger.lock().unwrap();
-            accepted
+    eventually(
+        "every accepted event to arrive",
+        Duration::from_secs(60),
+        async || {
+            let arrived = ledger.counts();
+            match accepted
                 .iter()
-                .filter(|id| !l.arrivals.contains_key(*id))
+                .filter(|id| !arrived.contains_key(*id))
                 .count()
-        };
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} accepted events never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let overlaps = ledger.lock().unwrap().overlaps.clone();
+            {
+                0 => Ok(()),
+                missing => Err(format!("{missing} accepted events missing")),
+            }
+        },
+    )
+    .await;
+    let overlaps = ledger.overlaps();
     assert!(
         overlaps.is_empty(),
         "delivered twice at the same time: {overlaps:?}"
@@ -217,25 +154,25 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
     tokio::spawn(connection);
     // An attempt the killed node made but never recorded is made again once
     // its lease runs out, so the database may need a few seconds to agree.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let total = loop {
-        let row = client
-            .query_one(
-                "SELECT count(*) FILTER (WHERE state <> 'delivered'), count(*) FROM deliveries",
-                &[],
-            )
-            .await
-            .unwrap();
-        let (undelivered, total): (i64, i64) = (row.get(0), row.get(1));
-        if undelivered == 0 {
-            break total;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{undelivered} deliveries never ended delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let total = eventually(
+        "every delivery to end delivered",
+        Duration::from_secs(30),
+        async || {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE state <> 'delivered'), count(*) FROM deliveries",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let (undelivered, total): (i64, i64) = (row.get(0), row.get(1));
+            match undelivered {
+                0 => Ok(total),
+                _ => Err(format!("{undelivered} of {total} deliveries not delivered")),
+            }
+        },
+    )
+    .await;
     // No two recorded attempts of one delivery overlapped in time.
     let overlapping: i64 = client
         .query_one(
@@ -269,14 +206,14 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
         .iter()
         .map(|r| (r.get(0), (r.get(1), r.get(2))))
         .collect();
-    let l = ledger.lock().unwrap();
-    for (id, &arrivals) in l.arrivals.iter().filter(|(_, n)| **n > 1) {
+    let first_arrived = ledger.first_arrivals();
+    for (id, &arrivals) in ledger.counts().iter().filter(|(_, n)| **n > 1) {
         let Some(&(attempts, failed)) = recorded.get(id) else {
             panic!("event {id:?} arrived {arrivals} times and is not in the database");
         };
         let unrecorded = arrivals as i64 - attempts;
         assert!(
-            unrecorded <= 1 && (unrecorded < 1 || l.first_arrived[id] < killed_at),
+            unrecorded <= 1 && (unrecorded < 1 || first_arrived[id] < killed_at),
             "event {id} arrived {arrivals} times, {attempts} attempts recorded"
         );
         assert!(
@@ -284,7 +221,6 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
             "event {id} was delivered {attempts} times with {failed} failed attempts recorded"
         );
     }
-    drop(l);
     // Every accepted event is there; beyond them, at most the batch the
     // killed node's client had in flight: committed, but the node died before
     // its 202 went out (the platform sees an error and sends it again).
@@ -293,10 +229,7 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
         "{total} deliveries for {} accepted events",
         accepted.len()
     );
-    for mut node in nodes {
-        let _ = node.child.kill();
-        let _ = node.child.wait();
-    }
+    drop(nodes); // killed on drop
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,19 +271,14 @@ async fn a_database_outage_is_survived_body() {
     assert_eq!(body["error"]["code"], "unavailable");
 
     assert!(cluster.up());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(Instant::now() < deadline, "never ready again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("ready again", Duration::from_secs(20), async || {
+        let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+        match r.status().as_u16() {
+            200 => Ok(()),
+            status => Err(format!("/readyz answers {status}")),
+        }
+    })
+    .await;
     let id = app.ingest_accepted(&chat_started("4")).await;
     assert_eq!(receiver.next().await.json()["event_unique_id"], id.as_str());
 }
@@ -368,10 +296,10 @@ async fn two_nodes_agree_on_the_tag_rule_and_idempotency_under_load() {
 /// transaction; concurrent groups on two nodes must still decide the
 /// `chat_changed` rule and idempotency keys as if events came one at a time.
 async fn two_nodes_agree_on_the_tag_rule_and_idempotency_under_load_body() {
-    let (_dir, nodes, receiver, ledger, _) = cluster(2).await;
+    let (_dir, nodes, ledger, _) = cluster(2).await;
     let http = reqwest::Client::new();
     let webhooks = ["chat_changed", "visitor_queued"];
-    license_with_webhooks(&http, &nodes, "7", &webhooks, &receiver).await;
+    let key = license_with_webhooks(&http, &nodes, "7", &webhooks, &ledger.url).await;
 
     // 20 chats never seen, each reported 10 times with the same tags, all at
     // once through both nodes: exactly one report per chat is a change.
@@ -423,13 +351,32 @@ async fn two_nodes_agree_on_the_tag_rule_and_idempotency_under_load_body() {
     assert_eq!(ids.len(), 1, "one event for one key: {ids:?}");
 
     // And the receiver gets exactly those 21 events.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ledger.lock().unwrap().arrivals.len() < 21 {
-        assert!(Instant::now() < deadline, "deliveries missing");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let l = ledger.lock().unwrap();
-    assert_eq!(l.arrivals.len(), 21);
-    assert!(l.arrivals.contains_key(ids.iter().next().unwrap()));
+    eventually(
+        "21 events to arrive",
+        Duration::from_secs(30),
+        async || match ledger.distinct() {
+            n if n >= 21 => Ok(()),
+            n => Err(format!("{n} arrived")),
+        },
+    )
+    .await;
+    // Once nothing is pending nothing more is sent: any event beyond the 21
+    // has arrived by then.
+    let pending = format!("{}/api/v1/deliveries?state=pending&limit=1", nodes[0].url);
+    eventually(
+        "no delivery left pending",
+        Duration::from_secs(30),
+        async || {
+            let r = http.get(&pending).bearer_auth(&key).send().await.unwrap();
+            let body: Value = r.json().await.unwrap();
+            match body["deliveries"].as_array() {
+                Some(list) if list.is_empty() => Ok(()),
+                _ => Err(body),
+            }
+        },
+    )
+    .await;
+    let arrived = ledger.counts();
+    assert_eq!(arrived.len(), 21);
+    assert!(arrived.contains_key(ids.iter().next().unwrap()));
 }

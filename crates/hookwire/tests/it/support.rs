@@ -1,5 +1,5 @@
 //! The shared harness lives in `hookwire::testing`; this adds the macro that
-//! runs each test once per backend.
+//! runs each test once per backend, and what needs this build's binary.
 
 pub use hookwire::testing::*;
 
@@ -27,68 +27,11 @@ macro_rules! backend_tests {
     )*};
 }
 
-/// A real `hookwire serve` process (the built binary), for tests that kill,
-/// signal or read the logs of the process itself. Killed on drop, so a
-/// failing assertion leaves nothing running.
-pub struct Serving {
-    pub child: std::process::Child,
-    pub url: String,
-}
-
-impl Serving {
-    /// Runs `command` (a `hookwire serve` on port 0, or a wrapper that execs
-    /// one) and waits for the address it prints first; `None` if it exits
-    /// without printing one. Its stdout keeps being drained so it never
-    /// blocks on a full pipe.
-    pub fn spawn(mut command: std::process::Command) -> Option<Self> {
-        use std::io::{BufRead, BufReader};
-        let mut child = command
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("the command starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let Some(Ok(first)) = lines.next() else {
-            let status = child.wait().unwrap();
-            eprintln!("the server exited without printing its address: {status}");
-            return None;
-        };
-        let url = first.rsplit(' ').next().unwrap().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-        std::thread::spawn(move || for _ in lines {});
-        Some(Self { child, url })
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    pub fn terminate(mut self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert!(self.child.wait().unwrap().success(), "exit 0 on SIGTERM");
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `hookwire serve` on a loopback port 0, delivering to loopback, with the
-/// tests' platform key; add the rest.
+/// `hookwire serve` (this build's binary) on a loopback port 0, delivering
+/// to loopback, with the tests' platform key; add the rest and start it with
+/// [`Serving::spawn`].
 pub fn serve_command() -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookwire"));
-    command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--allow-private-targets",
-        ])
-        .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY);
-    command
+    hookwire::testing::serve_command(std::path::Path::new(env!("CARGO_BIN_EXE_hookwire")))
 }
 
 /// Creates a license on a server at `url`; answers its API key.
