@@ -1,6 +1,7 @@
 //! Safety: signatures, secrets at rest, endpoint health, Retry-After.
 
 use crate::support::*;
+use hookwire::testing::inspect::stored_text;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -42,7 +43,7 @@ async fn rotate(app: &TestApp, key: &str, webhook: &str) -> String {
     secret
 }
 
-#[tokio::test]
+crate::backend_tests! {
 async fn passwords_and_signing_secrets_are_encrypted_at_rest() {
     let app = spawn_app().await;
     let key = app.create_license("1").await;
@@ -70,22 +71,14 @@ async fn passwords_and_signing_secrets_are_encrypted_at_rest() {
     assert_eq!(got.headers["authorization"], basic.as_str());
     assert!(verify(&secret, &got, &signatures(&got)[0]));
 
-    let mut files = 0;
-    for entry in std::fs::read_dir(app.dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if !name.starts_with("hookwire.db") {
-            continue;
-        }
-        files += 1;
-        let bytes = std::fs::read(&path).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
-        for needle in [password, patched, &secret, &secret[6..]] {
-            assert!(!text.contains(needle), "{name} holds {needle}");
-        }
+    // Read straight from the database: the SQLite files (WAL included) or
+    // every PostgreSQL row.
+    let stored = stored_text(&app).await;
+    for needle in [password, patched, &secret, &secret[6..]] {
+        assert!(!stored.contains(needle), "the database holds {needle}");
     }
-    assert!(files >= 1);
     assert!(app.dir.path().join("encryption.key").exists());
+}
 }
 
 #[tokio::test]
@@ -127,15 +120,18 @@ fn httpdate_in(d: Duration) -> String {
     httpdate::fmt_http_date(std::time::SystemTime::now() + d)
 }
 
-#[tokio::test]
+crate::backend_tests! {
 async fn no_secret_ever_reaches_the_logs() {
     let dir = tempfile::TempDir::new().unwrap();
     let log_path = dir.path().join("stderr.log");
     let encryption_key = STANDARD.encode([7u8; 32]);
+    let database = database_arg(&fresh_database(&dir).await);
     let mut command = serve_command();
     command
         .arg("--data-dir")
         .arg(dir.path().join("data"))
+        .arg("--database")
+        .arg(&database)
         .env("HOOKWIRE_ENCRYPTION_KEY", &encryption_key)
         .env("HOOKWIRE_RETRY_SCHEDULE", "100ms,100ms")
         .env("HOOKWIRE_LOG", "debug")
@@ -240,6 +236,7 @@ async fn no_secret_ever_reaches_the_logs() {
     ] {
         assert!(!logs.contains(needle), "the logs hold {needle}");
     }
+}
 }
 
 crate::backend_tests! {
