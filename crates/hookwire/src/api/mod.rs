@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod licenses;
 pub mod limit;
+pub mod livechat_error;
 pub mod openapi;
 pub mod ops;
 pub mod ui;
@@ -142,6 +143,8 @@ pub fn router(state: AppState) -> Router {
             limit::rate_limit,
         ))
         .layer(DefaultBodyLimit::max(limit))
+        // Outermost, so rate-limit and body-limit answers are reshaped too.
+        .layer(axum::middleware::from_fn(livechat_error::livechat_errors))
         .with_state(state)
 }
 

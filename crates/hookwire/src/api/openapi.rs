@@ -27,7 +27,8 @@ pub const LICENSE_BASIC: &str = "license_basic";
     info(
         title = "hookwire",
         description = "A self-hosted webhook delivery server, compatible with the LiveChat v2 webhooks API. \
-                       Errors answer `{\"error\": {\"code\", \"message\", \"field\"}}`. Bodies marked JSON \
+                       Errors answer `{\"error\": {\"code\", \"message\", \"field\"}}`; on LiveChat's routes \
+                       `{\"error\": \"<sentence>\", \"code\", \"field\"}`, as LiveChat's clients read it. Bodies marked JSON \
                        are also accepted as PHP-style forms (`application/x-www-form-urlencoded`) where noted.",
         license(name = "MIT OR Apache-2.0")
     ),
@@ -40,7 +41,7 @@ pub const LICENSE_BASIC: &str = "license_basic";
         (name = "visitors", description = "Custom visitor details (the REST call-back)."),
         (name = "operations", description = "Health, readiness, metrics, this description."),
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, ErrorDetail, LivechatError)),
     modifiers(&Common)
 )]
 pub struct ApiDoc;
@@ -70,21 +71,30 @@ impl Modify for Common {
 }
 
 /// Any route may answer a 4xx (bad input, no key, unknown id, rate limit,
-/// wrong method) or a 503 (database unavailable, backlog full), always in
-/// the error format.
-fn add_errors(op: &mut Operation) {
+/// wrong method) or a 5xx (503: database unavailable, backlog full; 500:
+/// stored data that cannot be read), always in the error format: LiveChat's
+/// on LiveChat's routes, hookwire's elsewhere.
+fn add_errors(op: &mut Operation, livechat: bool) {
     let error = || {
+        let (description, schema) = if livechat {
+            (
+                "An error, in LiveChat's format: `error` is one sentence.",
+                "LivechatError",
+            )
+        } else {
+            ("An error, in hookwire's error format.", "ErrorBody")
+        };
         ResponseBuilder::new()
-            .description("An error, in hookwire's error format.")
+            .description(description)
             .content(
                 "application/json",
                 ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .schema(Some(Ref::from_schema_name(schema)))
                     .build(),
             )
             .build()
     };
-    for status in ["4XX", "503"] {
+    for status in ["4XX", "500", "503"] {
         op.responses
             .responses
             .entry(status.to_string())
@@ -108,7 +118,7 @@ pub fn finish(mut spec: Spec) -> Spec {
         .into_iter()
         .flatten()
         {
-            add_errors(op);
+            add_errors(op, super::livechat_error::is_livechat_path(path));
             if prefixed {
                 if let Some(id) = &op.operation_id {
                     op.operation_id = Some(format!("v2_prefixed_{id}"));
@@ -142,6 +152,20 @@ pub struct ErrorDetail {
     /// A stable, machine-readable code, e.g. `invalid_request`, `unauthorized`.
     pub code: String,
     pub message: String,
+    /// The offending field, for `invalid_request`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An error on LiveChat's routes (`/webhooks`, `/visitors/...`, also under
+/// `/v2`): what LiveChat's clients read as the message.
+#[derive(Serialize, ToSchema)]
+pub struct LivechatError {
+    /// One readable sentence naming the problem (the field or value).
+    pub error: String,
+    /// hookwire's machine-readable code, as in its own error format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// The offending field, for `invalid_request`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,

@@ -1,10 +1,10 @@
 //! Safety: signatures, secrets at rest, endpoint health, Retry-After.
 
 use crate::support::*;
-use hookwire::testing::inspect::stored_text;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use hookwire::testing::inspect::stored_text;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::time::{Duration, Instant};

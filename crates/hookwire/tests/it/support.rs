@@ -49,3 +49,21 @@ pub async fn create_license_at(http: &reqwest::Client, url: &str, id: &str) -> S
         .unwrap()
         .to_string()
 }
+
+/// The message LiveChat's PHP client (`livechat/api-client-php`) builds
+/// from an error body: `error` when it is a string, else the strings of
+/// `errors` joined, else what PHP prints for anything else, "Array". A
+/// test that finds "Array" here has found an error its users cannot read.
+pub fn livechat_client_message(body: &serde_json::Value) -> String {
+    if let Some(error) = body["error"].as_str() {
+        return error.to_string();
+    }
+    match body["errors"].as_array() {
+        Some(list) if list.iter().all(|e| e.is_string()) => list
+            .iter()
+            .filter_map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => "Array".to_string(),
+    }
+}

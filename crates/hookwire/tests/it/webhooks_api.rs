@@ -121,8 +121,8 @@ crate::backend_tests! {
         ];
         for (body, field) in cases {
             let err = create_error(&app, &key, body.clone()).await;
-            assert_eq!(err["error"]["field"], field, "{body} -> {err}");
-            assert!(err["error"]["message"].as_str().unwrap().len() > 5);
+            assert_eq!(err["field"], field, "{body} -> {err}");
+            assert!(livechat_client_message(&err).contains(field), "{err}");
         }
         // Nothing was created by the rejected requests.
         let (_, list) = app.get(&key, "/webhooks").await;
@@ -139,10 +139,7 @@ crate::backend_tests! {
 
         let r = app.http.get(app.url("/webhooks")).send().await.unwrap();
         assert_eq!(r.status(), 401);
-        assert_eq!(
-            r.json::<Value>().await.unwrap()["error"]["code"],
-            "unauthorized"
-        );
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
         let (status, _) = app.get("wrong-key", "/webhooks").await;
         assert_eq!(status, 401);
         // The platform key is not a license key.
@@ -253,9 +250,62 @@ crate::backend_tests! {
         );
         let r = app.http.put(app.url("/webhooks")).send().await.unwrap();
         assert_eq!(r.status(), 405);
-        assert_eq!(
-            r.json::<Value>().await.unwrap()["error"]["code"],
-            "method_not_allowed"
-        );
+        let body = r.json::<Value>().await.unwrap();
+        assert_eq!(body["code"], "method_not_allowed", "{body}");
+        assert!(livechat_client_message(&body).contains("method not allowed"));
+    }
+}
+
+crate::backend_tests! {
+    async fn livechat_routes_answer_errors_their_clients_can_read() {
+        let app = spawn_app().await;
+        let key = app.create_license("1025707").await;
+        // As LiveChat's PHP client sends it: a form body, basic auth
+        // `login:api_key`, X-API-Version 2.
+        let send = |path: &str, form: &str, login_key: &str| {
+            app.http
+                .post(app.url(path))
+                .basic_auth("agent@example.com", Some(login_key))
+                .header("X-API-Version", "2")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.to_string())
+                .send()
+        };
+        let cases = [
+            ("/webhooks", "event_type=chat_started&data_types[0]=ticket&url=https://x.io/h", key.as_str(), 400, "ticket"),
+            ("/v2/webhooks", "event_type=chat_started&data_types[0]=chat", key.as_str(), 400, "url"),
+            ("/webhooks", "event_type=chat_exploded&data_types[0]=chat&url=https://x.io/h", key.as_str(), 400, "event_type"),
+            ("/webhooks", "event_type=chat_started&data_types[0]=weather&url=https://x.io/h", key.as_str(), 400, "data_types"),
+            ("/webhooks", "event_type=chat_started&data_types[0]=chat&url=https://x.io/h", "hwk_wrong", 401, "invalid API key"),
+            ("/v2/visitors/S1/details", "license_id=1025707&token=0123456789abcdef0123456789abcdef&id=x&fields[0][name]=a&fields[0][value]=b", key.as_str(), 401, "invalid token"),
+        ];
+        for (path, form, login_key, status, needle) in cases {
+            let r = send(path, form, login_key).await.unwrap();
+            assert_eq!(r.status(), status, "{path} {form}");
+            assert_eq!(r.headers()["content-type"], "application/json");
+            let body: Value = r.json().await.unwrap();
+            let message = livechat_client_message(&body);
+            assert!(message.contains(needle), "{path} {form}: {message:?} from {body}");
+            assert!(message.ends_with('.'), "one sentence: {message:?}");
+        }
+        // Deleting what is not there, and a method the route lacks.
+        let r = app
+            .http
+            .delete(app.url("/v2/webhooks/nope"))
+            .basic_auth("agent@example.com", Some(&key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        let body: Value = r.json().await.unwrap();
+        assert!(livechat_client_message(&body).contains("nope"), "{body}");
+        assert_eq!(body["code"], "not_found");
+        // hookwire's own routes keep their structured error.
+        let (status, body) = app.get("hwk_wrong", "/api/v1/webhooks").await;
+        assert_eq!(status, 401);
+        assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+        // Nothing was created by the refused requests.
+        let (_, list) = app.get(&key, "/webhooks").await;
+        assert_eq!(list["events"], json!([]));
     }
 }
