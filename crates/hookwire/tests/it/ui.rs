@@ -138,6 +138,22 @@ crate::backend_tests! {
             );
         }
         assert_eq!(b.get("/ui/agents.json").await.status, 401);
+        // The server's address leads into the web app, and from there to
+        // the sign-in page; an unknown page is HTML with a way home.
+        let r = b.get("/").await;
+        assert_eq!((r.status, r.location.as_str()), (303, "/ui"));
+        let r = b.get("/ui").await;
+        assert_eq!((r.status, r.location.as_str()), (303, "/ui/overview"));
+        let r = b.get("/ui/login").await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("API key"), "the sign-in page");
+        for path in ["/ui/nope", "/ui/webhooks/a/b/c"] {
+            let r = b.get(path).await;
+            assert_eq!(r.status, 404, "{path}");
+            assert!(r.body.starts_with("<!DOCTYPE html>") || r.body.contains("<html"), "{path}: {}", r.body);
+            assert!(r.body.contains(r#"href="/ui/overview""#), "a link home");
+            assert!(r.body.contains(&format!("There is no page at {path}.")));
+        }
         // A wrong key is refused with the form again.
         let r = b.sign_in("1025707", "hwk_wrong").await;
         assert_eq!(r.status, 401);

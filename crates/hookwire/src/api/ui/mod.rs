@@ -27,6 +27,8 @@ const JS: &str = include_str!("assets/ui.js");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        // A browser opened at the server's address lands in the web app.
+        .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui", get(|| async { Redirect::to("/ui/overview") }))
         .route("/ui/", get(|| async { Redirect::to("/ui/overview") }))
         .route("/ui/assets/ui.css", get(css))
@@ -63,6 +65,9 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/deliveries/{id}/redeliver", post(pages::redeliver))
         .route("/ui/agents", get(pages::agents_page))
         .route("/ui/agents.json", get(pages::agents_json))
+        // Under /ui a person is reading: an unknown page is an HTML page
+        // with a way home, not the API's JSON.
+        .route("/ui/{*rest}", axum::routing::any(page_not_found))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -84,6 +89,10 @@ async fn security_headers(mut response: Response) -> Response {
         set(headers, header::CACHE_CONTROL, "no-store");
     }
     response
+}
+
+async fn page_not_found(uri: axum::http::Uri) -> UiError {
+    UiError::NotFound(format!("There is no page at {}.", uri.path()))
 }
 
 async fn css() -> Response {
