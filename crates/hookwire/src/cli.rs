@@ -163,22 +163,29 @@ async fn serve(settings: Settings) -> Result<(), BoxError> {
     println!("  database: {database}");
     println!("  data directory: {}", data_dir.display());
     println!("  web app: {url}/ui (sign in with a license's API key, or the platform key)");
-    match &server.key_source {
-        KeySource::Configured => println!("  platform key: from HOOKWIRE_PLATFORM_KEY / config"),
-        KeySource::File { path, generated } => println!(
-            "  platform key: {} {}",
-            if *generated {
+    // The next step's command, written so it works as printed.
+    let bearer = match &server.key_source {
+        KeySource::Environment => {
+            println!("  platform key: from HOOKWIRE_PLATFORM_KEY");
+            "$HOOKWIRE_PLATFORM_KEY".to_string()
+        }
+        KeySource::ConfigFile => {
+            println!("  platform key: platform_key in the config file (set PK to it)");
+            "$PK".to_string()
+        }
+        KeySource::File { path, generated } => {
+            let verb = if *generated {
                 "generated into"
             } else {
                 "read from"
-            },
-            path.display()
-        ),
-    }
+            };
+            println!("  platform key: {verb} {}", path.display());
+            format!("$(cat {})", shell_quote(&path.display().to_string()))
+        }
+    };
     println!("Create a license (prints its API key):");
     println!(
-        "  curl -s -X POST {url}/api/v1/licenses -H \"Authorization: Bearer $(cat {})\" -d '{{\"license_id\":\"1025707\"}}'",
-        data_dir.join("platform.key").display()
+        "  curl -s -X POST {url}/api/v1/licenses -H \"Authorization: Bearer {bearer}\" -d '{{\"license_id\":\"1025707\"}}'"
     );
     wait_for_signal().await;
     tracing::info!("shutting down: finishing attempts in flight");
@@ -211,6 +218,17 @@ async fn backup(settings: &Settings, to: &std::path::Path) -> Result<(), BoxErro
         report.took.as_millis()
     );
     Ok(())
+}
+
+/// `text` as one shell word: unchanged when it is plainly safe, else in
+/// single quotes.
+fn shell_quote(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 pub(crate) async fn wait_for_signal() {

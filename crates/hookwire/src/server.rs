@@ -22,7 +22,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Where the platform key came from, for the start-up message.
 #[derive(Debug, Clone)]
 pub enum KeySource {
-    Configured,
+    /// `HOOKWIRE_PLATFORM_KEY` in the environment.
+    Environment,
+    /// `platform_key` in a config file.
+    ConfigFile,
     File { path: PathBuf, generated: bool },
 }
 
@@ -39,7 +42,15 @@ pub struct RunningServer {
 /// The platform key: configured, or read from (or generated into) the data directory.
 pub fn platform_key(settings: &Settings) -> Result<(Secret, KeySource), BoxError> {
     if let Some(key) = &settings.platform_key {
-        return Ok((key.clone(), KeySource::Configured));
+        // The environment overrides the file, so a set variable is the source.
+        let from_env = std::env::var("HOOKWIRE_PLATFORM_KEY")
+            .is_ok_and(|v| !v.trim().is_empty() && v.trim() == key.expose());
+        let source = if from_env {
+            KeySource::Environment
+        } else {
+            KeySource::ConfigFile
+        };
+        return Ok((key.clone(), source));
     }
     let path = settings.data_dir.join("platform.key");
     if let Ok(text) = std::fs::read_to_string(&path) {

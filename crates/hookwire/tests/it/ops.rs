@@ -234,3 +234,49 @@ async fn json_logs_carry_the_attempt_span() {
         assert!(!logs.contains(needle), "the logs hold {needle}");
     }
 }
+
+/// Starts `command`, reads its start-up message up to the printed command
+/// that creates a license, runs that command in `sh` with `env`, and
+/// answers what it printed. The server is killed afterwards.
+fn run_printed_next_step(mut command: std::process::Command, env: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("hookwire starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let printed = lines
+        .by_ref()
+        .map(|l| l.expect("a line"))
+        .find(|l| l.trim_start().starts_with("curl "))
+        .expect("the start-up message prints the next step");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(printed.trim())
+        .envs(env.iter().copied())
+        .output()
+        .expect("sh runs");
+    let _ = child.kill();
+    let _ = child.wait();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn the_start_up_hint_works_as_printed_wherever_the_key_comes_from() {
+    // From the environment: the hint names the variable, not a file.
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut command = serve_command();
+    command.arg("--data-dir").arg(dir.path());
+    let answer = run_printed_next_step(command, &[("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)]);
+    assert!(answer.contains("\"api_key\":\"hwk_"), "{answer}");
+    assert!(!dir.path().join("platform.key").exists());
+
+    // Generated into the data directory (a path with a space in it).
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("my data");
+    let mut command = serve_command();
+    command.env_remove("HOOKWIRE_PLATFORM_KEY").arg("--data-dir").arg(&data);
+    let answer = run_printed_next_step(command, &[]);
+    assert!(answer.contains("\"api_key\":\"hwk_"), "{answer}");
+    assert!(data.join("platform.key").exists());
+}
