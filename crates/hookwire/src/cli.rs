@@ -32,6 +32,12 @@ enum Command {
         /// Log lines on stderr: human (default) or json (overrides `log_format`).
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key; reread on SIGHUP).
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
     },
     /// Manage licenses directly in the database.
     Licenses {
@@ -94,12 +100,12 @@ struct Common {
 }
 
 impl Common {
-    fn settings(&self, listen: Option<String>, allow_private: bool) -> Result<Settings, BoxError> {
+    /// The settings from every layer; `flags` are the command's own flags.
+    fn settings(&self, flags: Overrides) -> Result<Settings, BoxError> {
         let overrides = Overrides {
-            listen,
             database: self.database.clone(),
             data_dir: self.data_dir.clone(),
-            allow_private_targets: allow_private.then_some(true),
+            ..flags
         };
         Ok(Settings::load(self.config.as_deref(), &overrides)?)
     }
@@ -112,15 +118,23 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             listen,
             allow_private_targets,
             log_format,
+            tls_cert,
+            tls_key,
         } => {
-            let settings = common.settings(listen, allow_private_targets)?;
+            let settings = common.settings(Overrides {
+                listen,
+                allow_private_targets: allow_private_targets.then_some(true),
+                tls_cert,
+                tls_key,
+                ..Overrides::default()
+            })?;
             init_logging(log_format.unwrap_or(settings.log_format));
             serve(settings).await
         }
         Command::Licenses {
             command: LicenseCommand::Create { license_id, common },
         } => {
-            let settings = common.settings(None, false)?;
+            let settings = common.settings(Overrides::default())?;
             hookwire_livechat::event::validate_license_id(&license_id)?;
             let store = server::open_store(&settings, false).await?;
             let key = crate::service::create_license(store.as_ref(), &license_id).await?;
@@ -129,13 +143,13 @@ pub async fn run(cli: Cli) -> Result<(), BoxError> {
             Ok(())
         }
         Command::Migrate { common } => {
-            let settings = common.settings(None, false)?;
+            let settings = common.settings(Overrides::default())?;
             server::open_store(&settings, false).await?;
             println!("{}: schema is up to date", settings.database);
             Ok(())
         }
         Command::Backup { common, to } => {
-            let settings = common.settings(None, false)?;
+            let settings = common.settings(Overrides::default())?;
             backup(&settings, &to).await
         }
         Command::Config => {
@@ -158,7 +172,7 @@ async fn serve(settings: Settings) -> Result<(), BoxError> {
     let database = settings.database.to_string();
     let data_dir = settings.data_dir.clone();
     let server = RunningServer::start(settings).await?;
-    let url = format!("http://{}", server.addr);
+    let url = format!("{}://{}", server.scheme(), server.addr);
     println!("hookwire listening on {url}");
     println!("  database: {database}");
     println!("  data directory: {}", data_dir.display());

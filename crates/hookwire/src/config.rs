@@ -44,6 +44,8 @@ const KEYS: &[&str] = &[
     "max_body_bytes",
     "shutdown_grace",
     "log_format",
+    "tls_cert",
+    "tls_key",
 ];
 
 /// Lease time an attempt must leave unused beyond its timeout, so it ends
@@ -82,6 +84,8 @@ struct RawSettings {
     max_body_bytes: usize,
     shutdown_grace: String,
     log_format: String,
+    tls_cert: PathBuf,
+    tls_key: PathBuf,
 }
 
 /// A list as TOML writes it, or as one comma-separated string (the form an
@@ -116,6 +120,19 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_private_targets: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The PEM files hookwire serves HTTPS with; read at start and again on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +250,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// Serve HTTPS with these files; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -368,6 +387,28 @@ impl Settings {
             crate::secret::Cipher::from_base64(key.expose())
                 .map_err(|m| ConfigError::invalid("encryption_key", m))?;
         }
+        let tls = match (
+            raw.tls_cert.as_os_str().is_empty(),
+            raw.tls_key.as_os_str().is_empty(),
+        ) {
+            (true, true) => None,
+            (false, false) => Some(TlsFiles {
+                cert: raw.tls_cert,
+                key: raw.tls_key,
+            }),
+            (false, true) => {
+                return Err(ConfigError::invalid(
+                    "tls_key",
+                    "is required with tls_cert (both PEM files, or neither)",
+                ))
+            }
+            (true, false) => {
+                return Err(ConfigError::invalid(
+                    "tls_cert",
+                    "is required with tls_key (both PEM files, or neither)",
+                ))
+            }
+        };
         Ok(Settings {
             listen,
             data_dir: raw.data_dir,
@@ -399,6 +440,7 @@ impl Settings {
             max_body_bytes: raw.max_body_bytes,
             shutdown_grace: duration("shutdown_grace", &raw.shutdown_grace)?,
             log_format,
+            tls,
         })
     }
 }

@@ -26,7 +26,10 @@ pub enum KeySource {
     Environment,
     /// `platform_key` in a config file.
     ConfigFile,
-    File { path: PathBuf, generated: bool },
+    File {
+        path: PathBuf,
+        generated: bool,
+    },
 }
 
 pub struct RunningServer {
@@ -149,6 +152,54 @@ pub async fn open_store(settings: &Settings, recover: bool) -> Result<Arc<dyn St
     }
 }
 
+/// Serves `app` over TLS on `listener` until `stop`, then drains within
+/// `grace`. SIGHUP reads the certificate files again: new handshakes use the
+/// new certificate, connections already open keep theirs. A file that does
+/// not load is reported and the certificate in use stays.
+fn serve_https(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    files: &crate::config::TlsFiles,
+    stop: CancellationToken,
+    grace: std::time::Duration,
+) -> Result<JoinHandle<std::io::Result<()>>, BoxError> {
+    let config =
+        axum_server::tls_rustls::RustlsConfig::from_config(crate::tls::server_config(files)?);
+    let handle = axum_server::Handle::new();
+    let server =
+        axum_server::from_tcp_rustls(listener.into_std()?, config.clone())?.handle(handle.clone());
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = signal(SignalKind::hangup())?;
+        let (files, stopped) = (files.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.cancelled() => return,
+                    got = hangups.recv() => if got.is_none() { return },
+                }
+                match crate::tls::server_config(&files) {
+                    Ok(new) => {
+                        config.reload_from_config(new);
+                        tracing::info!("TLS certificate reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS certificate not reloaded; the one in use stays")
+                    }
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        handle.graceful_shutdown(Some(grace));
+    });
+    Ok(tokio::spawn(async move {
+        server.serve(app.into_make_service()).await
+    }))
+}
+
 impl RunningServer {
     /// Starts everything and begins listening; returns once the port is bound.
     pub async fn start(settings: Settings) -> Result<RunningServer, BoxError> {
@@ -211,12 +262,19 @@ impl RunningServer {
             .map_err(|e| format!("listening on {}: {e}", settings.listen))?;
         let addr = listener.local_addr()?;
         let app = api::router(state);
-        let stopped = stop.clone();
-        let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stopped.cancelled().await })
-                .await
-        });
+        let http = match &settings.tls {
+            None => {
+                let stopped = stop.clone();
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stopped.cancelled().await })
+                        .await
+                })
+            }
+            Some(files) => {
+                serve_https(listener, app, files, stop.clone(), settings.shutdown_grace)?
+            }
+        };
         Ok(RunningServer {
             addr,
             key_source,
@@ -226,6 +284,15 @@ impl RunningServer {
             dispatcher,
             settings,
         })
+    }
+
+    /// `https` when it serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// Stops accepting requests, lets requests and attempts in flight finish

@@ -21,7 +21,7 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(30);
 /// A running `hookwire serve`.
 pub struct Serving {
     pub child: Child,
-    /// `http://127.0.0.1:<port>`, as the process printed it.
+    /// `http://127.0.0.1:<port>` (`https` when it serves TLS), as the process printed it.
     pub url: String,
 }
 
@@ -65,7 +65,10 @@ impl Serving {
             return None;
         };
         let url = first.rsplit(' ').next().unwrap().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+        assert!(
+            url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
+            "{first}"
+        );
         std::thread::spawn(move || for _ in lines {});
         Some(Self { child, url })
     }

@@ -17,6 +17,7 @@ mod receiver_crate;
 mod safety;
 mod several_nodes;
 mod support;
+mod tls;
 mod tools;
 mod ui;
 mod visitors;

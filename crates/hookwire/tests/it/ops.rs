@@ -275,7 +275,10 @@ fn the_start_up_hint_works_as_printed_wherever_the_key_comes_from() {
     let dir = tempfile::TempDir::new().unwrap();
     let data = dir.path().join("my data");
     let mut command = serve_command();
-    command.env_remove("HOOKWIRE_PLATFORM_KEY").arg("--data-dir").arg(&data);
+    command
+        .env_remove("HOOKWIRE_PLATFORM_KEY")
+        .arg("--data-dir")
+        .arg(&data);
     let answer = run_printed_next_step(command, &[]);
     assert!(answer.contains("\"api_key\":\"hwk_"), "{answer}");
     assert!(data.join("platform.key").exists());
