@@ -28,7 +28,7 @@ use tag_rule::TagRule;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
 
-/// One caller's events, with the lease of its hand-off (see [`Store::ingest`]).
+/// One caller's events, with the lease of its hand-off (see [`DeliveryQueue::ingest`]).
 pub(super) struct IngestRequest {
     pub events: Vec<NewEvent>,
     pub handoff: Option<Handoff>,
