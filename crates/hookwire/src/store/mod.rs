@@ -16,6 +16,7 @@ mod log;
 mod ops;
 pub mod postgres;
 mod queue;
+pub mod rules;
 pub mod sqlite;
 mod visitors;
 mod webhooks;

@@ -1,0 +1,11 @@
+//! The store's rules that are not SQL, written once for both backends.
+//!
+//! A backend's SQL loads the state a rule needs (inside the transaction
+//! that must decide atomically) and keeps what it answers; the decision
+//! itself is a plain function here, tested on its own:
+//!
+//! - [`tags`]: whether a `chat_changed` is delivered, given the chat's tags;
+//! - [`idempotency`]: replay, refuse or accept an event with a key.
+
+pub mod idempotency;
+pub mod tags;
