@@ -1,6 +1,7 @@
 //! The delivery log on PostgreSQL. Redeliveries notify every node's poller.
 
 use super::*;
+use rules::rows::DeliveryRow;
 
 #[async_trait]
 impl DeliveryLog for PgStore {
@@ -25,21 +26,18 @@ impl DeliveryLog for PgStore {
         let mut views: Vec<DeliveryView> = rows
             .iter()
             .map(|r| {
-                let event_type: String = r.get(3);
-                let state_text: String = r.get(4);
-                let state = DeliveryState::parse(&state_text).unwrap_or(DeliveryState::Pending);
-                DeliveryView {
+                DeliveryRow {
                     id: r.get(0),
                     event_id: r.get(1),
                     webhook_id: r.get(2),
-                    event_type: event_type.parse().unwrap_or(EventType::ChatStarted),
-                    state,
+                    event_type: r.get(3),
+                    state: r.get(4),
                     created_at: r.get(5),
-                    next_attempt_at: (state == DeliveryState::Pending).then(|| r.get(6)),
-                    attempts: Vec::new(),
+                    next_attempt_at: r.get(6),
                 }
+                .into_view(Vec::new())
             })
-            .collect();
+            .collect::<StoreResult<_>>()?;
         let ids: Vec<i64> = views.iter().map(|v| v.id).collect();
         let attempts = client
             .query(

@@ -28,10 +28,10 @@ use super::*;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use group::{Group, GroupFailure, GroupWork};
-use hookwire_livechat::{DataType, DataTypes, EventType, TargetUrl};
+use hookwire_livechat::{DataType, DataTypes, EventType};
 use ingest::{notify_due, IngestWork};
 use record::RecordWork;
-use serde_json::value::RawValue;
+use rules::rows::EventRow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,25 +180,19 @@ async fn migrate(pool: &Pool) -> StoreResult<()> {
     tx.commit().await.map_err(db_error)
 }
 
-fn raw_section(text: Option<String>) -> Option<Box<RawValue>> {
-    text.and_then(|t| RawValue::from_string(t).ok())
-}
-
+/// An event's body from column `first` on: unique id, license, type, then
+/// the four sections (read by `rules::rows`).
 fn event_from_row(row: &Row, first: usize) -> StoreResult<EventBody> {
-    let event_type: String = row.get(first + 2);
-    Ok(EventBody {
+    EventRow {
         unique_id: row.get(first),
         license_id: row.get(first + 1),
-        event_type: event_type
-            .parse()
-            .map_err(|e: hookwire_livechat::ValidationError| {
-                StoreError::corrupt("stored event", e)
-            })?,
+        event_type: row.get(first + 2),
         sections: [
-            raw_section(row.get(first + 3)),
-            raw_section(row.get(first + 4)),
-            raw_section(row.get(first + 5)),
-            raw_section(row.get(first + 6)),
+            row.get(first + 3),
+            row.get(first + 4),
+            row.get(first + 5),
+            row.get(first + 6),
         ],
-    })
+    }
+    .into_body()
 }

@@ -13,6 +13,7 @@ fn details_from_rows(rows: &[Row]) -> Vec<DetailsSet> {
         .collect()
 }
 
+/// A visitor's details sets, in `rules::visitors::details_order`.
 const DETAILS_SQL: &str = "SELECT set_id, icon, fields, updated_at FROM visitor_details
      WHERE license_id = $1 AND visitor_id = $2 ORDER BY updated_at, set_id";
 
@@ -35,6 +36,7 @@ impl Visitors for PgStore {
         visitor_id: &str,
         set: DetailsSet,
     ) -> StoreResult<()> {
+        // `rules::visitors::merge_details`, as one upsert.
         self.client()
             .await?
             .execute(
@@ -69,21 +71,11 @@ impl Visitors for PgStore {
                 .await
                 .map_err(db_error)?,
         );
-        Ok(match seen {
-            Some(row) => Some(VisitorView {
-                details,
-                ..visitor_from_row(&row)
-            }),
-            None if !details.is_empty() => Some(VisitorView {
-                visitor_id: visitor_id.to_string(),
-                name: None,
-                email: None,
-                last_event_type: None,
-                last_seen_at: None,
-                details,
-            }),
-            None => None,
-        })
+        Ok(rules::visitors::visitor_view(
+            visitor_id,
+            seen.as_ref().map(visitor_from_row),
+            details,
+        ))
     }
 
     async fn recent_visitors(

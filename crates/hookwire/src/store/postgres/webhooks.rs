@@ -3,28 +3,26 @@
 
 use super::*;
 use crate::secret::{SealedSecret, SealedTargetUrl};
+use rules::rows::WebhookRow;
 
 const WEBHOOK_COLUMNS: &str = "id, license_id, event_type, data_types, url, token, enabled,
      disabled_reason, created_at, signing_secret IS NOT NULL, max_per_second";
 
 fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
-    let corrupt = |e: hookwire_livechat::ValidationError| StoreError::corrupt("stored webhook", e);
-    let event: String = row.get(2);
-    let url: String = row.get(4);
-    let bits: i16 = row.get(3);
-    Ok(Webhook {
+    WebhookRow {
         id: row.get(0),
         license_id: row.get(1),
-        event_type: event.parse().map_err(corrupt)?,
-        data_types: DataTypes::from_bits(bits as u8),
-        url: TargetUrl::parse_stored(&url).map_err(corrupt)?,
+        event_type: row.get(2),
+        data_types: row.get::<_, i16>(3).into(),
+        url: row.get(4),
         token: row.get(5),
         enabled: row.get(6),
         disabled_reason: row.get(7),
         created_at: row.get(8),
         signed: row.get(9),
-        max_per_second: row.get::<_, Option<i32>>(10).map(|n| n.max(0) as u32),
-    })
+        max_per_second: row.get::<_, Option<i32>>(10).map(i64::from),
+    }
+    .into_webhook()
 }
 
 #[async_trait]

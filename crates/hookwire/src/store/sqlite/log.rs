@@ -4,7 +4,12 @@
 use super::*;
 use rusqlite::params_from_iter;
 
-fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<DeliveryView>> {
+/// The deliveries `q` asks for, each with its attempts, as stored (read
+/// into views by `rules::rows`).
+fn list_deliveries(
+    c: &Connection,
+    q: OwnedQuery,
+) -> rusqlite::Result<Vec<(DeliveryRow, Vec<AttemptView>)>> {
     let mut sql = String::from(
         "SELECT d.id, e.unique_id, d.webhook_id, e.event_type, d.state, d.created_at, d.next_attempt_at
          FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.license_id = ?",
@@ -29,22 +34,16 @@ fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<Delive
     sql.push_str(" ORDER BY d.id DESC LIMIT ?");
     args.push((q.limit as i64).into());
     let mut stmt = c.prepare(&sql)?;
-    let mut views: Vec<DeliveryView> = stmt
+    let rows: Vec<DeliveryRow> = stmt
         .query_map(params_from_iter(args), |r| {
-            let event_type: String = r.get(3)?;
-            let state: String = r.get(4)?;
-            let state = DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending);
-            Ok(DeliveryView {
+            Ok(DeliveryRow {
                 id: r.get(0)?,
                 event_id: r.get(1)?,
                 webhook_id: r.get(2)?,
-                event_type: event_type.parse().unwrap_or(EventType::ChatStarted),
-                state,
+                event_type: r.get(3)?,
+                state: r.get(4)?,
                 created_at: r.get(5)?,
-                next_attempt_at: (state == DeliveryState::Pending)
-                    .then(|| r.get(6))
-                    .transpose()?,
-                attempts: Vec::new(),
+                next_attempt_at: r.get(6)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -60,20 +59,22 @@ fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<Delive
              FROM attempts WHERE delivery_id = ?1)
          ORDER BY at, seq",
     )?;
-    for view in &mut views {
-        view.attempts = attempts
-            .query_map([view.id], |r| {
-                Ok(AttemptView {
-                    at: r.get(0)?,
-                    status: r.get(1)?,
-                    latency_ms: r.get(2)?,
-                    error: r.get(3)?,
-                    response_excerpt: r.get(4)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-    }
-    Ok(views)
+    rows.into_iter()
+        .map(|row| {
+            let log = attempts
+                .query_map([row.id], |r| {
+                    Ok(AttemptView {
+                        at: r.get(0)?,
+                        status: r.get(1)?,
+                        latency_ms: r.get(2)?,
+                        error: r.get(3)?,
+                        response_excerpt: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((row, log))
+        })
+        .collect()
 }
 
 struct OwnedQuery {
@@ -96,7 +97,11 @@ impl DeliveryLog for SqliteStore {
             before: q.before,
             limit: q.limit,
         };
-        self.read(move |c| list_deliveries(c, q)).await
+        self.read(move |c| list_deliveries(c, q))
+            .await?
+            .into_iter()
+            .map(|(row, attempts)| row.into_view(attempts))
+            .collect()
     }
 
     async fn delivery_body(
@@ -105,7 +110,7 @@ impl DeliveryLog for SqliteStore {
         delivery_id: i64,
     ) -> StoreResult<Option<(EventBody, DataTypes)>> {
         let license = license_id.to_string();
-        self.read(move |c| {
+        let found = self.read(move |c| {
             c.prepare_cached(
                 "SELECT e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey,
                         e.ticket, d.data_types
@@ -117,7 +122,10 @@ impl DeliveryLog for SqliteStore {
             })
             .optional()
         })
-        .await
+        .await?;
+        found
+            .map(|(event, types)| Ok((event.into_body()?, types)))
+            .transpose()
     }
 
     async fn attempt_samples(

@@ -22,10 +22,10 @@ mod writer;
 
 use super::*;
 use async_trait::async_trait;
-use hookwire_livechat::{DataType, DataTypes, EventType, TargetUrl};
+use hookwire_livechat::{DataType, DataTypes, EventType};
 use record::Recorder;
+use rules::rows::{DeliveryRow, EventRow, WebhookRow};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -219,29 +219,18 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn raw_section(text: Option<String>) -> Option<Box<RawValue>> {
-    text.and_then(|t| RawValue::from_string(t).ok())
-}
-
-fn event_from_columns(row: &Row<'_>, first: usize) -> rusqlite::Result<EventBody> {
-    let event_type: String = row.get(first + 2)?;
-    Ok(EventBody {
+/// An event's body columns, from column `first` on: unique id, license,
+/// type, then the four sections (`rules::rows` reads them).
+fn event_from_columns(row: &Row<'_>, first: usize) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
         unique_id: row.get(first)?,
         license_id: row.get(first + 1)?,
-        event_type: event_type
-            .parse()
-            .map_err(|e: hookwire_livechat::ValidationError| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    e.to_string().into(),
-                )
-            })?,
+        event_type: row.get(first + 2)?,
         sections: [
-            raw_section(row.get(first + 3)?),
-            raw_section(row.get(first + 4)?),
-            raw_section(row.get(first + 5)?),
-            raw_section(row.get(first + 6)?),
+            row.get(first + 3)?,
+            row.get(first + 4)?,
+            row.get(first + 5)?,
+            row.get(first + 6)?,
         ],
     })
 }

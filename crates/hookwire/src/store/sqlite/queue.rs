@@ -32,7 +32,7 @@ impl DeliveryQueue for SqliteStore {
     ) -> StoreResult<Vec<DeliveryJob>> {
         let skip = serde_json::to_string(&skip_webhooks).unwrap_or_else(|_| "[]".into());
         self.writer
-            .write(move |c| claim(c, now, limit, lease_until, &skip).map_err(unavailable))
+            .write(move |c| claim(c, now, limit, lease_until, &skip))
             .await
     }
 

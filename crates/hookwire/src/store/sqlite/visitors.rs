@@ -2,6 +2,7 @@
 
 use super::*;
 
+/// A visitor's details sets, in `rules::visitors::details_order`.
 fn details_of(
     c: &Connection,
     license_id: &str,
@@ -42,6 +43,7 @@ impl Visitors for SqliteStore {
         set: DetailsSet,
     ) -> StoreResult<()> {
         let (license, visitor) = (license_id.to_string(), visitor_id.to_string());
+        // `rules::visitors::merge_details`, as one upsert.
         self.writer
             .write(move |c| {
                 c.execute(
@@ -72,18 +74,7 @@ impl Visitors for SqliteStore {
                 .query_row(params![license, visitor], visitor_from_row)
                 .optional()?;
             let details = details_of(c, &license, &visitor)?;
-            Ok(match seen {
-                Some(v) => Some(VisitorView { details, ..v }),
-                None if !details.is_empty() => Some(VisitorView {
-                    visitor_id: visitor,
-                    name: None,
-                    email: None,
-                    last_event_type: None,
-                    last_seen_at: None,
-                    details,
-                }),
-                None => None,
-            })
+            Ok(rules::visitors::visitor_view(&visitor, seen, details))
         })
         .await
     }

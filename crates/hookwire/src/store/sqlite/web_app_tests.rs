@@ -1,7 +1,7 @@
 //! The store methods the web app added: the contract other backends fill.
 
 use super::*;
-use hookwire_livechat::IncomingEvent;
+use hookwire_livechat::{IncomingEvent, TargetUrl};
 
 fn event(license: &str, unique_id: &str, now: Millis) -> NewEvent {
     let body = serde_json::json!({

@@ -8,20 +8,13 @@ const WEBHOOK_COLUMNS: &str =
     "id, license_id, event_type, data_types, url, token, enabled, disabled_reason, created_at,
      signing_secret IS NOT NULL, max_per_second";
 
-fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
-    let event: String = row.get(2)?;
-    let url: String = row.get(4)?;
-    let corrupt = |what: String| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
-    };
-    Ok(Webhook {
+fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookRow> {
+    Ok(WebhookRow {
         id: row.get(0)?,
         license_id: row.get(1)?,
-        event_type: event
-            .parse()
-            .map_err(|e: hookwire_livechat::ValidationError| corrupt(e.to_string()))?,
-        data_types: DataTypes::from_bits(row.get(3)?),
-        url: TargetUrl::parse_stored(&url).map_err(|e| corrupt(e.to_string()))?,
+        event_type: row.get(2)?,
+        data_types: row.get(3)?,
+        url: row.get(4)?,
         token: row.get(5)?,
         enabled: row.get(6)?,
         disabled_reason: row.get(7)?,
@@ -31,7 +24,11 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     })
 }
 
-fn query_webhook(c: &Connection, license_id: &str, id: &str) -> rusqlite::Result<Option<Webhook>> {
+fn query_webhook(
+    c: &Connection,
+    license_id: &str,
+    id: &str,
+) -> rusqlite::Result<Option<WebhookRow>> {
     c.prepare_cached(&format!(
         "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = ?1 AND id = ?2 AND deleted_at IS NULL"
     ))?
@@ -69,19 +66,24 @@ impl Webhooks for SqliteStore {
 
     async fn list_webhooks(&self, license_id: &str) -> StoreResult<Vec<Webhook>> {
         let license = license_id.to_string();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = ?1 AND deleted_at IS NULL ORDER BY created_at, id"
-            ))?
-            .query_map([license], webhook_from_row)?
-            .collect()
-        })
-        .await
+        let rows: Vec<WebhookRow> = self
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = ?1 AND deleted_at IS NULL ORDER BY created_at, id"
+                ))?
+                .query_map([license], webhook_from_row)?
+                .collect()
+            })
+            .await?;
+        rows.into_iter().map(WebhookRow::into_webhook).collect()
     }
 
     async fn get_webhook(&self, license_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
         let (license, id) = (license_id.to_string(), id.to_string());
-        self.read(move |c| query_webhook(c, &license, &id)).await
+        self.read(move |c| query_webhook(c, &license, &id))
+            .await?
+            .map(WebhookRow::into_webhook)
+            .transpose()
     }
 
     async fn update_webhook(
@@ -120,7 +122,9 @@ impl Webhooks for SqliteStore {
                 }
                 query_webhook(c, &license, &id).map_err(unavailable)
             })
-            .await
+            .await?
+            .map(WebhookRow::into_webhook)
+            .transpose()
     }
 
     async fn delete_webhook(&self, license_id: &str, id: &str, now: Millis) -> StoreResult<bool> {
