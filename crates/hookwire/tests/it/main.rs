@@ -15,6 +15,7 @@ mod ops;
 mod receiver_crate;
 mod safety;
 mod several_nodes;
+mod store;
 mod support;
 mod tools;
 mod ui;

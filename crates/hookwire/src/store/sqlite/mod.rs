@@ -15,8 +15,6 @@ mod ops;
 mod queue;
 mod record;
 mod visitors;
-#[cfg(test)]
-mod web_app_tests;
 mod webhooks;
 mod writer;
 
