@@ -16,6 +16,7 @@ mod ops;
 mod receiver_crate;
 mod safety;
 mod several_nodes;
+mod store;
 mod support;
 mod tls;
 mod tools;

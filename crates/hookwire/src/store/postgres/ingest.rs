@@ -24,11 +24,12 @@ use super::pipeline::PipelinedTx;
 use super::*;
 use columns::{EventColumns, VisitorColumns};
 use deadpool_postgres::{Client, GenericClient};
+use rules::idempotency::{self, StoredKey};
 use tag_rule::TagRule;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
 
-/// One caller's events, with the lease of its hand-off (see [`Store::ingest`]).
+/// One caller's events, with the lease of its hand-off (see [`DeliveryQueue::ingest`]).
 pub(super) struct IngestRequest {
     pub events: Vec<NewEvent>,
     pub handoff: Option<Handoff>,
@@ -386,21 +387,21 @@ async fn ingest_one(
                     &[key],
                 )
                 .await?;
-            let (hash, event_id, count): (String, String, i64) =
-                (row.get(0), row.get(1), row.get(2));
-            return Ok(if &hash == body_hash {
-                IngestOutcome::Replayed {
-                    event_id,
-                    delivery_count: count as usize,
-                }
-            } else {
-                IngestOutcome::KeyReused
-            });
+            let stored = StoredKey {
+                body_hash: row.get(0),
+                event_id: row.get(1),
+                deliveries: row.get(2),
+            };
+            // A stored key is never accepted again: this answers.
+            if let Some(answer) = idempotency::decide(Some(stored), body_hash).outcome() {
+                return Ok(answer);
+            }
         }
     }
 
-    // The chat_changed rule, decided under the chat's row lock so that nodes
-    // reporting the same chat at once agree on what changed.
+    // The chat_changed rule (`rules::tags`), decided under the chat's row
+    // lock so that nodes reporting the same chat at once agree on what
+    // changed. A chat this event inserted was never seen.
     let mut deliver = true;
     if let Some((chat_id, tags)) = &ev.chat_tags {
         let inserted = tx
@@ -418,9 +419,7 @@ async fn ingest_one(
                 )
                 .await?
                 .get(0);
-            if ev.event_type == EventType::ChatChanged && &previous == tags {
-                deliver = false;
-            }
+            deliver = rules::tags::delivers(ev.event_type, Some(&previous), tags);
             tx.execute(
                 "UPDATE chat_tags SET tags = $3 WHERE license_id = $1 AND chat_id = $2",
                 &[&ev.license_id, chat_id, tags],

@@ -29,7 +29,7 @@ pub(super) fn claim(
     limit: usize,
     lease_until: Millis,
     skip_json: &str,
-) -> rusqlite::Result<Vec<DeliveryJob>> {
+) -> StoreResult<Vec<DeliveryJob>> {
     let mut jobs = Vec::new();
     let mut events: HashMap<i64, Arc<EventBody>> = HashMap::new();
     for lease in [
@@ -52,9 +52,13 @@ pub(super) fn claim(
             &mut jobs,
         )?;
     }
-    let mut lease = c.prepare_cached("UPDATE deliveries SET lease_until = ?1 WHERE id = ?2")?;
+    let mut lease = c
+        .prepare_cached("UPDATE deliveries SET lease_until = ?1 WHERE id = ?2")
+        .map_err(unavailable)?;
     for job in &jobs {
-        lease.execute(params![lease_until, job.delivery_id])?;
+        lease
+            .execute(params![lease_until, job.delivery_id])
+            .map_err(unavailable)?;
     }
     Ok(jobs)
 }
@@ -69,30 +73,42 @@ fn claim_rows(
     skip_json: &str,
     events: &mut HashMap<i64, Arc<EventBody>>,
     jobs: &mut Vec<DeliveryJob>,
-) -> rusqlite::Result<()> {
-    let mut stmt = c.prepare_cached(sql)?;
-    let mut rows = stmt.query(params![now, limit as i64, skip_json])?;
-    while let Some(r) = rows.next()? {
-        let seq: i64 = r.get(5)?;
+) -> StoreResult<()> {
+    let mut stmt = c.prepare_cached(sql).map_err(unavailable)?;
+    let mut rows = stmt
+        .query(params![now, limit as i64, skip_json])
+        .map_err(unavailable)?;
+    while let Some(r) = rows.next().map_err(unavailable)? {
+        let seq: i64 = r.get(5).map_err(unavailable)?;
         let event = match events.get(&seq) {
             Some(e) => e.clone(),
             None => {
-                let e = Arc::new(event_from_columns(r, 6)?);
+                let e = Arc::new(event_from_columns(r, 6).map_err(unavailable)?.into_body()?);
                 events.insert(seq, e.clone());
                 e
             }
         };
-        jobs.push(DeliveryJob {
-            delivery_id: r.get(0)?,
-            webhook_id: r.get(1)?,
-            url: r.get(2)?,
-            data_types: DataTypes::from_bits(r.get(3)?),
-            attempts_in_round: r.get(4)?,
-            lease_until,
-            event,
-            signing_secrets: signing_secrets(r.get(13)?, r.get(14)?, r.get(15)?, now),
-            max_per_second: r.get(16)?,
-        });
+        jobs.push(job_from_row(r, now, lease_until, event).map_err(unavailable)?);
     }
     Ok(())
+}
+
+/// A claimed row's job, with its event (shared by the event's deliveries).
+fn job_from_row(
+    r: &Row<'_>,
+    now: Millis,
+    lease_until: Millis,
+    event: Arc<EventBody>,
+) -> rusqlite::Result<DeliveryJob> {
+    Ok(DeliveryJob {
+        delivery_id: r.get(0)?,
+        webhook_id: r.get(1)?,
+        url: r.get(2)?,
+        data_types: DataTypes::from_bits(r.get(3)?),
+        attempts_in_round: r.get(4)?,
+        lease_until,
+        event,
+        signing_secrets: signing_secrets(r.get(13)?, r.get(14)?, r.get(15)?, now),
+        max_per_second: r.get(16)?,
+    })
 }

@@ -3,6 +3,7 @@
 //! in a savepoint of their own, so one request's failure is only its own).
 
 use super::*;
+use rules::idempotency::{self, StoredKey};
 
 pub(super) fn ingest_one(
     c: &Connection,
@@ -10,21 +11,20 @@ pub(super) fn ingest_one(
     handoff: Option<&Handoff>,
 ) -> rusqlite::Result<IngestOutcome> {
     if let Some((key, body_hash)) = &ev.idempotency {
-        let seen: Option<(String, String, i64)> = c
+        let stored = c
             .prepare_cached(
                 "SELECT body_hash, event_id, deliveries FROM idempotency_keys WHERE key = ?1",
             )?
-            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row([key], |r| {
+                Ok(StoredKey {
+                    body_hash: r.get(0)?,
+                    event_id: r.get(1)?,
+                    deliveries: r.get(2)?,
+                })
+            })
             .optional()?;
-        if let Some((hash, event_id, count)) = seen {
-            return Ok(if &hash == body_hash {
-                IngestOutcome::Replayed {
-                    event_id,
-                    delivery_count: count as usize,
-                }
-            } else {
-                IngestOutcome::KeyReused
-            });
+        if let Some(answer) = idempotency::decide(stored, body_hash).outcome() {
+            return Ok(answer);
         }
     }
     let known: Option<i64> = c
@@ -35,17 +35,15 @@ pub(super) fn ingest_one(
         return Ok(IngestOutcome::UnknownLicense);
     }
 
-    // The chat_changed rule: deliver only when the tag set differs from the
-    // last one seen for this chat; every chat event updates what was seen.
+    // The chat_changed rule (`rules::tags`) against the tags last seen of
+    // this chat; every chat event updates what was seen.
     let mut deliver = true;
     if let Some((chat_id, tags)) = &ev.chat_tags {
         let previous: Option<String> = c
             .prepare_cached("SELECT tags FROM chat_tags WHERE license_id = ?1 AND chat_id = ?2")?
             .query_row(params![ev.license_id, chat_id], |r| r.get(0))
             .optional()?;
-        if ev.event_type == EventType::ChatChanged && previous.as_deref() == Some(tags.as_str()) {
-            deliver = false;
-        }
+        deliver = rules::tags::delivers(ev.event_type, previous.as_deref(), tags);
         c.prepare_cached(
             "INSERT INTO chat_tags (license_id, chat_id, tags) VALUES (?1, ?2, ?3)
              ON CONFLICT (license_id, chat_id) DO UPDATE SET tags = excluded.tags",

@@ -1,7 +1,9 @@
-//! The `chat_changed` rule inside a set-based run: which events are
-//! delivered, decided in Rust as if the events came one at a time.
+//! The `chat_changed` rule inside a set-based run: the chats' stored tags
+//! loaded and locked, each event decided by `rules::tags` as if the events
+//! came one at a time, and the tags the run changed written back.
 
 use super::super::*;
+use rules::tags::TagSequence;
 use tokio_postgres::types::ToSql;
 
 type ChatKey<'a> = (&'a str, &'a str);
@@ -85,22 +87,18 @@ impl<'a> TagRule<'a> {
             }
         }
         // Each event against the tags the one before it left.
-        let mut current: HashMap<ChatKey<'a>, &'a str> = HashMap::new();
+        let mut sequence = TagSequence::new();
         for (i, ((ev, _), ok)) in events.iter().zip(accepted).enumerate() {
             let Some((chat, tags)) = ev.chat_tags.as_ref().filter(|_| *ok) else {
                 continue;
             };
             let key = (ev.license_id.as_str(), chat.as_str());
-            let previous = match current.get(&key) {
-                Some(t) => Some(*t),
-                None => stored.get(&key).map(String::as_str),
-            };
             // A new chat's first event inserted it, and is delivered.
-            if ev.event_type == EventType::ChatChanged && previous == Some(tags.as_str()) {
-                deliver[i] = false;
-            }
-            current.insert(key, tags.as_str());
+            deliver[i] = sequence.decide(key, ev.event_type, tags.as_str(), || {
+                stored.get(&key).map(String::as_str)
+            });
         }
+        let current = sequence.into_last();
         // Write back the chats whose tags the run changed.
         let first: HashMap<ChatKey, &str> = self
             .lics

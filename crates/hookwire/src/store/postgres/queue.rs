@@ -1,0 +1,148 @@
+//! The delivery queue on PostgreSQL: ingests and records go through their
+//! group commits (`ingest`, `record`); claims lease with `FOR UPDATE SKIP
+//! LOCKED`, so nodes never claim the same delivery.
+
+use super::*;
+use ingest::IngestRequest;
+
+#[async_trait]
+impl DeliveryQueue for PgStore {
+    async fn ingest(
+        &self,
+        events: Vec<NewEvent>,
+        handoff: Option<Handoff>,
+    ) -> StoreResult<Vec<IngestOutcome>> {
+        self.ingests.submit(IngestRequest { events, handoff }).await
+    }
+
+    async fn claim_due(
+        &self,
+        now: Millis,
+        limit: usize,
+        lease_until: Millis,
+        skip_webhooks: Vec<String>,
+    ) -> StoreResult<Vec<DeliveryJob>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                // Leases that ran out first, then unleased deliveries (every
+                // give-back sets lease_until to 0): each is one range of the
+                // deliveries_claimable index, so a claim never walks the rows
+                // leased to some node. `due` stops pulling (and locking) rows
+                // once it has $2.
+                "WITH expired AS (
+                     SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.state = 'pending' AND d.lease_until > 0 AND d.lease_until <= $1
+                       AND d.next_attempt_at <= $1
+                       AND w.enabled AND w.deleted_at IS NULL AND NOT (d.webhook_id = ANY($4))
+                     ORDER BY d.next_attempt_at
+                     LIMIT $2
+                     FOR UPDATE OF d SKIP LOCKED),
+                 free AS (
+                     SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                     WHERE d.state = 'pending' AND d.lease_until = 0 AND d.next_attempt_at <= $1
+                       AND w.enabled AND w.deleted_at IS NULL AND NOT (d.webhook_id = ANY($4))
+                     ORDER BY d.next_attempt_at
+                     LIMIT $2
+                     FOR UPDATE OF d SKIP LOCKED),
+                 due AS (SELECT id FROM expired UNION ALL SELECT id FROM free LIMIT $2),
+                 leased AS (
+                     UPDATE deliveries d SET lease_until = $3 FROM due WHERE d.id = due.id
+                     RETURNING d.id, d.webhook_id, d.data_types, d.attempts_in_round, d.event_seq, d.next_attempt_at)
+                 SELECT l.id, l.webhook_id, w.url, l.data_types, l.attempts_in_round, l.event_seq,
+                        e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
+                        w.signing_secret, w.previous_signing_secret, w.previous_secret_until,
+                        w.max_per_second
+                 FROM leased l JOIN webhooks w ON w.id = l.webhook_id JOIN events e ON e.seq = l.event_seq
+                 ORDER BY l.next_attempt_at",
+                &[&now, &(limit as i64), &lease_until, &skip_webhooks],
+            )
+            .await
+            .map_err(db_error)?;
+        let mut events: HashMap<i64, Arc<EventBody>> = HashMap::new();
+        let mut jobs = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let seq: i64 = r.get(5);
+            let event = match events.get(&seq) {
+                Some(e) => e.clone(),
+                None => {
+                    let e = Arc::new(event_from_row(r, 6)?);
+                    events.insert(seq, e.clone());
+                    e
+                }
+            };
+            let bits: i16 = r.get(3);
+            let attempts: i32 = r.get(4);
+            jobs.push(DeliveryJob {
+                delivery_id: r.get(0),
+                webhook_id: r.get(1),
+                url: r.get(2),
+                data_types: DataTypes::from_bits(bits as u8),
+                attempts_in_round: attempts.max(0) as u32,
+                lease_until,
+                event,
+                signing_secrets: signing_secrets(r.get(13), r.get(14), r.get(15), now),
+                max_per_second: r.get::<_, Option<i32>>(16).map(|n| n.max(0) as u32),
+            });
+        }
+        Ok(jobs)
+    }
+
+    async fn release(&self, delivery_ids: Vec<i64>, due_at: Millis) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        tx.batch_execute(BY_ID_PLANS).await.map_err(db_error)?;
+        tx.execute(
+            // `IS TRUE`: see `BY_ID_PLANS`.
+            "UPDATE deliveries SET lease_until = 0, next_attempt_at = GREATEST(next_attempt_at, $2)
+             WHERE id = ANY($1) AND (state = 'pending') IS TRUE",
+            &[&delivery_ids, &due_at],
+        )
+        .await
+        .map_err(db_error)?;
+        notify_due(&tx).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn record_attempt(&self, r: AttemptRecord) -> StoreResult<()> {
+        self.records.submit(r).await
+    }
+
+    async fn disable_webhook(
+        &self,
+        webhook_id: &str,
+        reason: &str,
+        failing_since_at_or_before: Option<Millis>,
+    ) -> StoreResult<bool> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2
+                 WHERE id = $1 AND enabled AND deleted_at IS NULL
+                   AND ($3::BIGINT IS NULL OR (failing_since IS NOT NULL AND failing_since <= $3))",
+                &[&webhook_id, &reason, &failing_since_at_or_before],
+            )
+            .await
+            .map(|n| n > 0)
+            .map_err(db_error)
+    }
+
+    async fn pending_count(&self) -> StoreResult<u64> {
+        let n: i64 = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'",
+                &[],
+            )
+            .await
+            .map_err(db_error)?
+            .get(0);
+        Ok(n.max(0) as u64)
+    }
+
+    fn due_signal(&self) -> Option<Arc<Notify>> {
+        Some(self.due.clone())
+    }
+}

@@ -1,0 +1,213 @@
+//! Webhooks on PostgreSQL. Enabling a webhook wakes every node's poller:
+//! its waiting deliveries are due.
+
+use super::*;
+use crate::secret::{SealedSecret, SealedTargetUrl};
+use rules::rows::WebhookRow;
+
+const WEBHOOK_COLUMNS: &str = "id, license_id, event_type, data_types, url, token, enabled,
+     disabled_reason, created_at, signing_secret IS NOT NULL, max_per_second";
+
+fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
+    WebhookRow {
+        id: row.get(0),
+        license_id: row.get(1),
+        event_type: row.get(2),
+        data_types: row.get::<_, i16>(3).into(),
+        url: row.get(4),
+        token: row.get(5),
+        enabled: row.get(6),
+        disabled_reason: row.get(7),
+        created_at: row.get(8),
+        signed: row.get(9),
+        max_per_second: row.get::<_, Option<i32>>(10).map(i64::from),
+    }
+    .into_webhook()
+}
+
+#[async_trait]
+impl Webhooks for PgStore {
+    async fn create_webhook(&self, w: NewWebhook) -> StoreResult<Webhook> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO webhooks (id, license_id, event_type, data_types, url, token, enabled, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+                &[
+                    &w.id,
+                    &w.license_id,
+                    &w.event_type.as_str(),
+                    &(w.data_types.bits() as i16),
+                    &w.url.as_stored(),
+                    &w.token,
+                    &w.created_at,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(Webhook {
+            id: w.id,
+            license_id: w.license_id,
+            event_type: w.event_type,
+            data_types: w.data_types,
+            url: w.url.into_url(),
+            token: w.token,
+            enabled: true,
+            disabled_reason: None,
+            created_at: w.created_at,
+            signed: false,
+            max_per_second: None,
+        })
+    }
+
+    async fn list_webhooks(&self, license_id: &str) -> StoreResult<Vec<Webhook>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = $1 AND deleted_at IS NULL ORDER BY created_at, id"
+                ),
+                &[&license_id],
+            )
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn get_webhook(&self, license_id: &str, id: &str) -> StoreResult<Option<Webhook>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL"
+                ),
+                &[&license_id, &id],
+            )
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn update_webhook(
+        &self,
+        license_id: &str,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> StoreResult<Option<Webhook>> {
+        let url = patch.url.as_ref().map(|u| u.as_stored().to_string());
+        let bits = patch.data_types.map(|d| d.bits() as i16);
+        let limit_given = patch.max_per_second.is_some();
+        let limit: Option<i32> = patch
+            .max_per_second
+            .flatten()
+            .map(|n| n.min(i32::MAX as u32) as i32);
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE webhooks SET
+                       url = COALESCE($3, url),
+                       data_types = COALESCE($4, data_types),
+                       enabled = COALESCE($5, enabled),
+                       disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason
+                                              WHEN $5 THEN NULL ELSE 'disabled by the license' END,
+                       failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
+                       max_per_second = CASE WHEN $6 THEN $7 ELSE max_per_second END
+                     WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL
+                     RETURNING {WEBHOOK_COLUMNS}"
+                ),
+                &[
+                    &license_id,
+                    &id,
+                    &url,
+                    &bits,
+                    &patch.enabled,
+                    &limit_given,
+                    &limit,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        if patch.enabled == Some(true) && row.is_some() {
+            client
+                .batch_execute(&format!("NOTIFY {DUE_CHANNEL}"))
+                .await
+                .map_err(db_error)?;
+        }
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn delete_webhook(&self, license_id: &str, id: &str, now: Millis) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let n = tx
+            .execute(
+                "UPDATE webhooks SET deleted_at = $1 WHERE id = $2 AND license_id = $3 AND deleted_at IS NULL",
+                &[&now, &id, &license_id],
+            )
+            .await
+            .map_err(db_error)?;
+        if n > 0 {
+            tx.execute(
+                "UPDATE deliveries SET state = 'failed', lease_until = 0, updated_at = $1
+                 WHERE webhook_id = $2 AND state = 'pending'",
+                &[&now, &id],
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(n > 0)
+    }
+
+    async fn rotate_signing_secret(
+        &self,
+        license_id: &str,
+        id: &str,
+        sealed_secret: SealedSecret,
+        previous_until: Millis,
+    ) -> StoreResult<bool> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE webhooks SET
+                     previous_signing_secret = signing_secret,
+                     previous_secret_until = CASE WHEN signing_secret IS NULL THEN NULL ELSE $1::BIGINT END,
+                     signing_secret = $2
+                 WHERE id = $3 AND license_id = $4 AND deleted_at IS NULL",
+                &[&previous_until, &sealed_secret.as_stored(), &id, &license_id],
+            )
+            .await
+            .map(|n| n > 0)
+            .map_err(db_error)
+    }
+
+    async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT id, url FROM webhooks ORDER BY id", &[])
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn replace_webhook_url(
+        &self,
+        id: &str,
+        old: &str,
+        new: &SealedTargetUrl,
+    ) -> StoreResult<bool> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE webhooks SET url = $3 WHERE id = $1 AND url = $2",
+                &[&id, &old, &new.as_stored()],
+            )
+            .await
+            .map(|n| n > 0)
+            .map_err(db_error)
+    }
+}

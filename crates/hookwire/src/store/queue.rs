@@ -1,0 +1,236 @@
+//! The delivery queue, the hot path: events committed with their
+//! deliveries, due deliveries leased to a node, attempts recorded.
+
+use super::{Millis, StoreResult};
+use async_trait::async_trait;
+use hookwire_livechat::event::VisitorSummary;
+use hookwire_livechat::{DataTypes, EventType, Sections};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// An event ready to be committed, with its deliveries decided in the same transaction.
+pub struct NewEvent {
+    pub unique_id: String,
+    pub license_id: String,
+    pub event_type: EventType,
+    pub sections: Sections,
+    /// The token's hash, for tokens issued before tokens named their event's
+    /// time (`secret::event_token`); `None` for every event hookwire ingests now,
+    /// whose tokens need nothing stored.
+    pub token_hash: Option<String>,
+    pub token_expires_at: Millis,
+    pub chat_tags: Option<(String, String)>,
+    pub visitor: Option<VisitorSummary>,
+    /// The caller's idempotency key and a hash of the request it came with.
+    pub idempotency: Option<(String, String)>,
+    pub received_at: Millis,
+}
+
+#[derive(Debug)]
+pub enum IngestOutcome {
+    /// Committed. When the ingest asked for a hand-off, `deliveries` are leased
+    /// to this node and should go straight to its dispatcher.
+    Accepted {
+        event_id: String,
+        deliveries: Vec<DeliveryJob>,
+        delivery_count: usize,
+    },
+    /// The idempotency key was seen before with the same request.
+    Replayed {
+        event_id: String,
+        delivery_count: usize,
+    },
+    /// The idempotency key was seen before with a different request.
+    KeyReused,
+    UnknownLicense,
+}
+
+/// The immutable part of an event, shared by all its deliveries.
+#[derive(Debug)]
+pub struct EventBody {
+    pub unique_id: String,
+    pub license_id: String,
+    pub event_type: EventType,
+    pub sections: Sections,
+}
+
+/// One delivery, claimed by this node, with everything needed to attempt it.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub delivery_id: i64,
+    pub webhook_id: String,
+    pub url: String,
+    pub data_types: DataTypes,
+    /// Attempts made since the delivery was created or last redelivered.
+    pub attempts_in_round: u32,
+    /// Until when this node owns the delivery; no attempt may start that
+    /// could outlive it, or another node might start one too.
+    pub lease_until: Millis,
+    pub event: Arc<EventBody>,
+    /// The webhook's signing secrets as stored (sealed), current first, then
+    /// the previous one while its rotation grace lasts. Empty: unsigned.
+    pub signing_secrets: Vec<String>,
+    /// The webhook's rate limit, attempts per second (None: no limit).
+    pub max_per_second: Option<u32>,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextState {
+    Delivered,
+    RetryAt(Millis),
+    Failed,
+}
+
+/// One finished attempt, to be logged and applied to its delivery.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    /// The delivery's webhook: a success clears its `failing_since`, a
+    /// failure starts it if unset (see [`DeliveryQueue::disable_webhook`]).
+    pub webhook_id: String,
+    pub at: Millis,
+    pub status: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub next: NextState,
+}
+
+/// The work of delivering: ingest commits events with their deliveries,
+/// claims lease due ones to this node, records move them on, and the
+/// dispatcher switches off webhooks that keep failing.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Commits events and their deliveries. With a `handoff`, the new
+    /// deliveries (but those of its saturated webhooks) are leased to the
+    /// caller and returned for dispatch; the rest are committed unleased.
+    async fn ingest(
+        &self,
+        events: Vec<NewEvent>,
+        handoff: Option<Handoff>,
+    ) -> StoreResult<Vec<IngestOutcome>>;
+
+    /// Leases up to `limit` due deliveries (oldest due first) until
+    /// `lease_until`, passing over webhooks whose queues are full already.
+    async fn claim_due(
+        &self,
+        now: Millis,
+        limit: usize,
+        lease_until: Millis,
+        skip_webhooks: Vec<String>,
+    ) -> StoreResult<Vec<DeliveryJob>>;
+    /// Gives back leases of deliveries this node holds but will not attempt
+    /// now; they become due again no earlier than `due_at`.
+    async fn release(&self, delivery_ids: Vec<i64>, due_at: Millis) -> StoreResult<()>;
+    /// Logs an attempt, moves its delivery on, and keeps the webhook's health:
+    /// `failing_since` is cleared by a delivered attempt and set (if unset) to
+    /// `record.at` by a failed one.
+    async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()>;
+
+    /// Disables an enabled webhook (`enabled = false`, `disabled_reason =
+    /// reason`); its pending deliveries wait. With `failing_since_at_or_before`,
+    /// only if its `failing_since` is set and not later than that. True if it
+    /// was disabled by this call. Engine-internal: not scoped by license.
+    async fn disable_webhook(
+        &self,
+        webhook_id: &str,
+        reason: &str,
+        failing_since_at_or_before: Option<Millis>,
+    ) -> StoreResult<bool>;
+
+    /// How many deliveries are pending (the backlog); called about once a second.
+    async fn pending_count(&self) -> StoreResult<u64>;
+
+    /// Fires when another node made work due that nobody holds; backends
+    /// with a single node have none.
+    fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+/// How ingest hands fresh deliveries straight to this node's dispatcher.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    /// The lease handed deliveries start with.
+    pub lease_until: Millis,
+    /// Webhooks whose queues in memory are full. Their new deliveries are
+    /// committed unleased instead of handed over: handing them over only for
+    /// the dispatcher to give them back cost a write per delivery, and
+    /// unleased they can go to whichever node has room.
+    pub saturated: Arc<HashSet<String>>,
+}
+
+impl Handoff {
+    /// The lease a new delivery to `webhook_id` is inserted with: 0 (due for
+    /// any node's poller) when it is not handed over.
+    pub fn lease_for(handoff: Option<&Handoff>, webhook_id: &str) -> Millis {
+        match handoff {
+            Some(h) if !h.saturated.contains(webhook_id) => h.lease_until,
+            _ => 0,
+        }
+    }
+}
+
+/// A webhook an event is delivered to, as ingest found it.
+pub(super) struct IngestTarget {
+    pub webhook_id: String,
+    pub url: String,
+    pub data_types: DataTypes,
+    /// Sealed; current first.
+    pub signing_secrets: Vec<String>,
+    pub max_per_second: Option<u32>,
+}
+
+/// The jobs for an event's freshly inserted deliveries, to hand straight to
+/// this node's dispatcher: those not inserted with a lease stay behind.
+/// `targets` pairs each delivery id with its target; `event` is only built
+/// when something is handed over.
+pub(super) fn handoff_jobs(
+    handoff: Option<&Handoff>,
+    targets: impl IntoIterator<Item = (i64, IngestTarget)>,
+    event: impl FnOnce() -> EventBody,
+) -> Vec<DeliveryJob> {
+    let handed: Vec<_> = targets
+        .into_iter()
+        .filter_map(|(id, t)| {
+            let lease = Handoff::lease_for(handoff, &t.webhook_id);
+            (lease != 0).then_some((id, t, lease))
+        })
+        .collect();
+    if handed.is_empty() {
+        return Vec::new();
+    }
+    let event = Arc::new(event());
+    handed
+        .into_iter()
+        .map(|(delivery_id, t, lease_until)| DeliveryJob {
+            delivery_id,
+            webhook_id: t.webhook_id,
+            url: t.url,
+            data_types: t.data_types,
+            attempts_in_round: 0,
+            lease_until,
+            event: event.clone(),
+            signing_secrets: t.signing_secrets,
+            max_per_second: t.max_per_second,
+        })
+        .collect()
+}
+
+/// The signing secrets in force at `now`: current first, then the previous
+/// one while its grace lasts.
+pub(super) fn signing_secrets(
+    current: Option<String>,
+    previous: Option<String>,
+    previous_until: Option<Millis>,
+    now: Millis,
+) -> Vec<String> {
+    let mut secrets: Vec<String> = current.into_iter().collect();
+    if let (Some(p), Some(until)) = (previous, previous_until) {
+        if until > now && !secrets.is_empty() {
+            secrets.push(p);
+        }
+    }
+    secrets
+}

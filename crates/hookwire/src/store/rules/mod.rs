@@ -1,0 +1,16 @@
+//! The store's rules that are not SQL, written once for both backends.
+//!
+//! A backend's SQL loads the state a rule needs (inside the transaction
+//! that must decide atomically) and keeps what it answers; the decision
+//! itself is a plain function here, tested on its own:
+//!
+//! - [`tags`]: whether a `chat_changed` is delivered, given the chat's tags;
+//! - [`idempotency`]: replay, refuse or accept an event with a key;
+//! - [`rows`]: stored strings and numbers read back as typed values, or
+//!   [`StoreError::Corrupt`](super::StoreError::Corrupt) naming row and field;
+//! - [`visitors`]: a visitor's details sets (replaced by `set_id`) and view.
+
+pub mod idempotency;
+pub mod rows;
+pub mod tags;
+pub mod visitors;

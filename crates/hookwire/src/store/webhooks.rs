@@ -1,0 +1,87 @@
+//! Webhooks: a license's subscriptions (event type, data types, target URL),
+//! their signing secrets and their switches.
+
+use super::{Millis, StoreResult};
+use crate::secret::{SealedSecret, SealedTargetUrl};
+use async_trait::async_trait;
+use hookwire_livechat::{DataTypes, EventType, TargetUrl};
+
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: String,
+    pub license_id: String,
+    pub event_type: EventType,
+    pub data_types: DataTypes,
+    pub url: TargetUrl,
+    /// LiveChat's list answer shows a per-webhook token; it identifies the
+    /// subscription and grants nothing.
+    pub token: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Whether deliveries are signed (a signing secret is set).
+    pub signed: bool,
+    /// At most this many attempts per second to this webhook (None: no limit).
+    pub max_per_second: Option<u32>,
+    pub created_at: Millis,
+}
+
+pub struct NewWebhook {
+    pub id: String,
+    pub license_id: String,
+    pub event_type: EventType,
+    pub data_types: DataTypes,
+    pub url: SealedTargetUrl,
+    pub token: String,
+    pub created_at: Millis,
+}
+
+#[derive(Default)]
+pub struct WebhookPatch {
+    pub url: Option<SealedTargetUrl>,
+    pub data_types: Option<DataTypes>,
+    pub enabled: Option<bool>,
+    /// `Some(None)` removes the rate limit.
+    pub max_per_second: Option<Option<u32>>,
+}
+
+/// A license's webhooks: created, listed, changed, deleted, and their
+/// sealed secrets and URLs. Disabling for failing is the engine's, in
+/// [`DeliveryQueue::disable_webhook`](super::DeliveryQueue::disable_webhook).
+#[async_trait]
+pub trait Webhooks: Send + Sync {
+    async fn create_webhook(&self, webhook: NewWebhook) -> StoreResult<Webhook>;
+    async fn list_webhooks(&self, license_id: &str) -> StoreResult<Vec<Webhook>>;
+    async fn get_webhook(&self, license_id: &str, id: &str) -> StoreResult<Option<Webhook>>;
+    /// Applies a patch. Enabling clears `disabled_reason` and `failing_since`.
+    async fn update_webhook(
+        &self,
+        license_id: &str,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> StoreResult<Option<Webhook>>;
+    /// Deletes a webhook; its pending deliveries end as failed. False if unknown.
+    async fn delete_webhook(&self, license_id: &str, id: &str, now: Millis) -> StoreResult<bool>;
+
+    /// Sets a webhook's signing secret (already sealed). A secret it had
+    /// keeps signing until `previous_until` (it replaces any older previous
+    /// one). False if the webhook is unknown to the license.
+    async fn rotate_signing_secret(
+        &self,
+        license_id: &str,
+        id: &str,
+        sealed_secret: SealedSecret,
+        previous_until: Millis,
+    ) -> StoreResult<bool>;
+
+    /// Every webhook's stored URL, deleted ones included, as `(id, url)`: for
+    /// sealing at start-up the passwords stored before encryption existed.
+    async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>>;
+    /// Replaces a webhook's stored URL if it is still `old` (compare and
+    /// set); true if replaced.
+    async fn replace_webhook_url(
+        &self,
+        id: &str,
+        old: &str,
+        new: &SealedTargetUrl,
+    ) -> StoreResult<bool>;
+}
