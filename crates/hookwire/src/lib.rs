@@ -7,6 +7,10 @@
 //! [`config`] and [`secret`] beside them. The LiveChat domain itself lives in
 //! the `hookwire-livechat` crate.
 
+// Forbidden everywhere but `store::sqlite::configure_process`, which is
+// allowed by name (a crate cannot forbid and then allow).
+#![deny(unsafe_code)]
+
 pub mod api;
 pub mod cli;
 pub mod config;

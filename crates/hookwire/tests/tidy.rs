@@ -204,10 +204,15 @@ fn unsafe_code_is_forbidden_but_in_one_documented_place() {
     for (path, text) in all_sources() {
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
-            let uses_unsafe = code.contains("unsafe {")
-                || code.contains("unsafe fn")
-                || code.contains("unsafe impl")
-                || code.contains("allow(unsafe_code)");
+            // Spelled in pieces, so this file does not find itself.
+            let uses_unsafe = [
+                concat!("unsafe", " {"),
+                concat!("unsafe", " fn"),
+                concat!("unsafe", " impl"),
+                concat!("allow(", "unsafe_code)"),
+            ]
+            .iter()
+            .any(|needle| code.contains(needle));
             if uses_unsafe && !allowed.contains(&path.as_str()) {
                 found.push(format!("{path}:{}: {}", n + 1, line.trim()));
             }
