@@ -107,8 +107,22 @@ impl Engine {
     /// Attempts one delivery of `event` to `webhook` right now, the way the
     /// dispatcher would (same client, SSRF guard, body and classification),
     /// without committing anything: a test send. `None` without a sender.
-    pub async fn attempt_now(&self, webhook: &Webhook, event: EventBody) -> Option<AttemptReport> {
-        let sender = self.sender.as_ref()?;
+    /// Signed like a delivery when the webhook has a signing secret.
+    pub async fn attempt_now(
+        &self,
+        webhook: &Webhook,
+        event: EventBody,
+    ) -> Result<Option<AttemptReport>, StoreError> {
+        let Some(sender) = self.sender.as_ref() else {
+            return Ok(None);
+        };
+        let signing_secrets = if webhook.signed {
+            self.store
+                .signing_secrets(&webhook.license_id, &webhook.id, now_millis())
+                .await?
+        } else {
+            Vec::new()
+        };
         let job = DeliveryJob {
             delivery_id: 0,
             webhook_id: webhook.id.clone(),
@@ -118,10 +132,10 @@ impl Engine {
             // A test send is not a delivery: no lease to respect.
             lease_until: Millis::MAX,
             event: Arc::new(event),
-            signing_secrets: Vec::new(),
+            signing_secrets,
             max_per_second: None,
         };
-        Some(sender.attempt(&job).await)
+        Ok(Some(sender.attempt(&job).await))
     }
 
     /// What a per-event token (from a delivery's body) grants: `None` if it

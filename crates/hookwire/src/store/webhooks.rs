@@ -73,6 +73,16 @@ pub trait Webhooks: Send + Sync {
         previous_until: Millis,
     ) -> StoreResult<bool>;
 
+    /// The license's webhook's signing secrets in force at `now`, sealed,
+    /// current first (as a delivery of it would be signed); empty when it
+    /// signs nothing or is unknown.
+    async fn signing_secrets(
+        &self,
+        license_id: &str,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Vec<String>>;
+
     /// Every webhook's stored URL, deleted ones included, as `(id, url)`: for
     /// sealing at start-up the passwords stored before encryption existed.
     async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>>;

@@ -184,6 +184,27 @@ impl Webhooks for PgStore {
             .map_err(db_error)
     }
 
+    async fn signing_secrets(
+        &self,
+        license_id: &str,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Vec<String>> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT signing_secret, previous_signing_secret, previous_secret_until
+                 FROM webhooks WHERE id = $1 AND license_id = $2 AND deleted_at IS NULL",
+                &[&id, &license_id],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.map_or_else(Vec::new, |r| {
+            crate::store::queue::signing_secrets(r.get(0), r.get(1), r.get(2), now)
+        }))
+    }
+
     async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>> {
         let rows = self
             .client()

@@ -174,6 +174,30 @@ impl Webhooks for SqliteStore {
             .await
     }
 
+    async fn signing_secrets(
+        &self,
+        license_id: &str,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Vec<String>> {
+        let (license, id) = (license_id.to_string(), id.to_string());
+        let row = self
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT signing_secret, previous_signing_secret, previous_secret_until
+                     FROM webhooks WHERE id = ?1 AND license_id = ?2 AND deleted_at IS NULL",
+                )?
+                .query_row(params![id, license], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .await?;
+        Ok(row.map_or_else(Vec::new, |(current, previous, until)| {
+            crate::store::queue::signing_secrets(current, previous, until, now)
+        }))
+    }
+
     async fn all_webhook_urls(&self) -> StoreResult<Vec<(String, String)>> {
         self.read(|c| {
             c.prepare_cached("SELECT id, url FROM webhooks ORDER BY id")?

@@ -520,7 +520,7 @@ pub async fn send_test(
     let w = owned(&state, &license, &id).await?;
     let event = sample_event(w.event_type, &license)
         .map_err(|e| UiError::BadRequest(format!("the sample event is invalid: {e}")))?;
-    let result = match state.engine().attempt_now(&w, event).await {
+    let result = match state.engine().attempt_now(&w, event).await? {
         Some(report) => test_result(&report),
         None => notice("error", "Test sends are not available on this server."),
     };
