@@ -1,13 +1,17 @@
 //! The hookwire benchmark as a library, so the integration tests can run
 //! its smoke version against the binary they were built with. It starts the
 //! real hookwire binary (SQLite, and PostgreSQL when installed), a counting
-//! receiver and a load generator, all on loopback; runs the scenarios of
-//! BENCHMARKS.md; prints a table and writes `results.json` and two SVG
-//! plots. `--smoke` is a seconds-long run that only checks every event
-//! arrives (it asserts no speed).
+//! receiver and a load generator (each on a tokio runtime of its own, so
+//! their CPU can be read apart), all on loopback; runs the scenarios of
+//! BENCHMARKS.md; prints a table and writes `results.json` and SVG plots.
+//! `--smoke` is a seconds-long run that only checks every event arrives
+//! (it asserts no speed).
 
 #![forbid(unsafe_code)]
 
+mod client;
+pub mod cpu;
+mod events;
 mod load;
 mod pg;
 pub mod process;
@@ -60,6 +64,12 @@ pub struct Options {
     /// Deliveries piled up in the backlog scenario.
     #[arg(long, default_value_t = 1_000_000)]
     backlog: usize,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    generator_threads: usize,
+    /// Worker threads of the receivers' runtime.
+    #[arg(long, default_value_t = 1)]
+    receiver_threads: usize,
     /// Where results.json and the SVG plots go.
     #[arg(long, default_value = "bench")]
     pub out: PathBuf,
