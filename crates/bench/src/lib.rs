@@ -30,8 +30,11 @@ pub struct Options {
     /// The hookwire binary (default: `hookwire` next to this binary).
     #[arg(long)]
     pub hookwire: Option<PathBuf>,
-    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,postgres (the baseline always runs).
-    #[arg(long, default_value = "steady,fixed,fanout,isolation,backlog,postgres")]
+    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,multitenant,postgres (the baseline always runs).
+    #[arg(
+        long,
+        default_value = "steady,fixed,fanout,isolation,backlog,multitenant,postgres"
+    )]
     scenario: String,
     /// Events per steady run (one per request, and in batches).
     #[arg(long, default_value_t = 200_000)]
@@ -64,6 +67,15 @@ pub struct Options {
     /// Deliveries piled up in the backlog scenario.
     #[arg(long, default_value_t = 1_000_000)]
     backlog: usize,
+    /// Licenses in the multi-tenant scenario.
+    #[arg(long, default_value_t = 2_000)]
+    tenants: usize,
+    /// Webhooks per license in the multi-tenant scenario.
+    #[arg(long, default_value_t = 5)]
+    tenant_webhooks: usize,
+    /// Events per multi-tenant run (each goes to every webhook of its license).
+    #[arg(long, default_value_t = 40_000)]
+    multitenant_events: usize,
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     generator_threads: usize,
@@ -93,6 +105,8 @@ impl Options {
         // SQLite sub-journal kept in memory and spills to a file, a path
         // only the real binary's SQLite settings take.
         self.backlog = 3_000;
+        self.tenants = 40;
+        self.multitenant_events = 400;
         self.scenario = self.scenario.replace("postgres", "");
         self
     }

@@ -4,6 +4,7 @@
 //! Progress goes to stderr while they run. This module holds what they
 //! share and the baseline; the scenarios are in the submodules.
 
+mod multitenant;
 mod shapes;
 mod steady;
 
@@ -256,6 +257,9 @@ pub async fn run_all(opts: &Options, bin: &Path) -> Result<Value, BoxError> {
         let steady_rate = out["steady"][1]["delivered_per_s"].as_f64();
         out["backlog"] = shapes::backlog(&ctx, steady_rate).await?;
     }
+    if opts.runs("multitenant") {
+        out["multitenant"] = multitenant::run(&ctx, &out["steady"]).await?;
+    }
     run_level.push(measure_baseline(&ctx, "end").await?);
     let best = run_level.iter().copied().fold(0.0, f64::max);
     let every_cpu: Vec<Value> = ctx
@@ -274,6 +278,13 @@ pub async fn run_all(opts: &Options, bin: &Path) -> Result<Value, BoxError> {
     }
     if let Some(per_s) = out["fanout"]["deliveries_per_s"].as_f64() {
         out["fanout"]["ratio_to_baseline"] = json!(per_s / best);
+    }
+    for run in out["multitenant"]["runs"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        run["ratio_to_baseline"] = json!(run["deliveries_per_s"].as_f64().unwrap_or(0.0) / best);
     }
     Ok(out)
 }
@@ -378,6 +389,8 @@ fn options_json(o: &Options) -> Value {
     json!({ "events": o.events, "batch": o.batch, "concurrency": o.concurrency,
         "batch_concurrency": o.batch_concurrency, "rates": o.rates, "seconds": o.seconds,
         "fanout_events": o.fanout_events, "isolation_events": o.isolation_events,
-        "backlog": o.backlog, "generator_threads": o.generator_threads, "receiver_threads": o.receiver_threads,
+        "backlog": o.backlog, "tenants": o.tenants, "tenant_webhooks": o.tenant_webhooks,
+        "multitenant_events": o.multitenant_events,
+        "generator_threads": o.generator_threads, "receiver_threads": o.receiver_threads,
         "smoke": o.smoke, "scenario": o.scenario })
 }
