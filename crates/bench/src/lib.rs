@@ -30,10 +30,10 @@ pub struct Options {
     /// The hookwire binary (default: `hookwire` next to this binary).
     #[arg(long)]
     pub hookwire: Option<PathBuf>,
-    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,multitenant,postgres (the baseline always runs).
+    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,multitenant,postgres,soak (the baseline always runs).
     #[arg(
         long,
-        default_value = "steady,fixed,fanout,isolation,backlog,multitenant,postgres"
+        default_value = "steady,fixed,fanout,isolation,backlog,multitenant,postgres,soak"
     )]
     scenario: String,
     /// Events per steady run (one per request, and in batches).
@@ -76,6 +76,15 @@ pub struct Options {
     /// Events per multi-tenant run (each goes to every webhook of its license).
     #[arg(long, default_value_t = 40_000)]
     multitenant_events: usize,
+    /// Offered rate of the soak, events per second (one per request, open loop).
+    #[arg(long, default_value_t = 2_000)]
+    soak_rate: u64,
+    /// How long the soak offers load, in minutes.
+    #[arg(long, default_value_t = 20.0)]
+    soak_minutes: f64,
+    /// Seconds between two soak samples.
+    #[arg(long, default_value_t = 30.0)]
+    soak_sample_seconds: f64,
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     generator_threads: usize,
@@ -107,6 +116,9 @@ impl Options {
         self.backlog = 3_000;
         self.tenants = 40;
         self.multitenant_events = 400;
+        self.soak_rate = 200;
+        self.soak_minutes = 5.0 / 60.0;
+        self.soak_sample_seconds = 1.0;
         self.scenario = self.scenario.replace("postgres", "");
         self
     }

@@ -6,6 +6,7 @@
 
 mod multitenant;
 mod shapes;
+mod soak;
 mod steady;
 
 use crate::cpu::{self, Meter, Role, Used};
@@ -260,6 +261,9 @@ pub async fn run_all(opts: &Options, bin: &Path) -> Result<Value, BoxError> {
     if opts.runs("multitenant") {
         out["multitenant"] = multitenant::run(&ctx, &out["steady"]).await?;
     }
+    if opts.runs("soak") {
+        out["soak"] = soak::run(&ctx).await?;
+    }
     run_level.push(measure_baseline(&ctx, "end").await?);
     let best = run_level.iter().copied().fold(0.0, f64::max);
     let every_cpu: Vec<Value> = ctx
@@ -390,7 +394,8 @@ fn options_json(o: &Options) -> Value {
         "batch_concurrency": o.batch_concurrency, "rates": o.rates, "seconds": o.seconds,
         "fanout_events": o.fanout_events, "isolation_events": o.isolation_events,
         "backlog": o.backlog, "tenants": o.tenants, "tenant_webhooks": o.tenant_webhooks,
-        "multitenant_events": o.multitenant_events,
+        "multitenant_events": o.multitenant_events, "soak_rate": o.soak_rate,
+        "soak_minutes": o.soak_minutes, "soak_sample_seconds": o.soak_sample_seconds,
         "generator_threads": o.generator_threads, "receiver_threads": o.receiver_threads,
         "smoke": o.smoke, "scenario": o.scenario })
 }
