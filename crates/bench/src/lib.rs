@@ -1,13 +1,17 @@
 //! The hookwire benchmark as a library, so the integration tests can run
 //! its smoke version against the binary they were built with. It starts the
 //! real hookwire binary (SQLite, and PostgreSQL when installed), a counting
-//! receiver and a load generator, all on loopback; runs the scenarios of
-//! BENCHMARKS.md; prints a table and writes `results.json` and two SVG
-//! plots. `--smoke` is a seconds-long run that only checks every event
-//! arrives (it asserts no speed).
+//! receiver and a load generator (each on a tokio runtime of its own, so
+//! their CPU can be read apart), all on loopback; runs the scenarios of
+//! BENCHMARKS.md; prints a table and writes `results.json` and SVG plots.
+//! `--smoke` is a seconds-long run that only checks every event arrives
+//! (it asserts no speed).
 
 #![forbid(unsafe_code)]
 
+mod client;
+pub mod cpu;
+mod events;
 mod load;
 mod pg;
 pub mod process;
@@ -26,8 +30,11 @@ pub struct Options {
     /// The hookwire binary (default: `hookwire` next to this binary).
     #[arg(long)]
     pub hookwire: Option<PathBuf>,
-    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,postgres (the baseline always runs).
-    #[arg(long, default_value = "steady,fixed,fanout,isolation,backlog,postgres")]
+    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,multitenant,postgres,soak (the baseline always runs).
+    #[arg(
+        long,
+        default_value = "steady,fixed,fanout,isolation,backlog,multitenant,postgres,soak"
+    )]
     scenario: String,
     /// Events per steady run (one per request, and in batches).
     #[arg(long, default_value_t = 200_000)]
@@ -60,6 +67,30 @@ pub struct Options {
     /// Deliveries piled up in the backlog scenario.
     #[arg(long, default_value_t = 1_000_000)]
     backlog: usize,
+    /// Licenses in the multi-tenant scenario.
+    #[arg(long, default_value_t = 2_000)]
+    tenants: usize,
+    /// Webhooks per license in the multi-tenant scenario.
+    #[arg(long, default_value_t = 5)]
+    tenant_webhooks: usize,
+    /// Events per multi-tenant run (each goes to every webhook of its license).
+    #[arg(long, default_value_t = 40_000)]
+    multitenant_events: usize,
+    /// Offered rate of the soak, events per second (one per request, open loop).
+    #[arg(long, default_value_t = 2_000)]
+    soak_rate: u64,
+    /// How long the soak offers load, in minutes.
+    #[arg(long, default_value_t = 20.0)]
+    soak_minutes: f64,
+    /// Seconds between two soak samples.
+    #[arg(long, default_value_t = 30.0)]
+    soak_sample_seconds: f64,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    generator_threads: usize,
+    /// Worker threads of the receivers' runtime.
+    #[arg(long, default_value_t = 1)]
+    receiver_threads: usize,
     /// Where results.json and the SVG plots go.
     #[arg(long, default_value = "bench")]
     pub out: PathBuf,
@@ -83,6 +114,11 @@ impl Options {
         // SQLite sub-journal kept in memory and spills to a file, a path
         // only the real binary's SQLite settings take.
         self.backlog = 3_000;
+        self.tenants = 40;
+        self.multitenant_events = 400;
+        self.soak_rate = 200;
+        self.soak_minutes = 5.0 / 60.0;
+        self.soak_sample_seconds = 1.0;
         self.scenario = self.scenario.replace("postgres", "");
         self
     }

@@ -1,50 +1,21 @@
-//! The load generator: event bodies (~1 KiB once rendered), closed-loop
-//! ingest (one event per request or batches) with a fixed number of requests
-//! in flight, open-loop ingest at a fixed rate, and the baseline that POSTs
-//! the webhook body straight to the receiver.
+//! The load generator: closed-loop ingest (one event per request or
+//! batches) with a fixed number of requests in flight, open-loop ingest at
+//! a fixed rate, and the baseline that POSTs the webhook body straight to
+//! the receiver. All of it on the bare hyper client (`client`), which costs
+//! the least CPU per request; the baseline is also kept on reqwest, as a
+//! second line, to show what the client costs.
 
+use crate::client::{Conn, Pool, Target};
+use crate::events::{webhook_body, Events};
 use crate::process::{BoxError, PLATFORM_KEY};
 use crate::receiver::now_ns;
+use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Requests the fixed-rate generator keeps in flight at most.
 const MAX_OPEN_LOOP_IN_FLIGHT: usize = 512;
-
-/// The chat and visitor of every event; `{SEQ}` becomes the sequence number.
-const CHAT: &str = r#"{"id":"bench-{SEQ}","messages":[{"author_name":"John Doe","user_type":"agent","text":"Hello, how can I help you today? We have a few offers running this week.","timestamp":1358937653},{"author_name":"Mary Brown","user_type":"visitor","text":"I would like to ask about the pricing of the annual plan for a team of twelve.","timestamp":1358937661},{"author_name":"John Doe","user_type":"agent","text":"Sure, the annual plan is billed per seat; let me send you the details by email.","timestamp":1358937670},{"author_name":"Mary Brown","user_type":"visitor","text":"Thank you, that works for me.","timestamp":1358937688}],"tags":["sales","pricing"],"started_timestamp":1358937653}"#;
-const VISITOR: &str = r#"{"id":"S{SEQ}.0c151b0e1b","name":"Mary Brown","email":"mary.brown@email.com","ip":"203.0.113.7","city":"Gdansk","country":"Poland","language":"en"}"#;
-
-fn chat(seq: usize) -> String {
-    CHAT.replace("{SEQ}", &format!("{seq:09}"))
-}
-
-/// Each event has a visitor of its own, as real traffic does (one visitor
-/// for every event would serialize PostgreSQL's visitor upserts on one row).
-fn visitor(seq: usize) -> String {
-    VISITOR.replace("{SEQ}", &format!("{:010}", 1_354_547_427 + seq))
-}
-
-/// One event as the platform reports it.
-pub fn event(seq: usize) -> String {
-    format!(
-        r#"{{"event_type":"chat_started","license_id":"{}","chat":{},"visitor":{}}}"#,
-        crate::process::LICENSE,
-        chat(seq),
-        visitor(seq)
-    )
-}
-
-/// The body hookwire sends for `event(seq)` (same fields, same order and size).
-pub fn webhook_body(seq: usize) -> String {
-    format!(
-        r#"{{"event_type":"chat_started","token":"{t}","license_id":"1","chat":{},"visitor":{},"event_unique_id":"{t}"}}"#,
-        chat(seq),
-        visitor(seq),
-        t = "0123456789abcdef0123456789abcdef"
-    )
-}
 
 /// What the generator did: when each event was accepted (`now_ns`), and
 /// when ingest started and ended.
@@ -71,6 +42,8 @@ impl Ingest {
     }
 }
 
+/// reqwest, for the API calls that set a run up (not measured) and the
+/// reqwest baseline.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -80,37 +53,39 @@ pub fn client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-/// POSTs events `seqs` (one, or a batch) until accepted; 503 (backlog full) waits and retries.
+/// hookwire's two ingest endpoints.
+pub struct IngestTargets {
+    one: Target,
+    batch: Target,
+}
+
+impl IngestTargets {
+    pub fn new(base: &str) -> Result<Arc<IngestTargets>, BoxError> {
+        Ok(Arc::new(IngestTargets {
+            one: Target::new(&format!("{base}/api/v1/events"), Some(PLATFORM_KEY))?,
+            batch: Target::new(&format!("{base}/api/v1/events/batch"), Some(PLATFORM_KEY))?,
+        }))
+    }
+}
+
+/// POSTs events `seqs` (one, or a batch) until accepted; 503 (backlog
+/// full) and 429 wait and retry.
 async fn post_events(
-    http: &reqwest::Client,
-    base: &str,
+    conn: &mut Conn,
+    to: &IngestTargets,
+    events: &Events,
     seqs: std::ops::Range<usize>,
     ingest: &Ingest,
 ) -> Result<(), BoxError> {
     let batch = seqs.len() > 1;
-    let (url, body) = if batch {
-        let items: Vec<String> = seqs.clone().map(event).collect();
-        (
-            format!("{base}/api/v1/events/batch"),
-            format!("[{}]", items.join(",")),
-        )
-    } else {
-        (format!("{base}/api/v1/events"), event(seqs.start))
-    };
+    let body = events.body(seqs.clone(), batch);
+    let target = if batch { &to.batch } else { &to.one };
     let first_sent = now_ns();
     for seq in seqs.clone() {
         ingest.sent_at[seq].store(first_sent, Relaxed);
     }
     loop {
-        let r = http
-            .post(&url)
-            .bearer_auth(PLATFORM_KEY)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await?;
-        let status = r.status().as_u16();
-        let text = r.bytes().await?;
+        let (status, text) = conn.post(target, body.clone()).await?;
         if status == 503 || status == 429 {
             ingest.rejected.fetch_add(1, Relaxed);
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -137,28 +112,33 @@ async fn post_events(
     }
 }
 
-/// Ingests events 0..events, `per_request` at a time, `concurrency` requests in flight.
+/// Ingests events 0..n, `per_request` at a time, `concurrency` requests in
+/// flight, each on a connection of its own. Runs on the generator's runtime.
 pub async fn closed_loop(
-    http: reqwest::Client,
-    base: String,
-    events: usize,
+    to: Arc<IngestTargets>,
+    events: Arc<Events>,
+    n: usize,
     per_request: usize,
     concurrency: usize,
     ingest: Arc<Ingest>,
 ) -> Result<(), BoxError> {
+    let mut conns = Vec::new();
+    for _ in 0..concurrency {
+        conns.push(Conn::open(to.one.addr).await?);
+    }
     ingest.started.store(now_ns(), Relaxed);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (http, base, next, ingest) = (http.clone(), base.clone(), next.clone(), ingest.clone());
+    for mut conn in conns {
+        let (to, events, next, ingest) = (to.clone(), events.clone(), next.clone(), ingest.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 let start = next.fetch_add(per_request, Relaxed);
-                if start >= events {
+                if start >= n {
                     return Ok::<_, BoxError>(());
                 }
-                let end = (start + per_request).min(events);
-                post_events(&http, &base, start..end, &ingest).await?;
+                let end = (start + per_request).min(n);
+                post_events(&mut conn, &to, &events, start..end, &ingest).await?;
             }
         }));
     }
@@ -169,15 +149,16 @@ pub async fn closed_loop(
     Ok(())
 }
 
-/// Ingests `events` events one per request at `rate` per second (open loop:
+/// Ingests events 0..n one per request at `rate` per second (open loop:
 /// requests start on schedule whether or not earlier ones were answered).
 pub async fn fixed_rate(
-    http: reqwest::Client,
-    base: String,
-    events: usize,
+    to: Arc<IngestTargets>,
+    events: Arc<Events>,
+    n: usize,
     rate: u64,
     ingest: Arc<Ingest>,
 ) -> Result<(), BoxError> {
+    let pool = Pool::new(to.one.addr);
     ingest.started.store(now_ns(), Relaxed);
     let start = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -186,19 +167,22 @@ pub async fn fixed_rate(
     // cannot keep up, the schedule slips and the achieved rate says so.
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_LOOP_IN_FLIGHT));
     let mut issued = 0usize;
-    while issued < events {
+    while issued < n {
         tick.tick().await;
-        let due = ((start.elapsed().as_secs_f64() * rate as f64) as usize).min(events);
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as usize).min(n);
         while issued < due {
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 break;
             };
-            let (http, base, ingest) = (http.clone(), base.clone(), ingest.clone());
+            let (to, events, ingest, pool) =
+                (to.clone(), events.clone(), ingest.clone(), pool.clone());
             let seq = issued;
             tasks.spawn(async move {
-                let r = post_events(&http, &base, seq..seq + 1, &ingest).await;
+                let mut conn = pool.take().await?;
+                post_events(&mut conn, &to, &events, seq..seq + 1, &ingest).await?;
+                pool.give_back(conn);
                 drop(slot);
-                r
+                Ok::<_, BoxError>(())
             });
             issued += 1;
         }
@@ -213,38 +197,78 @@ pub async fn fixed_rate(
     Ok(())
 }
 
-/// The baseline: the same body straight to the receiver, `concurrency`
-/// keep-alive connections. Answers requests per second.
+/// The baseline on the bare hyper client: one webhook body (the same
+/// `Bytes` every time) straight to `url`, `concurrency` keep-alive
+/// connections. Answers requests per second.
 pub async fn baseline(
-    http: reqwest::Client,
     url: String,
     requests: usize,
     concurrency: usize,
     done: Arc<AtomicU64>,
 ) -> Result<f64, BoxError> {
+    let target = Arc::new(Target::new(&url, None)?);
+    let body = Bytes::from(webhook_body(0));
+    let mut conns = Vec::new();
+    for _ in 0..concurrency {
+        conns.push(Conn::open(target.addr).await?);
+    }
+    let started = std::time::Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for mut conn in conns {
+        let (target, body, next, done) = (target.clone(), body.clone(), next.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            while next.fetch_add(1, Relaxed) < requests {
+                let (status, _) = conn.post(&target, body.clone()).await?;
+                if status != 200 {
+                    return Err::<(), BoxError>(format!("receiver answered {status}").into());
+                }
+                done.fetch_add(1, Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    Ok(requests as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The same baseline on reqwest (the generator before the bare hyper one).
+pub async fn baseline_reqwest(
+    url: String,
+    requests: usize,
+    concurrency: usize,
+    done: Arc<AtomicU64>,
+) -> Result<f64, BoxError> {
+    let http = client();
+    let body = Bytes::from(webhook_body(0));
     let started = std::time::Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (http, url, next, done) = (http.clone(), url.clone(), next.clone(), done.clone());
+        let (http, url, body, next, done) = (
+            http.clone(),
+            url.clone(),
+            body.clone(),
+            next.clone(),
+            done.clone(),
+        );
         workers.push(tokio::spawn(async move {
-            loop {
-                let seq = next.fetch_add(1, Relaxed);
-                if seq >= requests {
-                    return Ok::<_, BoxError>(());
-                }
+            while next.fetch_add(1, Relaxed) < requests {
                 let r = http
                     .post(&url)
                     .header("content-type", "application/json")
-                    .body(webhook_body(seq))
+                    .body(body.clone())
                     .send()
                     .await?;
                 if r.status() != 200 {
-                    return Err(format!("receiver answered {}", r.status()).into());
+                    return Err::<(), BoxError>(format!("receiver answered {}", r.status()).into());
                 }
                 r.bytes().await?;
                 done.fetch_add(1, Relaxed);
             }
+            Ok(())
         }));
     }
     for w in workers {

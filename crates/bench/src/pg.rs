@@ -112,6 +112,18 @@ impl Postgres {
         Ok(pg)
     }
 
+    /// The postmaster's process id (the first line of `postmaster.pid`),
+    /// whose children are the cluster's processes.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Creates an empty database and answers its URL.
     pub fn fresh_database(&self, name: &str) -> Result<String, String> {
         run(

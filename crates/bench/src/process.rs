@@ -1,6 +1,7 @@
 //! The hookwire under test: the real binary as a child process (so its RSS
-//! can be read from /proc), with its own data directory and config file,
-//! plus the API calls that set a license and webhooks up.
+//! and CPU can be read from /proc), with its own data directory and config
+//! file, plus the API calls that set licenses and webhooks up and read its
+//! metrics.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -40,8 +41,15 @@ impl Drop for Hookwire {
     }
 }
 
-/// Starts `bin serve` on a free loopback port. `config` is extra TOML.
-pub fn start(bin: &Path, database: Option<&str>, config: &str) -> Result<Hookwire, BoxError> {
+/// Starts `bin serve` on a free loopback port. `config` is extra TOML;
+/// `env` extra environment variables (settings the config file may not
+/// know yet: the environment layer ignores keys it does not know).
+pub fn start(
+    bin: &Path,
+    database: Option<&str>,
+    config: &str,
+    env: &[(&str, &str)],
+) -> Result<Hookwire, BoxError> {
     let dir = tempfile::Builder::new()
         .prefix("hookwire-bench-")
         .tempdir()?;
@@ -60,6 +68,7 @@ pub fn start(bin: &Path, database: Option<&str>, config: &str) -> Result<Hookwir
     if let Some(db) = database {
         cmd.args(["--database", db]);
     }
+    cmd.envs(env.iter().copied());
     let mut child = cmd
         .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
         .env("HOOKWIRE_LOG", "error")
@@ -155,6 +164,73 @@ impl Hookwire {
         Ok(ids)
     }
 
+    /// Creates `tenants` licenses (`events::tenant_id`) and, for each, one
+    /// webhook per URL `urls(tenant)` gives, `concurrency` API calls at a
+    /// time (one license's calls run in order).
+    pub async fn setup_tenants(
+        &self,
+        http: &reqwest::Client,
+        tenants: usize,
+        urls: impl Fn(usize) -> Vec<String>,
+        concurrency: usize,
+    ) -> Result<(), BoxError> {
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for tenant in 0..tenants {
+            let (http, base, urls, slots) =
+                (http.clone(), self.url.clone(), urls(tenant), slots.clone());
+            tasks.spawn(async move {
+                let _slot = slots.acquire_owned().await?;
+                let body: Value = http
+                    .post(format!("{base}/api/v1/licenses"))
+                    .bearer_auth(PLATFORM_KEY)
+                    .json(&json!({ "license_id": crate::events::tenant_id(tenant) }))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let key = body["api_key"]
+                    .as_str()
+                    .ok_or_else(|| format!("creating license {tenant}: {body}"))?
+                    .to_string();
+                for url in urls {
+                    let r = http
+                        .post(format!("{base}/webhooks"))
+                        .bearer_auth(&key)
+                        .json(&json!({"event_type": "chat_started", "data_types": ["chat", "visitor"], "url": url}))
+                        .send()
+                        .await?;
+                    if !r.status().is_success() {
+                        return Err(format!("creating a webhook: {}", r.text().await?).into());
+                    }
+                }
+                Ok::<_, BoxError>(())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done??;
+        }
+        Ok(())
+    }
+
+    /// hookwire's `/metrics` as (name with labels, value) pairs.
+    pub async fn metrics(&self, http: &reqwest::Client) -> Result<Vec<(String, f64)>, BoxError> {
+        let text = http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.to_string(), value.parse().ok()?))
+            })
+            .collect())
+    }
+
     /// Pending deliveries, as the API pages them (stops counting at `limit`).
     pub async fn any_pending(&self, http: &reqwest::Client) -> Result<bool, BoxError> {
         let r = http
@@ -191,4 +267,24 @@ impl Hookwire {
             .as_u64()
             .ok_or_else(|| format!("redelivering: {body}").into())
     }
+}
+
+/// The sum of every series of metric `name` (all its label sets), or None
+/// when hookwire does not expose it.
+pub fn metric(metrics: &[(String, f64)], name: &str) -> Option<f64> {
+    let series: Vec<f64> = metrics
+        .iter()
+        .filter(|(k, _)| k == name || k.strip_prefix(name).is_some_and(|r| r.starts_with('{')))
+        .map(|(_, v)| *v)
+        .collect();
+    (!series.is_empty()).then(|| series.iter().sum())
+}
+
+/// The one series of metric `name` whose labels include `label` (e.g.
+/// `outcome="failed"`), or None.
+pub fn metric_with(metrics: &[(String, f64)], name: &str, label: &str) -> Option<f64> {
+    metrics
+        .iter()
+        .find(|(k, _)| k.starts_with(&format!("{name}{{")) && k.contains(label))
+        .map(|(_, v)| *v)
 }

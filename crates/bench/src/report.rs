@@ -1,6 +1,6 @@
-//! The results: a table on stdout, `results.json`, and two hand-written SVG
-//! bar charts (throughput as a share of the baseline, and latency
-//! percentiles) that BENCHMARKS.md shows.
+//! The results: a table on stdout, `results.json`, and hand-written SVG
+//! charts that BENCHMARKS.md shows: two bar charts (throughput as a share
+//! of the baseline, and latency percentiles) and the soak's time series.
 
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -22,12 +22,44 @@ fn base_of(r: &Value, section: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// (label, events or deliveries per second, its baseline) for the throughput chart.
-fn throughputs(r: &Value) -> Vec<(String, f64, f64)> {
+/// One throughput row: label, events or deliveries per second, the
+/// baseline it compares to, and CPU per delivery by process.
+struct Row {
+    label: String,
+    per_s: f64,
+    base: f64,
+    cpu: Value,
+}
+
+fn row(label: impl Into<String>, per_s: f64, base: f64, cpu: &Value) -> Row {
+    Row {
+        label: label.into(),
+        per_s,
+        base,
+        cpu: cpu.clone(),
+    }
+}
+
+/// The rows of the throughput table and chart.
+fn throughputs(r: &Value) -> Vec<Row> {
     let base = base_of(r, "baseline");
-    let mut out = vec![("baseline (no hookwire)".to_string(), base, base)];
+    let b = &r["baseline"];
+    let mut out = vec![row(
+        "baseline (no hookwire)",
+        base,
+        base,
+        &b["cpu_us_per_delivery"],
+    )];
+    if let Some(v) = f(&b["reqwest"]["per_s"]) {
+        out.push(row(
+            "baseline, reqwest generator",
+            v,
+            base,
+            &b["reqwest"]["cpu_us_per_delivery"],
+        ));
+    }
     for s in r["steady"].as_array().into_iter().flatten() {
-        out.push((
+        out.push(row(
             format!(
                 "steady {} {}",
                 s["backend"].as_str().unwrap_or(""),
@@ -36,21 +68,60 @@ fn throughputs(r: &Value) -> Vec<(String, f64, f64)> {
             f(&s["delivered_per_s"]).unwrap_or(0.0),
             // Against the baseline measured next to the run, where there is one.
             f(&s["paired_baseline_per_s"]).unwrap_or(base),
+            &s["cpu_us_per_delivery"],
         ));
     }
-    if let Some(v) = f(&r["fanout"]["deliveries_per_s"]) {
-        out.push(("fan-out to 100".into(), v, base_of(r, "fanout")));
+    let fo = &r["fanout"];
+    if let Some(v) = f(&fo["deliveries_per_s"]) {
+        out.push(row(
+            "fan-out to 100",
+            v,
+            base_of(r, "fanout"),
+            &fo["cpu_us_per_delivery"],
+        ));
     }
-    if let Some(v) = f(&r["isolation"]["all_healthy_per_s"]) {
-        out.push(("isolation: 20 healthy".into(), v, base_of(r, "isolation")));
+    let iso = &r["isolation"];
+    if let Some(v) = f(&iso["all_healthy_per_s"]) {
+        let cpu = &iso["cpu_us_per_delivery"];
+        out.push(row(
+            "isolation: 20 healthy",
+            v,
+            base_of(r, "isolation"),
+            cpu,
+        ));
     }
-    if let Some(v) = f(&r["isolation"]["with_hung_per_s"]) {
-        out.push(("isolation: 20 + 1 hung".into(), v, base_of(r, "isolation")));
+    if let Some(v) = f(&iso["with_hung_per_s"]) {
+        let cpu = &iso["with_hung_cpu_us_per_delivery"];
+        out.push(row(
+            "isolation: 20 + 1 hung",
+            v,
+            base_of(r, "isolation"),
+            cpu,
+        ));
     }
     if let Some(v) = f(&r["backlog"]["drain_per_s"]) {
-        out.push(("backlog drain".into(), v, base_of(r, "backlog")));
+        let cpu = &r["backlog"]["cpu_us_per_delivery"];
+        out.push(row("backlog drain", v, base_of(r, "backlog"), cpu));
+    }
+    for m in r["multitenant"]["runs"].as_array().into_iter().flatten() {
+        out.push(row(
+            format!("multi-tenant {}", m["mode"].as_str().unwrap_or("")),
+            f(&m["deliveries_per_s"]).unwrap_or(0.0),
+            base_of(r, "multitenant"),
+            &m["cpu_us_per_delivery"],
+        ));
     }
     out
+}
+
+/// A count for the table; `-` when not there.
+fn count(v: &Value) -> String {
+    f(v).map_or("-".into(), |v| format!("{v:.0}"))
+}
+
+/// A CPU figure for the table: microseconds, or `-` when not measured.
+fn us(v: &Value) -> String {
+    f(v).map_or("-".into(), |v| format!("{v:.1}"))
 }
 
 /// (label, p50, p95, p99) in ms for the latency chart.
@@ -83,12 +154,27 @@ pub fn table(r: &Value) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{:<28} {:>12} {:>9}",
-        "throughput", "per second", "x base"
+        "{:<30} {:>10} {:>7} | {:>8} {:>9} {:>8} {:>8}",
+        "throughput", "per second", "x base", "hookwire", "generator", "receiver", "postgres"
     );
-    for (label, v, base) in throughputs(r) {
-        let _ = writeln!(t, "{label:<28} {v:>12.0} {:>9.3}", v / base);
+    for w in throughputs(r) {
+        let c = &w.cpu;
+        let _ = writeln!(
+            t,
+            "{:<30} {:>10.0} {:>7.3} | {:>8} {:>9} {:>8} {:>8}",
+            w.label,
+            w.per_s,
+            w.per_s / w.base,
+            us(&c["hookwire"]),
+            us(&c["generator"]),
+            us(&c["receiver"]),
+            us(&c["postgres"])
+        );
     }
+    let _ = writeln!(
+        t,
+        "(CPU: microseconds per delivered event, or per request for the baselines; steady and isolation: medians of the rounds)"
+    );
     let _ = writeln!(
         t,
         "(steady: x the baseline measured next to the run; others: x the run's highest baseline)"
@@ -130,6 +216,18 @@ pub fn table(r: &Value) -> String {
             mb(&b["peak_rss_bytes"])
         );
     }
+    for m in r["multitenant"]["runs"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            t,
+            "multi-tenant {} ({} licenses, {} webhooks, set up in {:.1} s): hookwire CPU per delivery {} x the steady run's (target <= {})",
+            m["mode"].as_str().unwrap_or(""),
+            m["tenants"],
+            m["webhooks"],
+            f(&m["setup_s"]).unwrap_or(0.0),
+            f(&m["hookwire_cpu_vs_steady"]).map_or("-".into(), |v| format!("{v:.2}")),
+            r["multitenant"]["target_cpu_ratio"]
+        );
+    }
     if !r["footprint"].is_null() {
         let p = &r["footprint"];
         let _ = writeln!(
@@ -140,7 +238,79 @@ pub fn table(r: &Value) -> String {
             f(&p["db_bytes_per_event"]).unwrap_or(0.0)
         );
     }
+    if !r["soak"].is_null() {
+        soak_table(&mut t, &r["soak"]);
+    }
     t
+}
+
+fn soak_table(t: &mut String, s: &Value) {
+    let _ = writeln!(
+        t,
+        "\nsoak: {}/s offered for {:.1} min ({:.0}/s achieved), retention {}, pruned {}; CPU us per delivery: hookwire {}, generator {}, receivers {}",
+        s["rate"],
+        f(&s["minutes"]).unwrap_or(0.0),
+        f(&s["achieved_per_s"]).unwrap_or(0.0),
+        s["retention"].as_str().unwrap_or(""),
+        count(&s["pruned_total"]),
+        us(&s["cpu_us_per_delivery"]["hookwire"]),
+        us(&s["cpu_us_per_delivery"]["generator"]),
+        us(&s["cpu_us_per_delivery"]["receiver"])
+    );
+    let _ = writeln!(
+        t,
+        "{:>7} {:>9} {:>8} {:>6} {:>8} {:>8} {:>9} {:>8}",
+        "minutes", "db MB", "RSS MB", "cpu %", "p50 ms", "p99 ms", "queue", "pruned"
+    );
+    for x in s["samples"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            t,
+            "{:>7.2} {:>9.1} {:>8.1} {:>6.0} {:>8.2} {:>8.2} {:>9} {:>8}{}",
+            f(&x["minutes"]).unwrap_or(0.0),
+            f(&x["db_bytes"]).unwrap_or(0.0) / 1_048_576.0,
+            f(&x["rss_bytes"]).unwrap_or(0.0) / 1_048_576.0,
+            100.0 * f(&x["hookwire_cpu_cores"]).unwrap_or(0.0),
+            f(&x["p50_ms"]).unwrap_or(f64::NAN),
+            f(&x["p99_ms"]).unwrap_or(f64::NAN),
+            count(&x["queue_depth"]),
+            count(&x["pruned_total"]),
+            if x["after_drain"].is_null() {
+                ""
+            } else {
+                "  (drained)"
+            }
+        );
+    }
+    let g = &s["targets"];
+    let pc = |v: &Value| f(v).map_or("-".into(), |v| format!("{:+.1} %", 100.0 * v));
+    let state = |v: &Value| v.as_str().unwrap_or("not evaluated").to_string();
+    let _ = writeln!(t, "soak targets (second half against its first sample):");
+    let _ = writeln!(
+        t,
+        "  database grows < 5 %: {} ({})",
+        pc(&g["db_growth"]),
+        state(&g["db"])
+    );
+    let _ = writeln!(
+        t,
+        "  RSS grows < 5 %: {} ({})",
+        pc(&g["rss_growth"]),
+        state(&g["rss"])
+    );
+    let _ = writeln!(
+        t,
+        "  p99 <= 2 x before pruning: {:.2} ms vs {:.2} ms ({})",
+        f(&g["p99_second_half_ms"]).unwrap_or(f64::NAN),
+        f(&g["p99_before_pruning_ms"]).unwrap_or(f64::NAN),
+        state(&g["p99"])
+    );
+    let _ = writeln!(
+        t,
+        "  achieved rate = offered: {:.3} of it ({})",
+        f(&g["achieved_share"]).unwrap_or(0.0),
+        state(&g["rate"])
+    );
+    let _ = writeln!(t, "  nothing lost: {}", state(&g["nothing_lost"]));
 }
 
 fn esc(s: &str) -> String {
@@ -212,7 +382,12 @@ pub fn write(dir: &Path, r: &Value, smoke: bool) -> std::io::Result<()> {
     )?;
     let rows: Vec<(String, Vec<f64>)> = throughputs(r)
         .into_iter()
-        .map(|(l, v, base)| (format!("{l} ({v:.0}/s)"), vec![v / base]))
+        .map(|w| {
+            (
+                format!("{} ({:.0}/s)", w.label, w.per_s),
+                vec![w.per_s / w.base],
+            )
+        })
         .collect();
     std::fs::write(
         dir.join("throughput.svg"),
@@ -236,11 +411,95 @@ pub fn write(dir: &Path, r: &Value, smoke: bool) -> std::io::Result<()> {
             &["p50", "p95", "p99"],
         ),
     )?;
-    eprintln!(
-        "wrote {}/results.json, throughput.svg, latency.svg",
-        dir.display()
-    );
+    let mut wrote = "results.json, throughput.svg, latency.svg";
+    if let Some(samples) = r["soak"]["samples"].as_array() {
+        std::fs::write(dir.join("soak.svg"), soak_svg(samples))?;
+        wrote = "results.json, throughput.svg, latency.svg, soak.svg";
+    }
+    eprintln!("wrote {}/{{{wrote}}}", dir.display());
     Ok(())
+}
+
+/// The soak's time series: database MB, RSS MB and p99 ms against minutes,
+/// one panel each (their units differ), sharing the time axis.
+fn soak_svg(samples: &[Value]) -> String {
+    let series = |key: &str, scale: f64| -> Vec<(f64, f64)> {
+        samples
+            .iter()
+            .filter_map(|s| Some((f(&s["minutes"])?, f(&s[key])? / scale)))
+            .filter(|(_, y)| y.is_finite())
+            .collect()
+    };
+    lines(
+        "Soak: database, RSS and p99 latency over time",
+        "minutes",
+        &[
+            ("database (MB)", series("db_bytes", 1_048_576.0)),
+            ("hookwire RSS (MB)", series("rss_bytes", 1_048_576.0)),
+            ("p99 latency (ms)", series("p99_ms", 1.0)),
+        ],
+    )
+}
+
+/// Line charts stacked vertically, one per (name, points), sharing the x axis.
+fn lines(title: &str, x_label: &str, panels: &[(&str, Vec<(f64, f64)>)]) -> String {
+    const COLORS: [&str; 3] = ["#4e79a7", "#f28e2b", "#e15759"];
+    let (left, width, panel_h, gap) = (70.0, 560.0, 120.0, 45.0);
+    let height = 40.0 + panels.len() as f64 * (panel_h + gap) + 10.0;
+    let x_max = panels
+        .iter()
+        .flat_map(|p| p.1.iter().map(|(x, _)| *x))
+        .fold(0.0_f64, f64::max)
+        .max(1e-9);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
+        esc(title),
+        w = left + width + 30.0
+    );
+    for (i, (name, points)) in panels.iter().enumerate() {
+        let top = 40.0 + i as f64 * (panel_h + gap);
+        let bottom = top + panel_h;
+        // From 0, so a flat line looks flat and growth is seen at its size.
+        let y_max = points.iter().map(|p| p.1).fold(0.0_f64, f64::max).max(1e-9) * 1.1;
+        let _ = writeln!(
+            s,
+            "<text x=\"{left}\" y=\"{}\" font-weight=\"bold\">{}</text>\n\
+             <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\" stroke=\"#888\"/>\n\
+             <line x1=\"{left}\" y1=\"{bottom}\" x2=\"{}\" y2=\"{bottom}\" stroke=\"#888\"/>\n\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n\
+             <text x=\"{}\" y=\"{bottom}\" text-anchor=\"end\">0</text>\n\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{x_max:.1} {}</text>",
+            top - 6.0,
+            esc(name),
+            left + width,
+            left - 6.0,
+            top + 10.0,
+            esc(&format!("{y_max:.1}")),
+            left - 6.0,
+            left + width,
+            bottom + 16.0,
+            esc(x_label)
+        );
+        let path: Vec<String> = points
+            .iter()
+            .map(|(x, y)| {
+                format!(
+                    "{:.1},{:.1}",
+                    left + x / x_max * width,
+                    bottom - y / y_max * panel_h
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>",
+            COLORS[i % 3],
+            path.join(" ")
+        );
+    }
+    s.push_str("</svg>\n");
+    s
 }
 
 fn numbers(v: &Value) -> Vec<f64> {

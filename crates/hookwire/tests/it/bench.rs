@@ -1,6 +1,7 @@
 //! The benchmark's smoke run (`hookwire-bench --smoke`) against this build's
 //! binary: every scenario runs with tiny sizes and must deliver every event.
-//! It asserts completeness only, never a speed.
+//! It asserts completeness (and that CPU per delivery was measured) only,
+//! never a speed.
 
 use clap::Parser;
 use std::ffi::OsString;
@@ -31,4 +32,37 @@ async fn the_benchmark_smoke_run_delivers_every_event() {
     assert!(r["isolation"]["with_hung_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(r["backlog"]["deliveries"], 3_000);
     assert_eq!(r["backlog"]["duplicates"], 0);
+    let tenants = r["multitenant"]["runs"]
+        .as_array()
+        .expect("multi-tenant runs");
+    assert_eq!(tenants.len(), 2);
+    for m in tenants {
+        assert_eq!(m["deliveries"], 2_000, "{m}");
+        assert_eq!(m["webhooks"], 200, "{m}");
+    }
+    let soak = &r["soak"];
+    assert_eq!(soak["complete"], true, "{soak}");
+    assert_eq!(
+        soak["delivered"]["healthy"],
+        serde_json::json!([1_000, 1_000])
+    );
+    assert!(soak["samples"].as_array().unwrap().len() >= 2, "{soak}");
+    // CPU per delivery is measured for every process of every scenario
+    // (a figure, not a speed: ticks are 10 ms, so it may read 0 here).
+    let cpus = steady
+        .iter()
+        .chain(tenants)
+        .map(|s| &s["cpu_us_per_delivery"])
+        .chain([
+            &r["baseline"]["cpu_us_per_delivery"],
+            &soak["cpu_us_per_delivery"],
+        ]);
+    for cpu in cpus {
+        for process in ["generator", "receiver", "total"] {
+            assert!(cpu[process].is_number(), "{process}: {cpu}");
+        }
+    }
+    for s in steady.iter().chain(tenants) {
+        assert!(s["cpu_us_per_delivery"]["hookwire"].is_number(), "{s}");
+    }
 }
