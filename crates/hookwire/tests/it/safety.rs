@@ -10,7 +10,7 @@ use sha2::Sha256;
 use std::time::{Duration, Instant};
 
 /// Verifies one `v1,<base64>` signature the way a Standard Webhooks receiver does.
-fn verify(secret: &str, got: &Received, signature: &str) -> bool {
+pub(crate) fn verify(secret: &str, got: &Received, signature: &str) -> bool {
     let key = STANDARD
         .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
         .unwrap();
@@ -23,7 +23,7 @@ fn verify(secret: &str, got: &Received, signature: &str) -> bool {
     expected == signature
 }
 
-fn signatures(got: &Received) -> Vec<String> {
+pub(crate) fn signatures(got: &Received) -> Vec<String> {
     got.headers["webhook-signature"]
         .to_str()
         .unwrap()
@@ -32,7 +32,7 @@ fn signatures(got: &Received) -> Vec<String> {
         .collect()
 }
 
-async fn rotate(app: &TestApp, key: &str, webhook: &str) -> String {
+pub(crate) async fn rotate(app: &TestApp, key: &str, webhook: &str) -> String {
     let (status, body) = app
         .post(key, &format!("/api/v1/webhooks/{webhook}/secret"))
         .await;

@@ -509,6 +509,17 @@ crate::backend_tests! {
             "{}",
             r.body
         );
+        let got = receiver.drain().pop().expect("the test send arrived");
+        assert!(got.headers.get("webhook-signature").is_none(), "unsigned webhook");
+        // With a signing secret, a test send is signed like a delivery.
+        let secret = crate::safety::rotate(&app, &key, &webhook).await;
+        let r = b
+            .post(&format!("/ui/webhooks/{webhook}/test"), &[("csrf", &token)])
+            .await;
+        assert_eq!(r.status, 200);
+        let got = receiver.drain().pop().expect("the signed test send arrived");
+        let signatures = crate::safety::signatures(&got);
+        assert!(crate::safety::verify(&secret, &got, &signatures[0]), "{signatures:?}");
     }
 
     async fn user_content_is_escaped_and_operators_switch_licenses() {
