@@ -1,4 +1,4 @@
-//! The web app (issue #4): server-rendered pages under `/ui`, on the same
+//! The web app: server-rendered pages under `/ui`, on the same
 //! port as the API. No build step: the CSS and the small script are embedded.
 //!
 //! Pages sign in with a license's API key (or the platform key, as operator),
