@@ -46,6 +46,8 @@ const KEYS: &[&str] = &[
     "log_format",
     "tls_cert",
     "tls_key",
+    "portal_link_ttl",
+    "portal_frame_ancestors",
 ];
 
 /// Lease time an attempt must leave unused beyond its timeout, so it ends
@@ -86,6 +88,8 @@ struct RawSettings {
     log_format: String,
     tls_cert: PathBuf,
     tls_key: PathBuf,
+    portal_link_ttl: String,
+    portal_frame_ancestors: Schedule,
 }
 
 /// A list as TOML writes it, or as one comma-separated string (the form an
@@ -252,6 +256,17 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Serve HTTPS with these files; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+    pub portal: PortalSettings,
+}
+
+/// The web app embedded in a platform's own dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSettings {
+    /// How long a portal link may wait to be opened.
+    pub link_ttl: Duration,
+    /// Origins (`https://dashboard.example.com`) allowed to frame the web
+    /// app; empty refuses every frame.
+    pub frame_ancestors: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -409,6 +424,13 @@ impl Settings {
                 ))
             }
         };
+        let portal = PortalSettings {
+            link_ttl: positive("portal_link_ttl", &raw.portal_link_ttl)?,
+            frame_ancestors: list(raw.portal_frame_ancestors)
+                .into_iter()
+                .map(|o| origin("portal_frame_ancestors", &o))
+                .collect::<Result<_, _>>()?,
+        };
         Ok(Settings {
             listen,
             data_dir: raw.data_dir,
@@ -441,7 +463,42 @@ impl Settings {
             shutdown_grace: duration("shutdown_grace", &raw.shutdown_grace)?,
             log_format,
             tls,
+            portal,
         })
+    }
+}
+
+/// A duration above zero.
+fn positive(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let d = duration(key, text)?;
+    if d.is_zero() {
+        return Err(ConfigError::invalid(key, "must be longer than zero"));
+    }
+    Ok(d)
+}
+
+/// An origin as CSP's `frame-ancestors` takes it: scheme, host and optional
+/// port, nothing else (no path, no wildcard beyond a leading `*.` label).
+fn origin(key: &str, text: &str) -> Result<String, ConfigError> {
+    let bad = || {
+        ConfigError::invalid(
+            key,
+            format!("{text:?} is not an origin like https://dashboard.example.com"),
+        )
+    };
+    let url = url::Url::parse(text.replacen("*.", "wildcard.", 1).as_str()).map_err(|_| bad())?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && !text.ends_with('/');
+    if plain {
+        Ok(text.to_string())
+    } else {
+        Err(bad())
     }
 }
 

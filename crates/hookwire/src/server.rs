@@ -200,6 +200,20 @@ fn serve_https(
     }))
 }
 
+/// Removes expired web app sessions and portal links once a minute until
+/// `stop` (every node may: the deletes are idempotent).
+async fn prune_web_sessions(store: Arc<dyn Store>, stop: CancellationToken) {
+    loop {
+        if let Err(e) = store.prune_web_sessions(crate::store::now_millis()).await {
+            tracing::warn!(error = %e, "pruning expired web sessions failed");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+        }
+    }
+}
+
 impl RunningServer {
     /// Starts everything and begins listening; returns once the port is bound.
     pub async fn start(settings: Settings) -> Result<RunningServer, BoxError> {
@@ -239,6 +253,7 @@ impl RunningServer {
             dispatcher.handle.clone(),
             cipher,
             settings.secret_rotation_grace,
+            settings.portal.link_ttl,
         ));
         let sealed = service.seal_legacy_passwords().await?;
         if sealed > 0 {
@@ -249,14 +264,8 @@ impl RunningServer {
         }
         let stop = CancellationToken::new();
         tokio::spawn(engine.clone().track_backlog(stop.clone()));
-        let state = AppState::new(
-            store.clone(),
-            engine,
-            service,
-            platform_key,
-            settings.max_body_bytes,
-            settings.rate_limit_per_second,
-        );
+        tokio::spawn(prune_web_sessions(store.clone(), stop.clone()));
+        let state = AppState::new(store.clone(), engine, service, platform_key, &settings);
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| format!("listening on {}: {e}", settings.listen))?;

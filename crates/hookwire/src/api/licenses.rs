@@ -1,10 +1,12 @@
-//! Licenses: created by the chat platform, each with an API key shown once.
+//! Licenses: created by the chat platform, each with an API key shown once,
+//! and the portal links that sign its customers into the web app.
 
 use super::auth::Platform;
 use super::error::ApiResult;
 use super::extract::{json_or_form, typed, Body};
+use super::views;
 use super::AppState;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -32,5 +34,37 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(json!({ "license_id": license_id, "api_key": api_key.expose() })),
+    ))
+}
+
+/// `POST /api/v1/licenses/{license_id}/portal-links`: a single-use link that
+/// signs a browser into the web app as the license, without its API key,
+/// for a platform that embeds the webhooks settings in its own dashboard.
+#[utoipa::path(operation_id = "create_portal_link", post, path = "/licenses/{license_id}/portal-links", tag = "licenses", security(("platform_key" = [])),
+    params(("license_id" = String, Path, description = "The license the link signs in as")),
+    responses((status = 201, description = "The link, valid once until expires_at", body = crate::api::openapi::PortalLinkCreated)))]
+pub async fn create_portal_link(
+    State(state): State<AppState>,
+    _: Platform,
+    Path(license_id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let link = state.service().create_portal_link(&license_id).await?;
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or("127.0.0.1");
+    let scheme = if state.serves_https() || super::ui::session::over_https(&headers) {
+        "https"
+    } else {
+        "http"
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "url": format!("{scheme}://{host}/ui/portal/{}", link.token.expose()),
+            "expires_at": views::rfc3339(link.expires_at),
+        })),
     ))
 }

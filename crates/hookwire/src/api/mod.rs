@@ -16,6 +16,7 @@ pub mod views;
 pub mod visitors;
 pub mod webhooks;
 
+use crate::config::{PortalSettings, Settings};
 use crate::engine::Engine;
 use crate::secret::Secret;
 use crate::service::Service;
@@ -41,6 +42,9 @@ struct Inner {
     max_body_bytes: usize,
     rate_limiter: Option<limit::RateLimiter>,
     sessions: ui::session::Sessions,
+    portal: PortalSettings,
+    /// hookwire itself serves HTTPS (links it hands out say https).
+    https: bool,
 }
 
 impl AppState {
@@ -49,20 +53,31 @@ impl AppState {
         engine: Arc<Engine>,
         service: Arc<Service>,
         platform_key: Secret,
-        max_body_bytes: usize,
-        rate_limit_per_second: f64,
+        settings: &Settings,
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
+                sessions: ui::session::Sessions::new(store.clone()),
                 store,
                 engine,
                 service,
                 platform_key,
-                max_body_bytes,
-                rate_limiter: limit::RateLimiter::new(rate_limit_per_second),
-                sessions: ui::session::Sessions::default(),
+                max_body_bytes: settings.max_body_bytes,
+                rate_limiter: limit::RateLimiter::new(settings.rate_limit_per_second),
+                portal: settings.portal.clone(),
+                https: settings.tls.is_some(),
             }),
         }
+    }
+
+    /// How the web app may be embedded (portal links, framing).
+    pub fn portal(&self) -> &PortalSettings {
+        &self.inner.portal
+    }
+
+    /// Whether hookwire itself serves HTTPS.
+    pub fn serves_https(&self) -> bool {
+        self.inner.https
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -110,6 +125,7 @@ fn livechat_v2() -> OpenApiRouter<AppState> {
 pub fn api_routes() -> OpenApiRouter<AppState> {
     let v1 = OpenApiRouter::new()
         .routes(routes!(licenses::create))
+        .routes(routes!(licenses::create_portal_link))
         .routes(routes!(events::ingest_one))
         .routes(routes!(events::ingest_batch))
         .routes(routes!(webhooks::list, webhooks::create))
@@ -135,7 +151,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes();
     let (api, _) = api_routes().split_for_parts();
     // The web app's HTML pages are not part of the described API.
-    api.merge(ui::routes())
+    api.merge(ui::routes(&state.portal().frame_ancestors))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

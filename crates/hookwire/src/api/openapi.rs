@@ -235,6 +235,16 @@ pub struct LicenseCreated {
     pub api_key: String,
 }
 
+/// A single-use link that signs a browser into the web app as the license.
+#[derive(Serialize, ToSchema)]
+pub struct PortalLinkCreated {
+    /// `<scheme>://<host>/ui/portal/<token>`, the host as the request named it.
+    pub url: String,
+    /// RFC 3339; the link no longer signs in after this.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
 /// An event as the platform reports it: `event_type`, `license_id`, and the
 /// event's data sections (`chat`, `visitor`, `pre_chat_survey`, ...), passed
 /// through untouched.

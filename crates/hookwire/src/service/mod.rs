@@ -1,7 +1,8 @@
 //! The one write path for configuration and operator actions.
 //!
 //! Creating, changing and deleting webhooks, every kind of redelivery,
-//! creating licenses and rotating signing secrets go through [`Service`]. The
+//! creating licenses and portal links, and rotating signing secrets go
+//! through [`Service`]. The
 //! API, the web app and the CLI call it; none of them writes through the
 //! store. That is what keeps two promises in one place: secrets are sealed
 //! before the store sees them (the store's write types are
@@ -15,7 +16,7 @@ mod licenses;
 mod webhooks;
 
 pub use deliveries::RedeliverySince;
-pub use licenses::create_license;
+pub use licenses::{create_license, PortalLink};
 pub use webhooks::{WebhookChanges, WebhookSpec, MAX_WEBHOOKS_PER_LICENSE};
 
 use crate::engine::dispatcher::DispatcherHandle;
@@ -50,6 +51,8 @@ pub struct Service {
     cipher: Cipher,
     /// How long a rotated-out signing secret keeps signing.
     secret_rotation_grace: Duration,
+    /// How long a portal link may wait to be opened.
+    portal_link_ttl: Duration,
 }
 
 impl Service {
@@ -58,12 +61,14 @@ impl Service {
         dispatcher: DispatcherHandle,
         cipher: Cipher,
         secret_rotation_grace: Duration,
+        portal_link_ttl: Duration,
     ) -> Self {
         Service {
             store,
             dispatcher,
             cipher,
             secret_rotation_grace,
+            portal_link_ttl,
         }
     }
 

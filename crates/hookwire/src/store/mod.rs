@@ -6,10 +6,10 @@
 //! node owns a delivery (leases). What those decisions are, apart from the
 //! SQL that loads and keeps their state, is written once in [`rules`].
 //!
-//! [`Store`] is six traits, one per concern, so a reader can hold one at a
+//! [`Store`] is seven traits, one per concern, so a reader can hold one at a
 //! time: [`Licenses`], [`Webhooks`], [`DeliveryQueue`] (the hot path),
-//! [`DeliveryLog`], [`Visitors`] and [`Ops`]. Every backend implements all
-//! six, and `dyn Store` offers every method of each.
+//! [`DeliveryLog`], [`Visitors`], [`WebSessions`] and [`Ops`]. Every backend
+//! implements all of them, and `dyn Store` offers every method of each.
 
 mod licenses;
 mod log;
@@ -19,6 +19,7 @@ mod queue;
 pub mod rules;
 pub mod sqlite;
 mod visitors;
+mod web_sessions;
 mod webhooks;
 
 pub use licenses::Licenses;
@@ -32,6 +33,7 @@ pub use queue::{
     NextState,
 };
 pub use visitors::{DetailsSet, VisitorView, Visitors};
+pub use web_sessions::{WebSession, WebSessions};
 pub use webhooks::{NewWebhook, Webhook, WebhookPatch, Webhooks};
 
 use queue::{handoff_jobs, signing_secrets, IngestTarget};
@@ -78,16 +80,34 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything hookwire keeps: the six concerns together, as the engine, the
+/// Everything hookwire keeps: the concerns together, as the engine, the
 /// API and the web app hold it (`Arc<dyn Store>`). Implemented for every
-/// type that implements the six; a backend implements those, never this.
+/// type that implements them all; a backend implements those, never this.
 pub trait Store:
-    Licenses + Webhooks + DeliveryQueue + DeliveryLog + Visitors + Ops + Send + Sync + 'static
+    Licenses
+    + Webhooks
+    + DeliveryQueue
+    + DeliveryLog
+    + Visitors
+    + WebSessions
+    + Ops
+    + Send
+    + Sync
+    + 'static
 {
 }
 
 impl<T> Store for T where
-    T: Licenses + Webhooks + DeliveryQueue + DeliveryLog + Visitors + Ops + Send + Sync + 'static
+    T: Licenses
+        + Webhooks
+        + DeliveryQueue
+        + DeliveryLog
+        + Visitors
+        + WebSessions
+        + Ops
+        + Send
+        + Sync
+        + 'static
 {
 }
 

@@ -305,5 +305,24 @@ async fn the_web_app_in_a_real_browser() {
     css(c, "svg.chart").await;
     shot(c, "overview").await;
     let _: Value = c.execute("return document.title", vec![]).await.unwrap();
+
+    // A portal link signs a fresh browser in without the API key, once.
+    let (status, link) = app
+        .post_platform("/api/v1/licenses/1025707/portal-links", &serde_json::json!({}))
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let link = link["url"].as_str().unwrap().to_string();
+    c.delete_all_cookies().await.unwrap();
+    c.goto(&app.url("/ui/webhooks")).await.unwrap();
+    css(c, "#api_key").await;
+    c.goto(&link).await.unwrap();
+    reload_until(c, &app.url("/ui/webhooks"), "webhooks of license 1025707").await;
+    shot(c, "portal").await;
+    c.delete_all_cookies().await.unwrap();
+    c.goto(&link).await.unwrap();
+    let text = body_text(c).await;
+    assert!(text.contains("This link cannot sign you in"), "{text}");
+    c.goto(&app.url("/ui/webhooks")).await.unwrap();
+    css(c, "#api_key").await;
     d.client.close().await.unwrap();
 }

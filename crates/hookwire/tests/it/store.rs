@@ -11,7 +11,7 @@ use hookwire::server::open_store;
 use hookwire::store::rules;
 use hookwire::store::{
     now_millis, AttemptRecord, DeliveryQuery, DeliveryState, DetailsSet, Millis, NewEvent,
-    NewWebhook, NextState, QueueStats, Store, StoreError, StoreResult,
+    NewWebhook, NextState, QueueStats, Store, StoreError, StoreResult, WebSession,
 };
 use hookwire_livechat::{DataType, DataTypes, EventType, IncomingEvent, TargetUrl};
 use serde_json::json;
@@ -511,5 +511,39 @@ backend_tests! {
         t.sql("UPDATE webhooks SET event_type = 'chat_started', url = 'ftp://example.com/' WHERE id = 'w'").await;
         let what = corrupt(t.store.get_webhook("7", "w").await);
         assert!(what.starts_with("webhook w: url:"), "{what}");
+    }
+
+    async fn web_sessions_and_portal_links_expire_and_are_used_once() {
+        let t = open().await;
+        let store = &t.store;
+        let now = now_millis();
+        store.create_license("7", "k7", now).await.unwrap();
+        let session = |expires_at| WebSession {
+            operator: false,
+            license: Some("7".into()),
+            csrf: "c".into(),
+            framed: false,
+            expires_at,
+        };
+        store.create_web_session("live", session(now + 60_000)).await.unwrap();
+        store.create_web_session("old", session(now - 1)).await.unwrap();
+        assert_eq!(store.web_session("live", now).await.unwrap(), Some(session(now + 60_000)));
+        assert_eq!(store.web_session("old", now).await.unwrap(), None, "expired");
+        store.set_web_session_license("live", "8").await.unwrap();
+        let moved = store.web_session("live", now).await.unwrap().unwrap();
+        assert_eq!(moved.license.as_deref(), Some("8"));
+
+        assert!(store.create_portal_link("p1", "7", now + 60_000).await.unwrap());
+        assert!(store.create_portal_link("p2", "7", now - 1).await.unwrap());
+        assert!(!store.create_portal_link("p3", "unknown", now + 60_000).await.unwrap());
+        assert_eq!(store.take_portal_link("p1", now).await.unwrap().as_deref(), Some("7"));
+        assert_eq!(store.take_portal_link("p1", now).await.unwrap(), None, "used once");
+        assert_eq!(store.take_portal_link("p2", now).await.unwrap(), None, "expired");
+
+        store.create_portal_link("p4", "7", now - 1).await.unwrap();
+        assert_eq!(store.prune_web_sessions(now).await.unwrap(), 2, "the old session and p4");
+        assert!(store.web_session("live", now).await.unwrap().is_some());
+        store.delete_web_session("live").await.unwrap();
+        assert_eq!(store.web_session("live", now).await.unwrap(), None, "signed out");
     }
 }

@@ -21,11 +21,15 @@ use axum::Router;
 use html::esc;
 use serde_json::Value;
 use session::{cookie, Session, SESSION_COOKIE};
+use std::sync::Arc;
 
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
 
-pub fn routes() -> Router<AppState> {
+/// The web app's routes; `frame_ancestors` are the origins allowed to frame
+/// it (`portal_frame_ancestors`), none when empty.
+pub fn routes(frame_ancestors: &[String]) -> Router<AppState> {
+    let csp: Arc<str> = content_security_policy(frame_ancestors).into();
     Router::new()
         // A browser opened at the server's address lands in the web app.
         .route("/", get(|| async { Redirect::to("/ui") }))
@@ -34,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/assets/ui.css", get(css))
         .route("/ui/assets/ui.js", get(js))
         .route("/ui/login", get(pages::login_form).post(pages::login))
+        .route("/ui/portal/{token}", get(pages::open_portal_link))
         .route("/ui/logout", post(pages::logout))
         .route("/ui/license", post(pages::switch_license))
         .route(
@@ -68,21 +73,35 @@ pub fn routes() -> Router<AppState> {
         // Under /ui a person is reading: an unknown page is an HTML page
         // with a way home, not the API's JSON.
         .route("/ui/{*rest}", axum::routing::any(page_not_found))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(move |r| {
+            let csp = csp.clone();
+            async move { security_headers(r, &csp) }
+        }))
 }
 
-/// The script and stylesheet come from here only, no page may be framed
-/// (clickjacking), forms post only here, and pages are not cached (a new
-/// license's key is shown once).
-const CSP: &str = "default-src 'self'; img-src 'self' https:; object-src 'none'; \
-                   base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The script and stylesheet come from here only, no page may be framed but
+/// by the configured dashboards (clickjacking), forms post only here, and
+/// pages are not cached (a new license's key is shown once).
+fn content_security_policy(frame_ancestors: &[String]) -> String {
+    let ancestors = if frame_ancestors.is_empty() {
+        "'none'".to_string()
+    } else {
+        frame_ancestors.join(" ")
+    };
+    format!(
+        "default-src 'self'; img-src 'self' https:; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
+    )
+}
 
-async fn security_headers(mut response: Response) -> Response {
+fn security_headers(mut response: Response, csp: &str) -> Response {
     let headers = response.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, name, value| {
         h.insert(name, header::HeaderValue::from_static(value));
     };
-    set(headers, header::CONTENT_SECURITY_POLICY, CSP);
+    if let Ok(value) = header::HeaderValue::from_str(csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "same-origin");
     if !headers.contains_key(header::CACHE_CONTROL) {
@@ -128,8 +147,15 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let found = cookie(&parts.headers, SESSION_COOKIE)
-            .and_then(|id| state.sessions().get(id).map(|s| (id.to_string(), s)));
+        let found = match cookie(&parts.headers, SESSION_COOKIE) {
+            Some(id) => state
+                .sessions()
+                .get(id)
+                .await
+                .map_err(|e| UiError::Store(e).into_response())?
+                .map(|s| (id.to_string(), s)),
+            None => None,
+        };
         match found {
             Some((cookie, session)) => Ok(SignedIn { cookie, session }),
             // The agent view's script gets an answer it can read.
@@ -151,10 +177,7 @@ impl SignedIn {
 
     /// Checks the form's CSRF token against the session's.
     pub fn check_csrf(&self, form: &Value) -> Result<(), UiError> {
-        if self
-            .session
-            .csrf_ok(form.get("csrf").and_then(Value::as_str))
-        {
+        if session::csrf_ok(&self.session, form.get("csrf").and_then(Value::as_str)) {
             Ok(())
         } else {
             Err(UiError::Csrf)

@@ -1,98 +1,81 @@
-//! Web app sessions: server-side, in this process's memory.
+//! Web app sessions: server-side, in the database, so any node serves any
+//! signed-in browser and signing out ends the session everywhere.
 //!
 //! A session is created when someone signs in with a license's API key (or
-//! the platform key, as operator) and lives for [`SESSION_TTL`]; restarting
-//! hookwire signs everyone out. The browser holds only a random id in an
-//! `HttpOnly`, `SameSite=Strict` cookie (`Secure` behind https); the table is
-//! keyed by the id's hash. Every session has its own CSRF token, which every
-//! form carries and every POST must match.
+//! the platform key, as operator), or opens a portal link, and lives for
+//! [`SESSION_TTL`]; expired ones are pruned in the background. The browser
+//! holds only a random id in an `HttpOnly`, `SameSite=Strict` cookie
+//! (`Secure` behind https; `SameSite=None; Secure` for a portal session that
+//! a dashboard frames); the table is keyed by the id's hash. Every session
+//! has its own CSRF token, which every form carries and every POST must match.
 
 use crate::secret::{constant_time_eq, hash_secret, random_hex};
-use crate::store::{now_millis, Millis};
+use crate::store::{now_millis, Millis, Store, StoreResult};
 use axum::http::header::COOKIE;
 use axum::http::HeaderMap;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 pub const SESSION_COOKIE: &str = "hookwire_session";
 /// The pre-sign-in CSRF cookie (double-submit) of the sign-in form.
 pub const LOGIN_COOKIE: &str = "hookwire_login";
 /// How long a session lasts after signing in.
 pub const SESSION_TTL: Millis = 12 * 60 * 60 * 1000;
-/// The most sessions kept; past it the oldest is dropped.
-const MAX_SESSIONS: usize = 10_000;
 
 /// Who is signed in, and which license they are looking at.
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// Signed in with the platform key: may switch and create licenses.
-    pub operator: bool,
-    /// The license shown; an operator may have none chosen yet.
-    pub license: Option<String>,
-    pub csrf: String,
-    pub expires_at: Millis,
+pub use crate::store::WebSession as Session;
+
+/// Whether a submitted CSRF token is the one this sign-in session holds.
+pub fn csrf_ok(session: &Session, presented: Option<&str>) -> bool {
+    presented.is_some_and(|p| constant_time_eq(p, &session.csrf))
 }
 
-impl Session {
-    /// Whether a submitted CSRF token is the one this sign-in session holds.
-    pub fn csrf_ok(&self, presented: Option<&str>) -> bool {
-        presented.is_some_and(|p| constant_time_eq(p, &self.csrf))
-    }
-}
-
-#[derive(Default)]
+/// The sessions, as the database keeps them (see [`WebSessions`]).
 pub struct Sessions {
-    by_hash: Mutex<HashMap<String, Session>>,
+    store: Arc<dyn Store>,
 }
 
 impl Sessions {
-    /// Starts a session; answers the cookie value.
-    pub fn create(&self, operator: bool, license: Option<String>) -> String {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Sessions { store }
+    }
+
+    /// Starts a session; answers the cookie value. `framed` sessions came
+    /// through a portal link for a dashboard allowed to frame the web app.
+    pub async fn create(
+        &self,
+        operator: bool,
+        license: Option<String>,
+        framed: bool,
+    ) -> StoreResult<String> {
         let id = random_hex(32);
-        let now = now_millis();
         let session = Session {
             operator,
             license,
             csrf: random_hex(32),
-            expires_at: now + SESSION_TTL,
+            framed,
+            expires_at: now_millis() + SESSION_TTL,
         };
-        if let Ok(mut map) = self.by_hash.lock() {
-            map.retain(|_, s| s.expires_at > now);
-            if map.len() >= MAX_SESSIONS {
-                if let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, s)| s.expires_at)
-                    .map(|(k, _)| k.clone())
-                {
-                    map.remove(&oldest);
-                }
-            }
-            map.insert(hash_secret(&id), session);
-        }
-        id
+        self.store
+            .create_web_session(&hash_secret(&id), session)
+            .await?;
+        Ok(id)
     }
 
     /// The live session a cookie value names.
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let map = self.by_hash.lock().ok()?;
-        map.get(&hash_secret(id))
-            .filter(|s| s.expires_at > now_millis())
-            .cloned()
+    pub async fn get(&self, id: &str) -> StoreResult<Option<Session>> {
+        self.store.web_session(&hash_secret(id), now_millis()).await
     }
 
     /// Changes the license an operator looks at.
-    pub fn set_license(&self, id: &str, license: String) {
-        if let Ok(mut map) = self.by_hash.lock() {
-            if let Some(s) = map.get_mut(&hash_secret(id)) {
-                s.license = Some(license);
-            }
-        }
+    pub async fn set_license(&self, id: &str, license: &str) -> StoreResult<()> {
+        self.store
+            .set_web_session_license(&hash_secret(id), license)
+            .await
     }
 
-    pub fn remove(&self, id: &str) {
-        if let Ok(mut map) = self.by_hash.lock() {
-            map.remove(&hash_secret(id));
-        }
+    /// Signs out: the session ends on every node.
+    pub async fn remove(&self, id: &str) -> StoreResult<()> {
+        self.store.delete_web_session(&hash_secret(id)).await
     }
 }
 
@@ -125,28 +108,21 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> S
     )
 }
 
+/// The session cookie of `session`: strict, or, for a framed portal
+/// session, `SameSite=None; Secure` (browsers send no other cookie to a
+/// frame from another site, and accept `None` only with `Secure`).
+pub fn session_cookie(value: &str, max_age_secs: i64, secure: bool, framed: bool) -> String {
+    if framed {
+        format!("{SESSION_COOKIE}={value}; Path=/ui; HttpOnly; SameSite=None; Secure; Max-Age={max_age_secs}")
+    } else {
+        set_cookie(SESSION_COOKIE, value, max_age_secs, secure)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
-
-    #[test]
-    fn sessions_are_found_by_cookie_and_end_on_sign_out() {
-        let sessions = Sessions::default();
-        let id = sessions.create(true, None);
-        let s = sessions.get(&id).expect("live");
-        assert!(s.operator && s.license.is_none());
-        assert!(s.csrf_ok(Some(&s.csrf)));
-        assert!(!s.csrf_ok(Some("forged")) && !s.csrf_ok(None));
-        sessions.set_license(&id, "1025707".into());
-        assert_eq!(
-            sessions.get(&id).unwrap().license.as_deref(),
-            Some("1025707")
-        );
-        assert!(sessions.get("unknown").is_none());
-        sessions.remove(&id);
-        assert!(sessions.get(&id).is_none());
-    }
 
     #[test]
     fn cookies_are_parsed_and_set_strictly() {
@@ -164,5 +140,17 @@ mod tests {
         assert!(over_https(&h));
         let c = set_cookie(SESSION_COOKIE, "v", 60, true);
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.ends_with("; Secure"));
+        let framed = session_cookie("v", 60, false, true);
+        assert!(framed.contains("SameSite=None; Secure") && framed.contains("HttpOnly"));
+        assert_eq!(session_cookie("v", 60, true, false), c);
+        let s = Session {
+            operator: false,
+            license: None,
+            csrf: "token".into(),
+            framed: false,
+            expires_at: 0,
+        };
+        assert!(csrf_ok(&s, Some("token")));
+        assert!(!csrf_ok(&s, Some("forged")) && !csrf_ok(&s, None));
     }
 }

@@ -17,6 +17,7 @@ mod process;
 mod queue;
 mod record;
 mod visitors;
+mod web_sessions;
 mod webhooks;
 mod writer;
 
@@ -40,6 +41,7 @@ const SCHEMA: &[&str] = &[
     include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
     include_str!("schema_8.sql"),
+    include_str!("schema_9.sql"),
 ];
 const READERS: usize = 4;
 

@@ -3,7 +3,9 @@
 
 use super::html::{self, csrf_field, esc, notice, qs, time, Chrome};
 use super::sample::sample_event;
-use super::session::{cookie, over_https, set_cookie, LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL};
+use super::session::{
+    cookie, over_https, session_cookie, set_cookie, LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL,
+};
 use super::{SignedIn, UiError, UiResult};
 use crate::api::views;
 use crate::api::webhooks::create_webhook as api_create_webhook;

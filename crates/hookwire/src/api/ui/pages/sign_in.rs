@@ -18,19 +18,21 @@ fn login_page(token: &str, license: &str, error: Option<&str>) -> String {
     )
 }
 
-pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if cookie(&headers, SESSION_COOKIE).is_some_and(|id| state.sessions().get(id).is_some()) {
-        return Redirect::to("/ui/overview").into_response();
+pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> UiResult<Response> {
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+        if state.sessions().get(id).await?.is_some() {
+            return Ok(Redirect::to("/ui/overview").into_response());
+        }
     }
     let token = random_hex(16);
-    (
+    Ok((
         AppendHeaders([(
             SET_COOKIE,
             set_cookie(LOGIN_COOKIE, &token, 3600, over_https(&headers)),
         )]),
         Html(login_page(&token, "", None)),
     )
-        .into_response()
+        .into_response())
 }
 
 pub async fn login(
@@ -72,12 +74,12 @@ pub async fn login(
             _ => return Ok(fail("That license ID and API key do not match.")),
         }
     };
-    let id = state.sessions().create(operator, chosen);
+    let id = state.sessions().create(operator, chosen, false).await?;
     Ok((
         AppendHeaders([
             (
                 SET_COOKIE,
-                set_cookie(SESSION_COOKIE, &id, SESSION_TTL / 1000, secure),
+                session_cookie(&id, SESSION_TTL / 1000, secure, false),
             ),
             (SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0, secure)),
         ]),
@@ -93,13 +95,45 @@ pub async fn logout(
     body: Bytes,
 ) -> UiResult<Response> {
     signed.check_csrf(&form(&body)?)?;
-    state.sessions().remove(&signed.cookie);
+    state.sessions().remove(&signed.cookie).await?;
     Ok((
         AppendHeaders([(
             SET_COOKIE,
-            set_cookie(SESSION_COOKIE, "", 0, over_https(&headers)),
+            session_cookie("", 0, over_https(&headers), signed.session.framed),
         )]),
         Redirect::to("/ui/login"),
+    )
+        .into_response())
+}
+
+/// `GET /ui/portal/{token}`: a portal link, opened. Signs the browser in as
+/// the link's license (no API key) and lands on Webhooks; the link is used
+/// up, so a second opening, like an expired link, gets a page saying so and
+/// no session.
+pub async fn open_portal_link(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> UiResult<Response> {
+    let Some(license) = state.service().take_portal_link(&token).await? else {
+        let body = r#"<main id="main" class="narrow"><h1>This link cannot sign you in</h1><p>It was used already or has expired: each link works once, for a few minutes. Open the webhooks settings again from your dashboard to get a new one.</p></main>"#;
+        return Ok((
+            StatusCode::GONE,
+            Html(html::document("Link used or expired", body)),
+        )
+            .into_response());
+    };
+    let framed = !state.portal().frame_ancestors.is_empty();
+    let id = state
+        .sessions()
+        .create(false, Some(license), framed)
+        .await?;
+    Ok((
+        AppendHeaders([(
+            SET_COOKIE,
+            session_cookie(&id, SESSION_TTL / 1000, over_https(&headers), framed),
+        )]),
+        Redirect::to("/ui/webhooks"),
     )
         .into_response())
 }
@@ -128,9 +162,7 @@ pub async fn switch_license(
     {
         return Err(UiError::NotFound(format!("no license {wanted}")));
     }
-    state
-        .sessions()
-        .set_license(&signed.cookie, wanted.to_string());
+    state.sessions().set_license(&signed.cookie, wanted).await?;
     Ok(Redirect::to("/ui/overview?n=switched").into_response())
 }
 
