@@ -160,6 +160,12 @@ impl DataTypes {
         DataTypes(bits & 0b1111)
     }
 
+    /// The set `bits` names, or `None` when it has a bit no data type has
+    /// (a stored value that was not written by [`DataTypes::bits`]).
+    pub fn try_from_bits(bits: u8) -> Option<Self> {
+        (bits & !0b1111 == 0).then_some(DataTypes(bits))
+    }
+
     pub fn bits(self) -> u8 {
         self.0
     }

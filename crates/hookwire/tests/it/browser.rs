@@ -308,7 +308,10 @@ async fn the_web_app_in_a_real_browser() {
 
     // A portal link signs a fresh browser in without the API key, once.
     let (status, link) = app
-        .post_platform("/api/v1/licenses/1025707/portal-links", &serde_json::json!({}))
+        .post_platform(
+            "/api/v1/licenses/1025707/portal-links",
+            &serde_json::json!({}),
+        )
         .await;
     assert_eq!(status, 201, "{link}");
     let link = link["url"].as_str().unwrap().to_string();

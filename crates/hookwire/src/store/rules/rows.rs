@@ -142,12 +142,15 @@ pub fn delivery_state(delivery_id: i64, text: &str) -> StoreResult<DeliveryState
 
 /// A stored set of data types (their bits).
 pub fn data_types(row: impl Display, bits: i64) -> StoreResult<DataTypes> {
-    u8::try_from(bits).map(DataTypes::from_bits).map_err(|_| {
-        StoreError::corrupt(
-            row,
-            format_args!("data_types: {bits} is not a set of data types"),
-        )
-    })
+    u8::try_from(bits)
+        .ok()
+        .and_then(DataTypes::try_from_bits)
+        .ok_or_else(|| {
+            StoreError::corrupt(
+                row,
+                format_args!("data_types: {bits} is not a set of data types"),
+            )
+        })
 }
 
 /// One stored section of event `event_id`: its text, checked to be JSON.
@@ -249,11 +252,13 @@ mod tests {
             ..webhook_row()
         });
         assert!(msg.starts_with("webhook w1: url:"), "{msg}");
-        let msg = bad(WebhookRow {
-            data_types: 300,
-            ..webhook_row()
-        });
-        assert!(msg.starts_with("webhook w1: data_types:"), "{msg}");
+        for bits in [300, 16, -1] {
+            let msg = bad(WebhookRow {
+                data_types: bits,
+                ..webhook_row()
+            });
+            assert!(msg.starts_with("webhook w1: data_types:"), "{bits}: {msg}");
+        }
         let msg = bad(WebhookRow {
             max_per_second: Some(-1),
             ..webhook_row()
