@@ -47,6 +47,7 @@ const KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "portal_link_ttl",
+    "log_summary_interval",
     "portal_frame_ancestors",
 ];
 
@@ -89,6 +90,7 @@ struct RawSettings {
     tls_cert: PathBuf,
     tls_key: PathBuf,
     portal_link_ttl: String,
+    log_summary_interval: String,
     portal_frame_ancestors: Schedule,
 }
 
@@ -257,6 +259,8 @@ pub struct Settings {
     /// Serve HTTPS with these files; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
     pub portal: PortalSettings,
+    /// How often the INFO summary line (attempts, backlog) is logged.
+    pub log_summary_interval: Duration,
 }
 
 /// The web app embedded in a platform's own dashboard.
@@ -464,6 +468,7 @@ impl Settings {
             log_format,
             tls,
             portal,
+            log_summary_interval: positive("log_summary_interval", &raw.log_summary_interval)?,
         })
     }
 }

@@ -264,6 +264,11 @@ impl RunningServer {
         }
         let stop = CancellationToken::new();
         tokio::spawn(engine.clone().track_backlog(stop.clone()));
+        tokio::spawn(
+            engine
+                .clone()
+                .log_summaries(settings.log_summary_interval, stop.clone()),
+        );
         tokio::spawn(prune_web_sessions(store.clone(), stop.clone()));
         let state = AppState::new(store.clone(), engine, service, platform_key, &settings);
         let listener = tokio::net::TcpListener::bind(settings.listen)

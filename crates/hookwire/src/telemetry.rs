@@ -11,6 +11,7 @@ use hookwire_livechat::EventType;
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub const EVENTS_INGESTED: &str = "hookwire_events_ingested_total";
@@ -32,7 +33,7 @@ const LATENCY_BUCKETS: [f64; 12] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptLabel {
     /// Acknowledged: the delivery is done.
-    Delivered,
+    Delivered = 0,
     /// Failed; the delivery is retried later.
     Retry,
     /// Failed with no retries left (or not retryable): the delivery failed.
@@ -55,6 +56,17 @@ impl AttemptLabel {
 pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// Attempts since the last summary line, by [`AttemptLabel`] (delivered,
+    /// retry, failed): what the periodic log summary reports.
+    tally: Arc<[AtomicU64; 3]>,
+}
+
+/// Attempts counted since the previous summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttemptTally {
+    pub delivered: u64,
+    pub retried: u64,
+    pub failed: u64,
 }
 
 impl Default for Metrics {
@@ -79,6 +91,7 @@ impl Metrics {
         let metrics = Metrics {
             recorder: Arc::new(recorder),
             handle,
+            tally: Arc::default(),
         };
         metrics.with(|| {
             use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
@@ -135,6 +148,7 @@ impl Metrics {
     }
 
     pub fn attempt(&self, outcome: AttemptLabel, latency: std::time::Duration) {
+        self.tally[outcome as usize].fetch_add(1, Ordering::Relaxed);
         self.with(|| {
             let label = outcome.as_str();
             metrics::counter!(ATTEMPTS, "outcome" => label).increment(1);
@@ -143,6 +157,16 @@ impl Metrics {
             }
             metrics::histogram!(ATTEMPT_SECONDS).record(latency.as_secs_f64());
         });
+    }
+
+    /// The attempts counted since the last call, which starts a new count.
+    pub fn take_tally(&self) -> AttemptTally {
+        let take = |label: AttemptLabel| self.tally[label as usize].swap(0, Ordering::Relaxed);
+        AttemptTally {
+            delivered: take(AttemptLabel::Delivered),
+            retried: take(AttemptLabel::Retry),
+            failed: take(AttemptLabel::Failed),
+        }
     }
 
     /// The Prometheus text exposition, with the gauges set from `ops`

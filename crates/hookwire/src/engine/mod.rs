@@ -93,6 +93,27 @@ impl Engine {
         }
     }
 
+    /// Every `every`, one INFO line: the attempts since the last one
+    /// (delivered, retried, failed) and the backlog. Successful attempts are
+    /// logged one by one only at DEBUG, so this is what a default log shows
+    /// of a healthy flow.
+    pub async fn log_summaries(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let tally = self.metrics.take_tally();
+            tracing::info!(
+                delivered = tally.delivered,
+                retried = tally.retried,
+                failed = tally.failed,
+                queue_depth = self.backlog.load(Ordering::Relaxed),
+                "attempts since the last summary"
+            );
+        }
+    }
+
     /// Lets [`Engine::attempt_now`] send test events through `sender`.
     pub fn with_sender(mut self, sender: Arc<Sender>) -> Self {
         self.sender = Some(sender);

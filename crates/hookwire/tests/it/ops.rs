@@ -171,7 +171,8 @@ async fn json_logs_carry_the_attempt_span() {
         .args(["--log-format", "json"])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .env("HOOKWIRE_LOG", "info")
+        // Successful attempts are logged one by one only at DEBUG.
+        .env("HOOKWIRE_LOG", "hookwire=debug")
         .stderr(std::fs::File::create(&log_path).unwrap());
     let server = Serving::spawn(command).expect("hookwire starts");
     let url = server.url.clone();
@@ -282,4 +283,76 @@ fn the_start_up_hint_works_as_printed_wherever_the_key_comes_from() {
     let answer = run_printed_next_step(command, &[]);
     assert!(answer.contains("\"api_key\":\"hwk_"), "{answer}");
     assert!(data.join("platform.key").exists());
+}
+
+/// At the default level a successful attempt writes no line of its own; a
+/// periodic summary counts them, and a log written to a file has no colour
+/// codes.
+#[tokio::test]
+async fn the_default_log_summarises_successes_and_has_no_colour_in_a_file() {
+    use serde_json::json;
+    let dir = tempfile::TempDir::new().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut command = serve_command();
+    command
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("HOOKWIRE_LOG")
+        .env_remove("NO_COLOR")
+        .env("HOOKWIRE_LOG_SUMMARY_INTERVAL", "200ms")
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let server = Serving::spawn(command).expect("hookwire starts");
+    let http = reqwest::Client::new();
+    let api_key = create_license_at(&http, &server.url, "78").await;
+    let mut receiver = TestReceiver::start().await;
+    let r = http
+        .post(format!("{}/api/v1/webhooks", server.url))
+        .bearer_auth(&api_key)
+        .json(&json!({"event_type": "chat_started", "data_types": ["chat"], "url": receiver.url("/")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for _ in 0..3 {
+        let r = http
+            .post(format!("{}/api/v1/events", server.url))
+            .bearer_auth(PLATFORM_KEY)
+            .json(&chat_started("78"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        receiver.next().await;
+    }
+    // The three deliveries show up in summary lines, added up.
+    eventually(
+        "summaries counting 3 delivered",
+        Duration::from_secs(10),
+        async || {
+            let logs = std::fs::read_to_string(&log_path).unwrap();
+            let delivered: u64 = logs
+                .lines()
+                .filter(|l| l.contains("attempts since the last summary"))
+                .filter_map(|l| l.split("delivered=").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+                .sum();
+            if delivered == 3 {
+                Ok(())
+            } else {
+                Err(format!("{delivered} so far: {logs}"))
+            }
+        },
+    )
+    .await;
+    server.terminate().await;
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !logs.contains(" delivered\n")
+            && !logs.lines().any(|l| l.trim_end().ends_with("delivered")),
+        "no line per success: {logs}"
+    );
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no ANSI escape codes in a file: {logs}"
+    );
 }
