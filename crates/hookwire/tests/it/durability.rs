@@ -275,20 +275,7 @@ async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
     .await;
     // Once nothing is pending nothing more is sent: the ledger is complete,
     // with any late duplicate in it.
-    let pending = format!("{}/api/v1/deliveries?state=pending&limit=1", process.url);
-    eventually(
-        "no delivery left pending",
-        Duration::from_secs(30),
-        async || {
-            let r = http.get(&pending).bearer_auth(&key).send().await.unwrap();
-            let body: Value = r.json().await.unwrap();
-            match body["deliveries"].as_array() {
-                Some(list) if list.is_empty() => Ok(()),
-                _ => Err(body),
-            }
-        },
-    )
-    .await;
+    wait_nothing_pending(&http, &process.url, &key).await;
     drop(process); // killed on drop
 
     // Duplicates: each repeat must follow a kill that caught the previous

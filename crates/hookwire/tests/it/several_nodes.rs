@@ -362,20 +362,7 @@ async fn two_nodes_agree_on_the_tag_rule_and_idempotency_under_load_body() {
     .await;
     // Once nothing is pending nothing more is sent: any event beyond the 21
     // has arrived by then.
-    let pending = format!("{}/api/v1/deliveries?state=pending&limit=1", nodes[0].url);
-    eventually(
-        "no delivery left pending",
-        Duration::from_secs(30),
-        async || {
-            let r = http.get(&pending).bearer_auth(&key).send().await.unwrap();
-            let body: Value = r.json().await.unwrap();
-            match body["deliveries"].as_array() {
-                Some(list) if list.is_empty() => Ok(()),
-                _ => Err(body),
-            }
-        },
-    )
-    .await;
+    wait_nothing_pending(&http, &nodes[0].url, &key).await;
     let arrived = ledger.counts();
     assert_eq!(arrived.len(), 21);
     assert!(arrived.contains_key(ids.iter().next().unwrap()));

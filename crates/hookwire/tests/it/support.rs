@@ -67,3 +67,22 @@ pub fn livechat_client_message(body: &serde_json::Value) -> String {
         _ => "Array".to_string(),
     }
 }
+
+/// Waits until the server at `url` lists no pending delivery for the license
+/// of `key`: after that, nothing more is sent.
+pub async fn wait_nothing_pending(http: &reqwest::Client, url: &str, key: &str) {
+    let pending = format!("{url}/api/v1/deliveries?state=pending&limit=1");
+    eventually(
+        "no delivery left pending",
+        std::time::Duration::from_secs(30),
+        async || {
+            let r = http.get(&pending).bearer_auth(key).send().await.unwrap();
+            let body: serde_json::Value = r.json().await.unwrap();
+            match body["deliveries"].as_array() {
+                Some(list) if list.is_empty() => Ok(()),
+                _ => Err(body),
+            }
+        },
+    )
+    .await
+}
