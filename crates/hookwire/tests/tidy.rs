@@ -4,6 +4,8 @@
 //!
 //! - SQL, `rusqlite` and `tokio_postgres` appear only under `store/` (and in
 //!   the test harness, `testing/`, which creates and inspects test databases).
+//! - No handler writes through the store: writes go through `service`
+//!   (sealing, dispatcher wake-ups) or the engine.
 //! - axum appears only in `api/`, `server.rs`, the `listen` tool and the test
 //!   harness (whose receivers are axum servers).
 //! - Every module opens with a `//!` header saying what it is for.
@@ -137,6 +139,43 @@ fn only_the_api_layer_knows_axum() {
         found.is_empty(),
         "axum outside api/, server.rs and the listen tool (the engine, the service \
          and the store take and return plain types):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn handlers_write_through_the_service_never_the_store() {
+    let writes = [
+        "create_",
+        "update_",
+        "delete_",
+        "put_",
+        "redeliver",
+        "rotate_",
+        "replace_",
+        "ingest(",
+        "record_attempt",
+        "release(",
+        "disable_webhook",
+        "set_web_session",
+        "take_portal_link",
+        "prune_",
+    ];
+    let api = workspace().join("crates/hookwire/src/api");
+    let mut found = Vec::new();
+    for (path, text) in rust_files(&api) {
+        // A call may be split over lines: `.store()\n    .create_webhook(..)`.
+        let joined: String = production_part(&text).split_whitespace().collect();
+        for write in writes {
+            if joined.contains(&format!(".store().{write}")) {
+                found.push(format!("{path}: .store().{write}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "handlers writing through the store (call service::Service instead, which \
+         seals secrets and wakes the dispatcher):\n{}",
         found.join("\n")
     );
 }

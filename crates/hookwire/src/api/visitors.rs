@@ -48,7 +48,7 @@ pub async fn add_details(
     let request = DetailsRequest::parse(&value)?;
     let fields_json = serde_json::to_string(&request.fields).unwrap_or_else(|_| "[]".into());
     state
-        .store()
+        .service()
         .put_visitor_details(
             &license_id,
             &visitor_id,

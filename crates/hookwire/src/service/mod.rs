@@ -1,8 +1,8 @@
 //! The one write path for configuration and operator actions.
 //!
 //! Creating, changing and deleting webhooks, every kind of redelivery,
-//! creating licenses and portal links, and rotating signing secrets go
-//! through [`Service`]. The
+//! creating licenses and portal links, rotating signing secrets and storing
+//! visitor details go through [`Service`]. The
 //! API, the web app and the CLI call it; none of them writes through the
 //! store. That is what keeps two promises in one place: secrets are sealed
 //! before the store sees them (the store's write types are
@@ -13,6 +13,7 @@
 
 mod deliveries;
 mod licenses;
+mod visitors;
 mod webhooks;
 
 pub use deliveries::RedeliverySince;
