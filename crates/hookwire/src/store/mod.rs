@@ -6,11 +6,13 @@
 //! node owns a delivery (leases). What those decisions are, apart from the
 //! SQL that loads and keeps their state, is written once in [`rules`].
 //!
-//! [`Store`] is six traits, one per concern, so a reader can hold one at a
+//! [`Store`] is seven traits, one per concern, so a reader can hold one at a
 //! time: [`Licenses`], [`Webhooks`], [`DeliveryQueue`] (the hot path),
-//! [`DeliveryLog`], [`Visitors`] and [`Ops`]. Every backend implements all
-//! six, and `dyn Store` offers every method of each.
+//! [`DeliveryLog`], [`Visitors`], [`Ops`] and [`Alerts`] (operator alerts).
+//! Every backend implements all seven, and `dyn Store` offers every method
+//! of each.
 
+mod alerts;
 mod licenses;
 mod log;
 mod ops;
@@ -21,6 +23,9 @@ pub mod sqlite;
 mod visitors;
 mod webhooks;
 
+pub use alerts::{
+    AlertGuard, AlertJob, AlertKind, AlertState, AlertView, Alerts, FailedDelivery, NewAlert,
+};
 pub use licenses::Licenses;
 pub use log::{
     AttemptSample, AttemptSamples, AttemptView, DeliveryLog, DeliveryQuery, DeliveryState,
@@ -78,16 +83,25 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything hookwire keeps: the six concerns together, as the engine, the
+/// Everything hookwire keeps: the seven concerns together, as the engine, the
 /// API and the web app hold it (`Arc<dyn Store>`). Implemented for every
-/// type that implements the six; a backend implements those, never this.
+/// type that implements the seven; a backend implements those, never this.
 pub trait Store:
-    Licenses + Webhooks + DeliveryQueue + DeliveryLog + Visitors + Ops + Send + Sync + 'static
+    Licenses + Webhooks + DeliveryQueue + DeliveryLog + Visitors + Ops + Alerts + Send + Sync + 'static
 {
 }
 
 impl<T> Store for T where
-    T: Licenses + Webhooks + DeliveryQueue + DeliveryLog + Visitors + Ops + Send + Sync + 'static
+    T: Licenses
+        + Webhooks
+        + DeliveryQueue
+        + DeliveryLog
+        + Visitors
+        + Ops
+        + Alerts
+        + Send
+        + Sync
+        + 'static
 {
 }
 
