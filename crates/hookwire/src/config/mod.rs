@@ -2,16 +2,20 @@
 //! environment variables, then command-line flags; parsed into validated
 //! [`Settings`] before anything uses them.
 
+mod operator;
+
 use crate::secret::Secret;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use operator::operator_webhook;
+pub use operator::OperatorWebhook;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The embedded defaults, which double as the documented example config.
-pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
 
 /// Every key the config accepts; environment variables are `HOOKWIRE_` + the
 /// key in capitals.
@@ -46,6 +50,9 @@ const KEYS: &[&str] = &[
     "log_format",
     "tls_cert",
     "tls_key",
+    "operator_webhook_url",
+    "operator_webhook_secret",
+    "backlog_alert_threshold",
 ];
 
 /// Lease time an attempt must leave unused beyond its timeout, so it ends
@@ -86,6 +93,9 @@ struct RawSettings {
     log_format: String,
     tls_cert: PathBuf,
     tls_key: PathBuf,
+    operator_webhook_url: String,
+    operator_webhook_secret: Option<Secret>,
+    backlog_alert_threshold: u64,
 }
 
 /// A list as TOML writes it, or as one comma-separated string (the form an
@@ -252,6 +262,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Serve HTTPS with these files; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Operator alerts go here; `None`: none are kept or sent.
+    pub operator_webhook: Option<OperatorWebhook>,
+    /// Pending deliveries past which a `backlog.high` alert is sent; 0 = never.
+    pub backlog_alert_threshold: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -409,6 +423,10 @@ impl Settings {
                 ))
             }
         };
+        let operator_webhook = operator_webhook(
+            &raw.operator_webhook_url,
+            non_empty(raw.operator_webhook_secret),
+        )?;
         Ok(Settings {
             listen,
             data_dir: raw.data_dir,
@@ -441,6 +459,8 @@ impl Settings {
             shutdown_grace: duration("shutdown_grace", &raw.shutdown_grace)?,
             log_format,
             tls,
+            operator_webhook,
+            backlog_alert_threshold: raw.backlog_alert_threshold,
         })
     }
 }
