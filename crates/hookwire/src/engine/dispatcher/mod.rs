@@ -14,6 +14,7 @@
 pub mod outcome;
 pub mod schedule;
 
+use super::alerts::Alerter;
 use super::attempt::Sender;
 use super::rate::TokenBucket;
 use super::retry::RetryPolicy;
@@ -130,6 +131,8 @@ struct Core {
     /// Rate limiters of the webhooks that have one and work in memory.
     buckets: HashMap<String, Arc<TokenBucket>>,
     metrics: Metrics,
+    /// Raises operator alerts on a webhook's or a delivery's state change.
+    alerter: Option<Alerter>,
 }
 
 impl Dispatcher {
@@ -138,6 +141,7 @@ impl Dispatcher {
         sender: Arc<Sender>,
         settings: DeliverySettings,
         metrics: Metrics,
+        alerter: Option<Alerter>,
     ) -> Dispatcher {
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -172,6 +176,7 @@ impl Dispatcher {
             attempts: tokio::task::JoinSet::new(),
             buckets: HashMap::new(),
             metrics,
+            alerter,
         };
         let tasks = vec![
             tokio::spawn(core.run(jobs_rx, done_rx)),
@@ -307,6 +312,7 @@ impl Core {
         let shared = self.shared.clone();
         let disable_after = self.settings.disable_after.as_millis() as Millis;
         let metrics = self.metrics.clone();
+        let alerter = self.alerter.clone();
         // One span per attempt. The target is named by its host only: the
         // stored URL may carry credentials, and its path or query a token.
         let span = tracing::info_span!(
@@ -392,7 +398,13 @@ impl Core {
                     });
                     permit
                 };
-                let mut disabled = false;
+                let mut disabled = None;
+                // Kept for an alert only when the attempt failed.
+                let alert_error = if failed && alerter.is_some() {
+                    error.clone()
+                } else {
+                    None
+                };
                 let record = AttemptRecord {
                     delivery_id: job.delivery_id,
                     webhook_id: job.webhook_id.clone(),
@@ -410,7 +422,8 @@ impl Core {
                         check_health(store.as_ref(), &job.webhook_id, now, health, disable_after)
                             .await;
                 }
-                if let Err(e) = store.record_attempt(record).await {
+                let recorded = store.record_attempt(record).await;
+                if let Err(e) = &recorded {
                     // The lease runs out and the delivery is attempted again:
                     // at least once, never lost.
                     tracing::error!(error = %e, "could not record the attempt");
@@ -424,9 +437,30 @@ impl Core {
                 if failed {
                     let _ = done.send(Done {
                         delivery_id: job.delivery_id,
-                        webhook_id: job.webhook_id,
-                        disabled,
+                        webhook_id: job.webhook_id.clone(),
+                        disabled: disabled.is_some(),
                     });
+                }
+                // After the slot is free, and only where a state changed: a
+                // delivered attempt never gets here.
+                if let (Some(alerter), true) = (alerter, failed) {
+                    let license = job.event.license_id.as_str();
+                    let webhook = job.webhook_id.as_str();
+                    if let Some(reason) = &disabled {
+                        let gone = health == Health::Gone;
+                        alerter
+                            .webhook_disabled(license, webhook, gone, reason, now)
+                            .await;
+                    } else if recorded.is_ok() && health == Health::Failing {
+                        alerter
+                            .webhook_failing(license, webhook, now, status, alert_error.as_deref())
+                            .await;
+                    }
+                    if recorded.is_ok() && next == NextState::Failed {
+                        alerter
+                            .delivery_failed(license, job.delivery_id, webhook, now)
+                            .await;
+                    }
                 }
             }
             .instrument(span),
@@ -475,26 +509,24 @@ fn release_in_background(store: Arc<dyn Store>, ids: Vec<i64>) {
 
 /// Disables a webhook whose receiver answered `410 Gone`, or whose every
 /// attempt has failed for `disable_after` (the store keeps `failing_since`).
-/// True if this call disabled it.
+/// The reason, if this call disabled it.
 async fn check_health(
     store: &dyn Store,
     webhook_id: &str,
     now: Millis,
     health: Health,
     disable_after: Millis,
-) -> bool {
-    let Some((reason, condition)) = health.disable_reason(now, disable_after) else {
-        return false;
-    };
+) -> Option<String> {
+    let (reason, condition) = health.disable_reason(now, disable_after)?;
     match store.disable_webhook(webhook_id, &reason, condition).await {
         Ok(true) => {
             tracing::warn!(webhook_id, %reason, "webhook disabled");
-            true
+            Some(reason)
         }
-        Ok(false) => false,
+        Ok(false) => None,
         Err(e) => {
             tracing::warn!(webhook_id, error = %e, "could not disable the webhook");
-            false
+            None
         }
     }
 }
