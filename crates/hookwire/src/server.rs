@@ -221,7 +221,7 @@ impl RunningServer {
         let alerter = settings
             .operator_webhook
             .as_ref()
-            .map(|_| Alerter::new(store.clone()));
+            .map(|_| Alerter::new(store.clone(), settings.failed_alert_window));
         let dispatcher = Dispatcher::start(
             store.clone(),
             sender.clone(),

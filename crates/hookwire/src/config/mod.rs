@@ -53,6 +53,7 @@ const KEYS: &[&str] = &[
     "operator_webhook_url",
     "operator_webhook_secret",
     "backlog_alert_threshold",
+    "failed_alert_window",
 ];
 
 /// Lease time an attempt must leave unused beyond its timeout, so it ends
@@ -96,6 +97,7 @@ struct RawSettings {
     operator_webhook_url: String,
     operator_webhook_secret: Option<Secret>,
     backlog_alert_threshold: u64,
+    failed_alert_window: String,
 }
 
 /// A list as TOML writes it, or as one comma-separated string (the form an
@@ -266,6 +268,8 @@ pub struct Settings {
     pub operator_webhook: Option<OperatorWebhook>,
     /// Pending deliveries past which a `backlog.high` alert is sent; 0 = never.
     pub backlog_alert_threshold: u64,
+    /// A license's `delivery.failed` alerts are at least this far apart.
+    pub failed_alert_window: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -461,6 +465,7 @@ impl Settings {
             tls,
             operator_webhook,
             backlog_alert_threshold: raw.backlog_alert_threshold,
+            failed_alert_window: duration("failed_alert_window", &raw.failed_alert_window)?,
         })
     }
 }

@@ -7,21 +7,21 @@ use hookwire::testing::inspect::{stored_text, stored_webhook_url};
 use serde_json::json;
 
 /// A browser without JavaScript: one session cookie, no redirect following.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
 
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     location: String,
     set_cookies: Vec<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Browser {
+    pub(crate) fn new(app: &TestApp) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -72,7 +72,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Answer {
+    pub(crate) async fn get(&mut self, path: &str) -> Answer {
         let req = self.http.get(format!("{}{path}", self.base));
         self.send(req).await
     }
@@ -103,7 +103,7 @@ impl Browser {
         csrf_in(&page.body)
     }
 
-    async fn sign_in(&mut self, license: &str, key: &str) -> Answer {
+    pub(crate) async fn sign_in(&mut self, license: &str, key: &str) -> Answer {
         let token = self.csrf("/ui/login").await;
         self.post(
             "/ui/login",

@@ -4,8 +4,8 @@
 //! [`Alerter`] writes them to the store where something changes state: the
 //! dispatcher disables a webhook (`webhook.disabled`), a webhook's failing
 //! run begins (`webhook.failing`, at most once an hour per webhook), a
-//! delivery ends `failed` (`delivery.failed`, batched per license, at most
-//! one a minute), and [`BacklogWatch`] sees the backlog cross
+//! delivery ends `failed` (`delivery.failed`, batched per license, one per
+//! `failed_alert_window`), and [`BacklogWatch`] sees the backlog cross
 //! `backlog_alert_threshold` (`backlog.high`). Nothing is written for a
 //! delivered attempt. [`send`] drains the table: each alert is POSTed as
 //! `{"type", "timestamp", "data"}`, signed the Standard Webhooks way, and
@@ -23,8 +23,6 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 const HOUR: Millis = 3_600_000;
-/// A license's `delivery.failed` alerts are at least this far apart.
-pub const BATCH_SPACING: Millis = 60_000;
 /// The most delivery ids one `delivery.failed` alert lists (`count` goes on).
 pub const BATCH_IDS: usize = 100;
 
@@ -34,6 +32,8 @@ pub const BATCH_IDS: usize = 100;
 pub struct Alerter {
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
+    /// A license's `delivery.failed` alerts are at least this far apart.
+    failed_window: Millis,
 }
 
 /// A new alert's id: `msg_` and 128 random bits, as Standard Webhooks names
@@ -54,10 +54,11 @@ pub fn rfc3339(ms: Millis) -> String {
 }
 
 impl Alerter {
-    pub fn new(store: Arc<dyn Store>) -> Alerter {
+    pub fn new(store: Arc<dyn Store>, failed_window: std::time::Duration) -> Alerter {
         Alerter {
             store,
             wake: Arc::new(Notify::new()),
+            failed_window: failed_window.as_millis() as Millis,
         }
     }
 
@@ -163,7 +164,7 @@ impl Alerter {
             webhook_id: webhook_id.to_string(),
             at,
             new_alert_id: new_alert_id(),
-            spacing: BATCH_SPACING,
+            spacing: self.failed_window,
             max_ids: BATCH_IDS,
         };
         match self.store.add_failed_delivery(failed).await {
