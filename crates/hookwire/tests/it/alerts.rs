@@ -9,7 +9,9 @@ use crate::support::*;
 use hookwire::config::OperatorWebhook;
 use hookwire::config::Settings;
 use hookwire::secret::Secret;
-use hookwire::store::{AlertState, AlertView};
+use hookwire::store::{
+    now_millis, AlertGuard, AlertKind, AlertState, AlertView, FailedDelivery, NewAlert, NextState,
+};
 use hookwire_receiver::Verifier;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -96,6 +98,87 @@ async fn all_sent(app: &TestApp, license: &str, at_least: usize) -> Vec<AlertVie
 }
 
 backend_tests! {
+    async fn the_store_guards_batches_leases_and_lists_alerts() {
+        // No operator endpoint: nothing but this test writes or claims alerts.
+        let app = spawn_app().await;
+        let store = app.store();
+        let now = now_millis();
+        let hour_ago = now - 3_600_000;
+        let alert = |id: &str, kind, subject: &str, at| NewAlert {
+            id: id.into(),
+            kind,
+            license_id: Some("1".into()),
+            subject: Some(subject.into()),
+            data: json!({ "webhook_id": subject }).to_string(),
+            created_at: at,
+        };
+        let quiet = AlertGuard { quiet_since: Some(hour_ago), failing_since: None };
+        let failing = AlertKind::WebhookFailing;
+        assert!(store.insert_alert(alert("msg_a", failing, "w", now), quiet).await.unwrap());
+        // Once an hour per kind and subject.
+        assert!(!store.insert_alert(alert("msg_b", failing, "w", now + 1), quiet).await.unwrap());
+        assert!(store.insert_alert(alert("msg_c", failing, "v", now + 2), quiet).await.unwrap());
+        // Only when the webhook's failing run began at that time.
+        let run = AlertGuard { quiet_since: None, failing_since: Some(now) };
+        assert!(!store.insert_alert(alert("msg_d", failing, "w", now), run).await.unwrap());
+
+        let failed = |id: i64| FailedDelivery {
+            license_id: "1".into(),
+            delivery_id: id,
+            webhook_id: "w".into(),
+            at: now + id,
+            new_alert_id: format!("msg_f{id}"),
+            spacing: 60_000,
+            max_ids: 2,
+        };
+        for id in 1..=3 {
+            store.add_failed_delivery(failed(id)).await.unwrap();
+        }
+        let lease = now + 60_000;
+        let mut jobs = store.claim_alerts(now + 10, 10, lease).await.unwrap();
+        jobs.sort_by(|a, b| a.id.cmp(&b.id));
+        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(ids, ["msg_a", "msg_c", "msg_f1"]);
+        let batch: Value = serde_json::from_str(&jobs[2].data).unwrap();
+        assert_eq!(batch["count"], 3);
+        assert_eq!(batch["delivery_ids"], json!(["1", "2"]));
+        // Leased: not claimed twice.
+        assert!(store.claim_alerts(now + 10, 10, lease).await.unwrap().is_empty());
+        // The claimed batch is closed: the next one is due a window after it.
+        store.add_failed_delivery(failed(4)).await.unwrap();
+        assert!(store.claim_alerts(now + 20, 10, lease).await.unwrap().is_empty());
+
+        for (id, next, error) in [
+            ("msg_a", NextState::Delivered, None),
+            ("msg_c", NextState::RetryAt(now + 100), Some("HTTP 503".to_string())),
+            ("msg_f1", NextState::Failed, Some("HTTP 500".to_string())),
+        ] {
+            store.record_alert_attempt(id, now + 30, next, error).await.unwrap();
+        }
+        let again = store.claim_alerts(now + 200, 10, now + 200_000).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].id.as_str(), again[0].attempts), ("msg_c", 1));
+        let next = store.claim_alerts(now + 61_100, 10, now + 120_000).await.unwrap();
+        let ids: Vec<&str> = next.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(ids, ["msg_f4"]);
+
+        let listed = store.recent_alerts("1", 10).await.unwrap();
+        let seen: Vec<(&str, AlertState)> =
+            listed.iter().map(|a| (a.id.as_str(), a.state)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("msg_f4", AlertState::Pending),
+                ("msg_c", AlertState::Pending),
+                ("msg_f1", AlertState::Failed),
+                ("msg_a", AlertState::Delivered),
+            ]
+        );
+        assert_eq!(listed[1].last_error.as_deref(), Some("HTTP 503"));
+        assert_eq!(store.recent_alerts("1", 1).await.unwrap().len(), 1);
+        assert!(store.recent_alerts("2", 10).await.unwrap().is_empty());
+    }
+
     async fn gone_sends_a_signed_webhook_disabled_that_the_overview_lists() {
         let mut operator = TestReceiver::start().await;
         let app = app_alerting(&operator, |_| {}).await;
@@ -227,7 +310,8 @@ backend_tests! {
         assert_eq!(data["threshold"], 2);
         assert!(data["pending"].as_u64().unwrap() > 2, "{data}");
         // The whole server's: no license's overview lists it.
-        assert!(app.store().recent_alerts("1", 10).await.unwrap().iter().all(|a| a.kind.as_str() != "backlog.high"));
+        let listed = app.store().recent_alerts("1", 10).await.unwrap();
+        assert!(listed.iter().all(|a| a.kind != AlertKind::BacklogHigh));
     }
 
     async fn without_an_operator_endpoint_no_alert_is_kept() {

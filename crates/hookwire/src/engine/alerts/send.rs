@@ -143,22 +143,23 @@ impl AlertSender {
             // Sending it again would not make it readable.
             Err(error) => (NextState::Failed, Some(error)),
         };
+        let (alert_id, alert) = (job.id.as_str(), job.kind.as_str());
         match (&next, &error) {
             (NextState::Failed, Some(error)) => {
-                tracing::warn!(alert_id = %job.id, alert = job.kind.as_str(), error, "operator alert given up")
+                tracing::warn!(alert_id, alert, error, "operator alert given up")
             }
             (NextState::RetryAt(_), Some(error)) => {
-                tracing::info!(alert_id = %job.id, alert = job.kind.as_str(), error, "operator alert not acknowledged; will retry")
+                tracing::info!(alert_id, alert, error, "operator alert refused; will retry")
             }
             _ => {}
         }
         let at = now_millis();
         if let Err(e) = self
             .store
-            .record_alert_attempt(&job.id, at, next, error)
+            .record_alert_attempt(alert_id, at, next, error)
             .await
         {
-            tracing::warn!(alert_id = %job.id, error = %e, "could not record an operator alert's attempt");
+            tracing::warn!(alert_id, error = %e, "could not record an operator alert's attempt");
         }
     }
 
