@@ -67,6 +67,51 @@ impl Alert {
     }
 }
 
+/// Checks an alert against the served OpenAPI description: its `type` is
+/// one the description lists, and its `data` has the fields it describes.
+async fn check_described(app: &TestApp, alerts: &[&Alert]) {
+    let spec: Value = app
+        .http
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &spec["components"]["schemas"];
+    let names: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(
+        schemas["AlertTypeName"]["enum"],
+        json!(names),
+        "{}",
+        schemas["AlertTypeName"]
+    );
+    for alert in alerts {
+        let name = match alert.kind() {
+            "webhook.disabled" => "WebhookDisabledAlert",
+            "webhook.failing" => "WebhookFailingAlert",
+            "delivery.failed" => "DeliveryFailedAlert",
+            "backlog.high" => "BacklogHighAlert",
+            other => panic!("an undescribed type {other}"),
+        };
+        let schema = &schemas[name];
+        let properties = schema["properties"].as_object().unwrap();
+        let data = alert.body["data"].as_object().unwrap();
+        let mut sent: Vec<&String> = data.keys().collect();
+        let mut described: Vec<&String> = properties.keys().collect();
+        sent.sort();
+        described.sort();
+        assert_eq!(sent, described, "{name}: {schema}");
+        for required in schema["required"].as_array().unwrap() {
+            assert!(
+                data.contains_key(required.as_str().unwrap()),
+                "{name}: {required}"
+            );
+        }
+    }
+}
+
 /// Takes requests from `operator` until an alert of `kind`; the ones passed
 /// over are kept in `seen`.
 async fn next_alert(operator: &mut TestReceiver, kind: &str, seen: &mut Vec<Alert>) -> Alert {
@@ -198,6 +243,9 @@ backend_tests! {
         assert_eq!(data["license_id"], "1");
         assert_eq!(data["cause"], "gone");
         assert!(data["reason"].as_str().unwrap().contains("410"), "{data}");
+        let mut all: Vec<&Alert> = others.iter().collect();
+        all.push(&alert);
+        check_described(&app, &all).await;
 
         // The overview shows it, escaped, in its own table.
         let alerts = all_sent(&app, "1", 1).await;
@@ -257,6 +305,7 @@ backend_tests! {
         assert!(data["failing_since"].is_string(), "{data}");
         let kept = alerts.iter().filter(|a| a.kind.as_str() == "webhook.failing").count();
         assert_eq!(kept, 1);
+        check_described(&app, &seen.iter().chain(&batches).collect::<Vec<_>>()).await;
     }
 
     async fn an_alert_the_operator_refuses_is_retried_until_acknowledged() {
@@ -309,6 +358,7 @@ backend_tests! {
         let data = &alert.body["data"];
         assert_eq!(data["threshold"], 2);
         assert!(data["pending"].as_u64().unwrap() > 2, "{data}");
+        check_described(&app, &[&alert]).await;
         // The whole server's: no license's overview lists it.
         let listed = app.store().recent_alerts("1", 10).await.unwrap();
         assert!(listed.iter().all(|a| a.kind != AlertKind::BacklogHigh));
