@@ -65,6 +65,10 @@ struct Shared {
     /// Delivered attempts whose slot is free but whose record is not yet
     /// committed; bounds the memory they take.
     recording: Arc<Semaphore>,
+    /// Raises operator alerts on a webhook's or a delivery's state change.
+    /// Here because every attempt holds `Shared` already: alerts cost a
+    /// delivered attempt nothing, not even a reference count.
+    alerter: Option<Alerter>,
 }
 
 impl DispatcherHandle {
@@ -131,8 +135,6 @@ struct Core {
     /// Rate limiters of the webhooks that have one and work in memory.
     buckets: HashMap<String, Arc<TokenBucket>>,
     metrics: Metrics,
-    /// Raises operator alerts on a webhook's or a delivery's state change.
-    alerter: Option<Alerter>,
 }
 
 impl Dispatcher {
@@ -152,6 +154,7 @@ impl Dispatcher {
             shutdown: CancellationToken::new(),
             saturated: std::sync::Mutex::new(Arc::default()),
             recording: Arc::new(Semaphore::new(MAX_RECORDING)),
+            alerter,
         });
         let handle = DispatcherHandle {
             jobs: jobs_tx,
@@ -176,7 +179,6 @@ impl Dispatcher {
             attempts: tokio::task::JoinSet::new(),
             buckets: HashMap::new(),
             metrics,
-            alerter,
         };
         let tasks = vec![
             tokio::spawn(core.run(jobs_rx, done_rx)),
@@ -312,7 +314,6 @@ impl Core {
         let shared = self.shared.clone();
         let disable_after = self.settings.disable_after.as_millis() as Millis;
         let metrics = self.metrics.clone();
-        let alerter = self.alerter.clone();
         // One span per attempt. The target is named by its host only: the
         // stored URL may carry credentials, and its path or query a token.
         let span = tracing::info_span!(
@@ -400,7 +401,7 @@ impl Core {
                 };
                 let mut disabled = None;
                 // Kept for an alert only when the attempt failed.
-                let alert_error = if failed && alerter.is_some() {
+                let alert_error = if failed && shared.alerter.is_some() {
                     error.clone()
                 } else {
                     None
@@ -443,7 +444,7 @@ impl Core {
                 }
                 // After the slot is free, and only where a state changed: a
                 // delivered attempt never gets here.
-                if let (Some(alerter), true) = (alerter, failed) {
+                if let (Some(alerter), true) = (&shared.alerter, failed) {
                     let license = job.event.license_id.as_str();
                     let webhook = job.webhook_id.as_str();
                     if let Some(reason) = &disabled {

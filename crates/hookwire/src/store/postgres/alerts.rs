@@ -86,6 +86,21 @@ async fn add_to_batch(
 impl Alerts for PgStore {
     async fn insert_alert(&self, a: NewAlert, guard: AlertGuard) -> StoreResult<bool> {
         let mut client = self.client().await?;
+        if let (Some(since), Some(webhook)) = (guard.failing_since, &a.subject) {
+            // Most failed attempts did not start their webhook's failing run:
+            // one read settles that without a transaction and its lock.
+            let current: Option<Millis> = client
+                .query_opt(
+                    "SELECT failing_since FROM webhooks WHERE id = $1",
+                    &[webhook],
+                )
+                .await
+                .map_err(db_error)?
+                .and_then(|r| r.get(0));
+            if current != Some(since) {
+                return Ok(false);
+            }
+        }
         let tx = client.transaction().await.map_err(db_error)?;
         if guard.quiet_since.is_some() {
             // Two nodes deciding at once would each find no recent alert;
