@@ -7,8 +7,10 @@
 -- `open_key` is set while a license's `delivery.failed` batch still takes
 -- deliveries, and unique, so at most one batch per license is open across
 -- nodes. Claims lease rows with `FOR UPDATE SKIP LOCKED`.
+-- Written to be run again (IF NOT EXISTS): a database rolled back to an
+-- older version number still holds the table.
 
-CREATE TABLE alerts (
+CREATE TABLE IF NOT EXISTS alerts (
     id              TEXT PRIMARY KEY,
     kind            TEXT NOT NULL,
     license_id      TEXT,
@@ -23,6 +25,6 @@ CREATE TABLE alerts (
     last_error      TEXT,
     updated_at      BIGINT NOT NULL
 );
-CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE state = 'pending';
-CREATE INDEX alerts_by_license ON alerts (license_id, created_at);
-CREATE INDEX alerts_by_subject ON alerts (kind, subject, created_at);
+CREATE INDEX IF NOT EXISTS alerts_due ON alerts (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS alerts_by_license ON alerts (license_id, created_at);
+CREATE INDEX IF NOT EXISTS alerts_by_subject ON alerts (kind, subject, created_at);

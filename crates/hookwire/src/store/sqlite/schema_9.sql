@@ -6,8 +6,10 @@
 -- `open_key` is set while a license's `delivery.failed` batch still takes
 -- deliveries, and unique, so at most one batch per license is open.
 -- Mirrored by store/postgres/schema_7.sql.
+-- Written to be run again (IF NOT EXISTS): a database rolled back to an
+-- older version number still holds the table.
 
-CREATE TABLE alerts (
+CREATE TABLE IF NOT EXISTS alerts (
     id              TEXT PRIMARY KEY,
     kind            TEXT NOT NULL,
     license_id      TEXT,
@@ -22,6 +24,6 @@ CREATE TABLE alerts (
     last_error      TEXT,
     updated_at      INTEGER NOT NULL
 );
-CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE state = 'pending';
-CREATE INDEX alerts_by_license ON alerts (license_id, created_at);
-CREATE INDEX alerts_by_subject ON alerts (kind, subject, created_at);
+CREATE INDEX IF NOT EXISTS alerts_due ON alerts (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS alerts_by_license ON alerts (license_id, created_at);
+CREATE INDEX IF NOT EXISTS alerts_by_subject ON alerts (kind, subject, created_at);
