@@ -96,8 +96,25 @@ impl Alerter {
         }
     }
 
+    /// The alerts a failed attempt raises: `webhook.disabled` if it disabled
+    /// its webhook, else `webhook.failing` if it may have begun a failing
+    /// run; and `delivery.failed` if its delivery has no retries left.
+    pub async fn after_failure(&self, f: Failure<'_>) {
+        if let Some((reason, gone)) = f.disabled {
+            self.webhook_disabled(f.license_id, f.webhook_id, gone, reason, f.at)
+                .await;
+        } else if f.may_begin_failing {
+            self.webhook_failing(f.license_id, f.webhook_id, f.at, f.status, f.error)
+                .await;
+        }
+        if f.failed_for_good {
+            self.delivery_failed(f.license_id, f.delivery_id, f.webhook_id, f.at)
+                .await;
+        }
+    }
+
     /// The dispatcher disabled a webhook (`disable_webhook` answered true).
-    pub async fn webhook_disabled(
+    async fn webhook_disabled(
         &self,
         license_id: &str,
         webhook_id: &str,
@@ -126,7 +143,7 @@ impl Alerter {
     /// An attempt at `at` failed and was recorded. Raises `webhook.failing`
     /// only if that attempt began the webhook's failing run (the store kept
     /// `failing_since = at`), and not twice within an hour.
-    pub async fn webhook_failing(
+    async fn webhook_failing(
         &self,
         license_id: &str,
         webhook_id: &str,
@@ -151,7 +168,7 @@ impl Alerter {
     }
 
     /// A delivery ended `failed`: counted in its license's batch.
-    pub async fn delivery_failed(
+    async fn delivery_failed(
         &self,
         license_id: &str,
         delivery_id: i64,
@@ -191,6 +208,22 @@ impl Alerter {
         self.insert(AlertKind::BacklogHigh, None, None, data, at, guard)
             .await;
     }
+}
+
+/// A failed attempt, as far as alerts care.
+pub struct Failure<'a> {
+    pub license_id: &'a str,
+    pub webhook_id: &'a str,
+    pub delivery_id: i64,
+    pub at: Millis,
+    pub status: Option<u16>,
+    pub error: Option<&'a str>,
+    /// The reason, if this attempt disabled its webhook, and whether for a 410.
+    pub disabled: Option<(&'a str, bool)>,
+    /// Recorded, and not a 410: it may have begun its webhook's failing run.
+    pub may_begin_failing: bool,
+    /// Recorded, and its delivery has no retries left.
+    pub failed_for_good: bool,
 }
 
 /// When the backlog deserves a `backlog.high` alert: on crossing the

@@ -14,8 +14,8 @@
 pub mod outcome;
 pub mod schedule;
 
-use super::alerts::Alerter;
-use super::attempt::Sender;
+use super::alerts::{Alerter, Failure};
+use super::attempt::{target_host, Sender};
 use super::rate::TokenBucket;
 use super::retry::RetryPolicy;
 use crate::config::{DeliverySettings, LEASE_MARGIN};
@@ -400,12 +400,8 @@ impl Core {
                     permit
                 };
                 let mut disabled = None;
-                // Kept for an alert only when the attempt failed.
-                let alert_error = if failed && shared.alerter.is_some() {
-                    error.clone()
-                } else {
-                    None
-                };
+                // For an alert: a delivered attempt has no error to copy.
+                let alert_error = error.clone().filter(|_| shared.alerter.is_some());
                 let record = AttemptRecord {
                     delivery_id: job.delivery_id,
                     webhook_id: job.webhook_id.clone(),
@@ -445,23 +441,19 @@ impl Core {
                 // After the slot is free, and only where a state changed: a
                 // delivered attempt never gets here.
                 if let (Some(alerter), true) = (&shared.alerter, failed) {
-                    let license = job.event.license_id.as_str();
-                    let webhook = job.webhook_id.as_str();
-                    if let Some(reason) = &disabled {
-                        let gone = health == Health::Gone;
-                        alerter
-                            .webhook_disabled(license, webhook, gone, reason, now)
-                            .await;
-                    } else if recorded.is_ok() && health == Health::Failing {
-                        alerter
-                            .webhook_failing(license, webhook, now, status, alert_error.as_deref())
-                            .await;
-                    }
-                    if recorded.is_ok() && next == NextState::Failed {
-                        alerter
-                            .delivery_failed(license, job.delivery_id, webhook, now)
-                            .await;
-                    }
+                    let recorded = recorded.is_ok();
+                    let failure = Failure {
+                        license_id: &job.event.license_id,
+                        webhook_id: &job.webhook_id,
+                        delivery_id: job.delivery_id,
+                        at: now,
+                        status,
+                        error: alert_error.as_deref(),
+                        disabled: disabled.as_deref().map(|r| (r, health == Health::Gone)),
+                        may_begin_failing: recorded && health == Health::Failing,
+                        failed_for_good: recorded && next == NextState::Failed,
+                    };
+                    alerter.after_failure(failure).await;
                 }
             }
             .instrument(span),
@@ -603,18 +595,5 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
             _ = other_nodes => {}
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
         }
-    }
-}
-
-/// The host (and port, if any) a stored webhook URL points at, for logs:
-/// never its credentials, path or query.
-fn target_host(stored_url: &str) -> String {
-    match url::Url::parse(stored_url) {
-        Ok(url) => match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            _ => "-".to_string(),
-        },
-        Err(_) => "-".to_string(),
     }
 }
