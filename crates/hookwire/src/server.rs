@@ -3,8 +3,10 @@
 
 use crate::api::{self, AppState};
 use crate::config::{DatabaseUrl, Settings};
+use crate::engine::alerts::{self, Alerter};
 use crate::engine::attempt::Sender;
 use crate::engine::dispatcher::Dispatcher;
+use crate::engine::retry::RetryPolicy;
 use crate::engine::{Engine, EngineSettings};
 use crate::secret::{hmac_sha256, random_hex, Cipher, Secret};
 use crate::service::Service;
@@ -39,6 +41,8 @@ pub struct RunningServer {
     stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     dispatcher: Dispatcher,
+    /// The operator alerts' sender, when there is an operator endpoint.
+    alerts: Option<JoinHandle<()>>,
     settings: Settings,
 }
 
@@ -228,12 +232,18 @@ impl RunningServer {
         let store = open_store(&settings, true).await?;
         let sender = Sender::new(&settings.delivery, token_secret.clone(), cipher.clone())?;
         let metrics = crate::telemetry::Metrics::new();
+        let alerter = settings
+            .operator_webhook
+            .as_ref()
+            .map(|_| Alerter::new(store.clone(), settings.failed_alert_window));
         let dispatcher = Dispatcher::start(
             store.clone(),
             sender.clone(),
             settings.delivery.clone(),
             metrics.clone(),
+            alerter.clone(),
         );
+        let alert_wake = alerter.as_ref().map(Alerter::wake_signal);
         let engine = Arc::new(
             Engine::new(
                 store.clone(),
@@ -244,6 +254,8 @@ impl RunningServer {
                     lease: settings.delivery.lease,
                     max_backlog: settings.max_backlog,
                     metrics,
+                    alerter,
+                    backlog_alert_threshold: settings.backlog_alert_threshold,
                 },
             )
             .with_sender(sender),
@@ -276,6 +288,27 @@ impl RunningServer {
             .map_err(|e| format!("listening on {}: {e}", settings.listen))?;
         let addr = listener.local_addr()?;
         let app = api::router(state);
+        let alerts = match (&settings.operator_webhook, alert_wake) {
+            (Some(endpoint), Some(wake)) => {
+                let d = &settings.delivery;
+                let send = alerts::send::SendSettings {
+                    endpoint: endpoint.clone(),
+                    // The deliveries' schedule; an operator's endpoint
+                    // sending Retry-After gets no say.
+                    retry: RetryPolicy {
+                        schedule: d.retry_schedule.clone(),
+                        jitter: d.retry_jitter,
+                        max_retry_after: d.max_retry_after,
+                    },
+                    timeout: d.attempt_timeout,
+                    lease: d.lease,
+                    poll_interval: d.poll_interval,
+                };
+                let task = alerts::send::spawn(store.clone(), send, wake, stop.clone())?;
+                Some(task)
+            }
+            _ => None,
+        };
         let http = match &settings.tls {
             None => {
                 let stopped = stop.clone();
@@ -296,6 +329,7 @@ impl RunningServer {
             stop,
             http,
             dispatcher,
+            alerts,
             settings,
         })
     }
@@ -318,5 +352,11 @@ impl RunningServer {
             tracing::warn!("HTTP requests still open after the grace period");
         }
         self.dispatcher.shutdown(grace).await;
+        if let Some(alerts) = self.alerts {
+            // An alert still unsent is claimed again once its lease runs out.
+            if tokio::time::timeout(grace, alerts).await.is_err() {
+                tracing::warn!("operator alerts still sending after the grace period");
+            }
+        }
     }
 }

@@ -7,7 +7,9 @@
 //! The web app's HTML pages under `/ui` are not part of the API and are not
 //! described. Handlers answer untyped JSON, so the schemas here are the
 //! documented shapes of bodies (checked against the live server by
-//! schemathesis in `.ci/run`).
+//! schemathesis in `.ci/run`). The components also describe what hookwire
+//! sends rather than serves: the operator alerts (`OperatorAlert`), POSTed
+//! to `operator_webhook_url`.
 
 #![allow(dead_code)] // The schema structs only describe bodies; nothing builds them.
 
@@ -41,7 +43,18 @@ pub const LICENSE_BASIC: &str = "license_basic";
         (name = "visitors", description = "Custom visitor details (the REST call-back)."),
         (name = "operations", description = "Health, readiness, metrics, this description."),
     ),
-    components(schemas(ErrorBody, ErrorDetail, LivechatError)),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        LivechatError,
+        OperatorAlert,
+        AlertTypeName,
+        AlertData,
+        WebhookDisabledAlert,
+        WebhookFailingAlert,
+        DeliveryFailedAlert,
+        BacklogHighAlert
+    )),
     modifiers(&Common)
 )]
 pub struct ApiDoc;
@@ -467,4 +480,101 @@ pub struct VisitorList {
 #[derive(Serialize, ToSchema)]
 pub struct Status {
     pub status: String,
+}
+
+/// An operator alert: one of hookwire's own events, POSTed as JSON to
+/// `operator_webhook_url` (the Standard Webhooks payload convention). With
+/// `operator_webhook_secret` set it carries `webhook-id` (the alert's id,
+/// the same on every retry), `webhook-timestamp` and `webhook-signature`
+/// (`v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`). Retried on the
+/// deliveries' schedule until the endpoint answers 2xx.
+#[derive(Serialize, ToSchema)]
+pub struct OperatorAlert {
+    #[serde(rename = "type")]
+    pub kind: AlertTypeName,
+    /// When it happened (for `delivery.failed`, its first failure), RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    pub data: AlertData,
+}
+
+/// What an operator alert tells (a test checks this list against the engine's).
+#[derive(Serialize, ToSchema)]
+pub enum AlertTypeName {
+    /// A webhook was disabled: its receiver answered 410 Gone, or every
+    /// attempt failed for longer than `disable_after`.
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
+    /// A webhook's attempts began failing (the first failure after a
+    /// success); at most once an hour per webhook.
+    #[serde(rename = "webhook.failing")]
+    WebhookFailing,
+    /// Deliveries ran out of retries; one alert per license per
+    /// `failed_alert_window`, counting those in between.
+    #[serde(rename = "delivery.failed")]
+    DeliveryFailed,
+    /// Pending deliveries (all licenses) passed `backlog_alert_threshold`;
+    /// again at most once an hour while they stay past, and anew after a fall.
+    #[serde(rename = "backlog.high")]
+    BacklogHigh,
+}
+
+/// An alert's `data`, by its `type`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AlertData {
+    WebhookDisabled(WebhookDisabledAlert),
+    WebhookFailing(WebhookFailingAlert),
+    DeliveryFailed(DeliveryFailedAlert),
+    BacklogHigh(BacklogHighAlert),
+}
+
+/// The `data` of `webhook.disabled`.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookDisabledAlert {
+    pub webhook_id: String,
+    #[schema(value_type = LicenseId)]
+    pub license_id: String,
+    /// `gone` (the receiver answered 410) or `failing` (for `disable_after`).
+    #[schema(pattern = "^(gone|failing)$")]
+    pub cause: String,
+    /// As the webhook's `disabled_reason` says it.
+    pub reason: String,
+}
+
+/// The `data` of `webhook.failing`.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookFailingAlert {
+    pub webhook_id: String,
+    #[schema(value_type = LicenseId)]
+    pub license_id: String,
+    /// The failing run's first failure, RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    pub failing_since: String,
+    /// The HTTP status of that failure, if the receiver answered.
+    pub status: Option<u16>,
+    /// What went wrong, as the delivery log says it.
+    pub error: Option<String>,
+}
+
+/// The `data` of `delivery.failed`.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryFailedAlert {
+    #[schema(value_type = LicenseId)]
+    pub license_id: String,
+    /// Deliveries that failed for good since the license's previous alert.
+    #[schema(minimum = 1)]
+    pub count: u64,
+    /// The first 100 of them (ids as the delivery log shows them).
+    pub delivery_ids: Vec<String>,
+    /// Their webhooks, each once.
+    pub webhook_ids: Vec<String>,
+}
+
+/// The `data` of `backlog.high`.
+#[derive(Serialize, ToSchema)]
+pub struct BacklogHighAlert {
+    /// Pending deliveries when it was raised.
+    pub pending: u64,
+    pub threshold: u64,
 }

@@ -1,6 +1,8 @@
 //! The delivery engine: accepting events (validated, committed, handed to the
-//! dispatcher) and attempting their deliveries.
+//! dispatcher), attempting their deliveries, and telling the operator what
+//! goes wrong (`alerts`).
 
+pub mod alerts;
 pub mod attempt;
 pub mod dispatcher;
 pub mod rate;
@@ -36,6 +38,9 @@ pub struct EngineSettings {
     pub max_backlog: u64,
     /// Counts ingested events (and, in the dispatcher, attempts).
     pub metrics: crate::telemetry::Metrics,
+    /// Raises `backlog.high` past `backlog_alert_threshold`; `None`: no alerts.
+    pub alerter: Option<alerts::Alerter>,
+    pub backlog_alert_threshold: u64,
 }
 
 pub struct Engine {
@@ -50,6 +55,8 @@ pub struct Engine {
     /// For attempts made outside the delivery log (the web app's "send test").
     sender: Option<Arc<Sender>>,
     metrics: crate::telemetry::Metrics,
+    alerter: Option<alerts::Alerter>,
+    backlog_alert_threshold: u64,
 }
 
 impl Engine {
@@ -64,6 +71,8 @@ impl Engine {
             max_backlog: s.max_backlog,
             sender: None,
             metrics: s.metrics,
+            alerter: s.alerter,
+            backlog_alert_threshold: s.backlog_alert_threshold,
         }
     }
 
@@ -79,11 +88,21 @@ impl Engine {
     }
 
     /// Recounts the backlog every second until `stop`; between counts,
-    /// accepted deliveries are added as they are committed.
+    /// accepted deliveries are added as they are committed. Each count is
+    /// also what `backlog.high` alerts watch.
     pub async fn track_backlog(self: Arc<Self>, stop: CancellationToken) {
+        let mut watch = alerts::BacklogWatch::default();
         loop {
             match self.store.pending_count().await {
-                Ok(n) => self.backlog.store(n, Ordering::Relaxed),
+                Ok(n) => {
+                    self.backlog.store(n, Ordering::Relaxed);
+                    if let Some(alerter) = &self.alerter {
+                        let (threshold, now) = (self.backlog_alert_threshold, now_millis());
+                        if let Some(quiet_since) = watch.observe(n, threshold, now) {
+                            alerter.backlog_high(n, threshold, now, quiet_since).await;
+                        }
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "counting the backlog failed"),
             }
             tokio::select! {

@@ -134,6 +134,14 @@ pub fn new_signing_secret() -> Secret {
     Secret::new(format!("whsec_{}", STANDARD.encode(bytes)))
 }
 
+/// Whether `secret` is a Standard Webhooks secret: `whsec_` and some base64.
+pub fn is_standard_webhooks_secret(secret: &str) -> bool {
+    secret
+        .strip_prefix("whsec_")
+        .and_then(|key| STANDARD.decode(key).ok())
+        .is_some_and(|key| !key.is_empty())
+}
+
 /// The Standard Webhooks signature of one message under one `whsec_` secret:
 /// `v1,` + base64(HMAC-SHA256(secret bytes, "{id}.{timestamp}.{body}")).
 pub fn standard_webhooks_signature(

@@ -6,11 +6,13 @@
 //! node owns a delivery (leases). What those decisions are, apart from the
 //! SQL that loads and keeps their state, is written once in [`rules`].
 //!
-//! [`Store`] is seven traits, one per concern, so a reader can hold one at a
+//! [`Store`] is eight traits, one per concern, so a reader can hold one at a
 //! time: [`Licenses`], [`Webhooks`], [`DeliveryQueue`] (the hot path),
-//! [`DeliveryLog`], [`Visitors`], [`WebSessions`] and [`Ops`]. Every backend
-//! implements all of them, and `dyn Store` offers every method of each.
+//! [`DeliveryLog`], [`Visitors`], [`WebSessions`], [`Ops`] and [`Alerts`]
+//! (operator alerts). Every backend implements all of them, and `dyn Store`
+//! offers every method of each.
 
+mod alerts;
 mod licenses;
 mod log;
 mod ops;
@@ -22,6 +24,9 @@ mod visitors;
 mod web_sessions;
 mod webhooks;
 
+pub use alerts::{
+    AlertGuard, AlertJob, AlertKind, AlertState, AlertView, Alerts, FailedDelivery, NewAlert,
+};
 pub use licenses::Licenses;
 pub use log::{
     AttemptSample, AttemptSamples, AttemptView, DeliveryLog, DeliveryQuery, DeliveryState,
@@ -91,6 +96,7 @@ pub trait Store:
     + Visitors
     + WebSessions
     + Ops
+    + Alerts
     + Send
     + Sync
     + 'static
@@ -105,6 +111,7 @@ impl<T> Store for T where
         + Visitors
         + WebSessions
         + Ops
+        + Alerts
         + Send
         + Sync
         + 'static

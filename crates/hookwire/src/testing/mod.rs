@@ -132,6 +132,15 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The running server's store, to look at what it keeps.
+    pub fn store(&self) -> Arc<dyn crate::store::Store> {
+        self.server
+            .as_ref()
+            .expect("the server is running")
+            .store
+            .clone()
+    }
+
     /// Stops this instance (draining) and starts a new one on the same database.
     pub async fn restart(mut self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
         if let Some(server) = self.server.take() {

@@ -1,5 +1,6 @@
 //! hookwire's integration tests: one binary, real servers, real databases.
 
+mod alerts;
 mod backup;
 mod bench;
 mod browser;

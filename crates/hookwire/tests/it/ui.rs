@@ -8,21 +8,21 @@ use serde_json::json;
 use std::time::Duration;
 
 /// A browser without JavaScript: one session cookie, no redirect following.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
 
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     location: String,
     set_cookies: Vec<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Browser {
+    pub(crate) fn new(app: &TestApp) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -73,7 +73,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Answer {
+    pub(crate) async fn get(&mut self, path: &str) -> Answer {
         let req = self.http.get(format!("{}{path}", self.base));
         self.send(req).await
     }
@@ -104,7 +104,7 @@ impl Browser {
         csrf_in(&page.body)
     }
 
-    async fn sign_in(&mut self, license: &str, key: &str) -> Answer {
+    pub(crate) async fn sign_in(&mut self, license: &str, key: &str) -> Answer {
         let token = self.csrf("/ui/login").await;
         self.post(
             "/ui/login",

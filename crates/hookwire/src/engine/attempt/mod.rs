@@ -54,6 +54,19 @@ pub fn render_body(token_secret: &Secret, event: &EventBody, data_types: DataTyp
     })
 }
 
+/// The host (and port, if any) a stored webhook URL points at, for logs:
+/// never its credentials, path or query.
+pub fn target_host(stored_url: &str) -> String {
+    match url::Url::parse(stored_url) {
+        Ok(url) => match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            _ => "-".to_string(),
+        },
+        Err(_) => "-".to_string(),
+    }
+}
+
 /// Stored target URLs kept ready (see [`Sender::prepared`]); past this many
 /// the cache starts over, so URLs of deleted webhooks do not pile up.
 const MAX_CACHED_TARGETS: usize = 4096;

@@ -14,7 +14,8 @@
 pub mod outcome;
 pub mod schedule;
 
-use super::attempt::Sender;
+use super::alerts::{Alerter, Failure};
+use super::attempt::{target_host, Sender};
 use super::rate::TokenBucket;
 use super::retry::RetryPolicy;
 use crate::config::{DeliverySettings, LEASE_MARGIN};
@@ -64,6 +65,10 @@ struct Shared {
     /// Delivered attempts whose slot is free but whose record is not yet
     /// committed; bounds the memory they take.
     recording: Arc<Semaphore>,
+    /// Raises operator alerts on a webhook's or a delivery's state change.
+    /// Here because every attempt holds `Shared` already: alerts cost a
+    /// delivered attempt nothing, not even a reference count.
+    alerter: Option<Alerter>,
 }
 
 impl DispatcherHandle {
@@ -138,6 +143,7 @@ impl Dispatcher {
         sender: Arc<Sender>,
         settings: DeliverySettings,
         metrics: Metrics,
+        alerter: Option<Alerter>,
     ) -> Dispatcher {
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -148,6 +154,7 @@ impl Dispatcher {
             shutdown: CancellationToken::new(),
             saturated: std::sync::Mutex::new(Arc::default()),
             recording: Arc::new(Semaphore::new(MAX_RECORDING)),
+            alerter,
         });
         let handle = DispatcherHandle {
             jobs: jobs_tx,
@@ -394,7 +401,9 @@ impl Core {
                     });
                     permit
                 };
-                let mut disabled = false;
+                let mut disabled = None;
+                // For an alert: a delivered attempt has no error to copy.
+                let alert_error = error.clone().filter(|_| shared.alerter.is_some());
                 let record = AttemptRecord {
                     delivery_id: job.delivery_id,
                     webhook_id: job.webhook_id.clone(),
@@ -412,7 +421,8 @@ impl Core {
                         check_health(store.as_ref(), &job.webhook_id, now, health, disable_after)
                             .await;
                 }
-                if let Err(e) = store.record_attempt(record).await {
+                let recorded = store.record_attempt(record).await;
+                if let Err(e) = &recorded {
                     // The lease runs out and the delivery is attempted again:
                     // at least once, never lost.
                     tracing::error!(error = %e, "could not record the attempt");
@@ -426,9 +436,26 @@ impl Core {
                 if failed {
                     let _ = done.send(Done {
                         delivery_id: job.delivery_id,
-                        webhook_id: job.webhook_id,
-                        disabled,
+                        webhook_id: job.webhook_id.clone(),
+                        disabled: disabled.is_some(),
                     });
+                }
+                // After the slot is free, and only where a state changed: a
+                // delivered attempt never gets here.
+                if let (Some(alerter), true) = (&shared.alerter, failed) {
+                    let recorded = recorded.is_ok();
+                    let failure = Failure {
+                        license_id: &job.event.license_id,
+                        webhook_id: &job.webhook_id,
+                        delivery_id: job.delivery_id,
+                        at: now,
+                        status,
+                        error: alert_error.as_deref(),
+                        disabled: disabled.as_deref().map(|r| (r, health == Health::Gone)),
+                        may_begin_failing: recorded && health == Health::Failing,
+                        failed_for_good: recorded && next == NextState::Failed,
+                    };
+                    alerter.after_failure(failure).await;
                 }
             }
             .instrument(span),
@@ -477,26 +504,24 @@ fn release_in_background(store: Arc<dyn Store>, ids: Vec<i64>) {
 
 /// Disables a webhook whose receiver answered `410 Gone`, or whose every
 /// attempt has failed for `disable_after` (the store keeps `failing_since`).
-/// True if this call disabled it.
+/// The reason, if this call disabled it.
 async fn check_health(
     store: &dyn Store,
     webhook_id: &str,
     now: Millis,
     health: Health,
     disable_after: Millis,
-) -> bool {
-    let Some((reason, condition)) = health.disable_reason(now, disable_after) else {
-        return false;
-    };
+) -> Option<String> {
+    let (reason, condition) = health.disable_reason(now, disable_after)?;
     match store.disable_webhook(webhook_id, &reason, condition).await {
         Ok(true) => {
             tracing::warn!(webhook_id, %reason, "webhook disabled");
-            true
+            Some(reason)
         }
-        Ok(false) => false,
+        Ok(false) => None,
         Err(e) => {
             tracing::warn!(webhook_id, error = %e, "could not disable the webhook");
-            false
+            None
         }
     }
 }
@@ -572,18 +597,5 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
             _ = other_nodes => {}
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
         }
-    }
-}
-
-/// The host (and port, if any) a stored webhook URL points at, for logs:
-/// never its credentials, path or query.
-fn target_host(stored_url: &str) -> String {
-    match url::Url::parse(stored_url) {
-        Ok(url) => match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            _ => "-".to_string(),
-        },
-        Err(_) => "-".to_string(),
     }
 }

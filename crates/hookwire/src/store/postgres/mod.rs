@@ -10,8 +10,10 @@
 //! This file connects, migrates and holds what the concerns share (error
 //! mapping, planner settings, the event columns); each trait of [`Store`]
 //! has its file: `licenses`, `webhooks`, `queue` (with `ingest`, `record`,
-//! `group` and `pipeline` for the hot path), `log`, `visitors`, `ops`.
+//! `group` and `pipeline` for the hot path), `log`, `visitors`, `ops`,
+//! `alerts`.
 
+mod alerts;
 mod group;
 mod ingest;
 mod licenses;
@@ -48,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_5.sql"),
     include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
+    include_str!("schema_8.sql"),
 ];
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;

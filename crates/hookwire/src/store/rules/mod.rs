@@ -4,12 +4,15 @@
 //! that must decide atomically) and keeps what it answers; the decision
 //! itself is a plain function here, tested on its own:
 //!
+//! - [`alerts`]: the `delivery.failed` batch (one open per license, spaced),
+//!   an alert's next state, and alert rows read back;
 //! - [`tags`]: whether a `chat_changed` is delivered, given the chat's tags;
 //! - [`idempotency`]: replay, refuse or accept an event with a key;
 //! - [`rows`]: stored strings and numbers read back as typed values, or
 //!   [`StoreError::Corrupt`](super::StoreError::Corrupt) naming row and field;
 //! - [`visitors`]: a visitor's details sets (replaced by `set_id`) and view.
 
+pub mod alerts;
 pub mod idempotency;
 pub mod rows;
 pub mod tags;

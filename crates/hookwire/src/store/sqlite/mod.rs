@@ -5,8 +5,9 @@
 //! share (reading on a pooled connection, the event columns); each trait of
 //! [`Store`] has its file: `licenses`, `webhooks`, `queue` (with `ingest`,
 //! `claim` and `record` for the hot path's writer operations), `log`,
-//! `visitors`, `ops`.
+//! `visitors`, `ops`, `alerts`.
 
+mod alerts;
 pub mod backup;
 mod claim;
 mod ingest;
@@ -42,6 +43,7 @@ const SCHEMA: &[&str] = &[
     include_str!("schema_7.sql"),
     include_str!("schema_8.sql"),
     include_str!("schema_9.sql"),
+    include_str!("schema_10.sql"),
 ];
 const READERS: usize = 4;
 

@@ -1,7 +1,12 @@
 //! The overview: deliveries per minute by outcome, latency percentiles, and
-//! the queue, drawn as server-side SVG.
+//! the queue, drawn as server-side SVG; and the license's newest operator
+//! alerts.
 
 use super::*;
+use crate::store::{AlertKind, AlertState, AlertView};
+
+/// Operator alerts the overview lists.
+const RECENT_ALERTS: usize = 10;
 
 pub async fn overview(
     State(state): State<AppState>,
@@ -15,6 +20,7 @@ pub async fn overview(
         .attempt_samples(license, now - DAY, MAX_SAMPLES)
         .await?;
     let queue = state.store().queue_stats(license).await?;
+    let alerts = state.store().recent_alerts(license, RECENT_ALERTS).await?;
     let mut out = flash(&params.0);
     let oldest = queue
         .oldest_pending_at
@@ -71,6 +77,7 @@ pub async fn overview(
             p95 = ms(0.95),
         );
     }
+    out.push_str(&alerts_section(&alerts));
     if samples.truncated {
         out.push_str(&notice(
             "warn",
@@ -78,4 +85,72 @@ pub async fn overview(
         ));
     }
     render(&state, &signed, "/ui/overview", "Overview", &out).await
+}
+
+/// The newest operator alerts, newest first, with whether the operator's
+/// endpoint has acknowledged them.
+fn alerts_section(alerts: &[AlertView]) -> String {
+    let mut out = String::from(
+        r#"<section aria-labelledby="alerts-h"><h2 id="alerts-h">Operator alerts</h2>"#,
+    );
+    if alerts.is_empty() {
+        out.push_str("<p>None: no webhook was disabled or began failing, and no delivery failed for good.</p></section>");
+        return out;
+    }
+    out.push_str(r#"<div class="table-wrap"><table id="alerts"><caption class="sr-only">Operator alerts, newest first</caption><thead><tr><th scope="col">Time</th><th scope="col">Alert</th><th scope="col">What</th><th scope="col">Sent</th></tr></thead><tbody>"#);
+    for a in alerts {
+        let sent = match a.state {
+            AlertState::Delivered => {
+                r#"<span class="badge delivered">acknowledged</span>"#.to_string()
+            }
+            AlertState::Pending => format!(
+                r#"<span class="badge pending">pending</span> {}"#,
+                esc(a.last_error.as_deref().unwrap_or(""))
+            ),
+            AlertState::Failed => format!(
+                r#"<span class="badge failed">gave up</span> {}"#,
+                esc(a.last_error.as_deref().unwrap_or(""))
+            ),
+        };
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{sent}</td></tr>"#,
+            time(a.created_at),
+            a.kind.as_str(),
+            esc(&alert_summary(a)),
+        );
+    }
+    out.push_str("</tbody></table></div></section>");
+    out
+}
+
+/// One line on what an alert says, from its data.
+fn alert_summary(a: &AlertView) -> String {
+    let data: Value = serde_json::from_str(&a.data).unwrap_or(Value::Null);
+    let field = |key: &str| match &data[key] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    match a.kind {
+        AlertKind::WebhookDisabled => format!(
+            "Webhook {} disabled: {}",
+            field("webhook_id"),
+            field("reason")
+        ),
+        AlertKind::WebhookFailing => format!(
+            "Webhook {} failing since {}: {}",
+            field("webhook_id"),
+            field("failing_since"),
+            field("error")
+        ),
+        AlertKind::DeliveryFailed => {
+            format!("{} deliveries failed for good", field("count"))
+        }
+        AlertKind::BacklogHigh => format!(
+            "{} deliveries pending (threshold {})",
+            field("pending"),
+            field("threshold")
+        ),
+    }
 }

@@ -2,16 +2,20 @@
 //! environment variables, then command-line flags; parsed into validated
 //! [`Settings`] before anything uses them.
 
+mod operator;
+
 use crate::secret::Secret;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use operator::operator_webhook;
+pub use operator::OperatorWebhook;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The embedded defaults, which double as the documented example config.
-pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
 
 /// Every key the config accepts; environment variables are `HOOKWIRE_` + the
 /// key in capitals.
@@ -49,6 +53,10 @@ const KEYS: &[&str] = &[
     "portal_link_ttl",
     "log_summary_interval",
     "portal_frame_ancestors",
+    "operator_webhook_url",
+    "operator_webhook_secret",
+    "backlog_alert_threshold",
+    "failed_alert_window",
 ];
 
 /// Lease time an attempt must leave unused beyond its timeout, so it ends
@@ -92,6 +100,10 @@ struct RawSettings {
     portal_link_ttl: String,
     log_summary_interval: String,
     portal_frame_ancestors: Schedule,
+    operator_webhook_url: String,
+    operator_webhook_secret: Option<Secret>,
+    backlog_alert_threshold: u64,
+    failed_alert_window: String,
 }
 
 /// A list as TOML writes it, or as one comma-separated string (the form an
@@ -261,6 +273,12 @@ pub struct Settings {
     pub portal: PortalSettings,
     /// How often the INFO summary line (attempts, backlog) is logged.
     pub log_summary_interval: Duration,
+    /// Operator alerts go here; `None`: none are kept or sent.
+    pub operator_webhook: Option<OperatorWebhook>,
+    /// Pending deliveries past which a `backlog.high` alert is sent; 0 = never.
+    pub backlog_alert_threshold: u64,
+    /// A license's `delivery.failed` alerts are at least this far apart.
+    pub failed_alert_window: Duration,
 }
 
 /// The web app embedded in a platform's own dashboard.
@@ -435,6 +453,10 @@ impl Settings {
                 .map(|o| origin("portal_frame_ancestors", &o))
                 .collect::<Result<_, _>>()?,
         };
+        let operator_webhook = operator_webhook(
+            &raw.operator_webhook_url,
+            non_empty(raw.operator_webhook_secret),
+        )?;
         Ok(Settings {
             listen,
             data_dir: raw.data_dir,
@@ -469,6 +491,9 @@ impl Settings {
             tls,
             portal,
             log_summary_interval: positive("log_summary_interval", &raw.log_summary_interval)?,
+            operator_webhook,
+            backlog_alert_threshold: raw.backlog_alert_threshold,
+            failed_alert_window: duration("failed_alert_window", &raw.failed_alert_window)?,
         })
     }
 }
