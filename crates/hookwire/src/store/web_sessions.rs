@@ -12,7 +12,7 @@ pub struct WebSession {
     pub operator: bool,
     /// The license shown; an operator may have none chosen yet.
     pub license: Option<String>,
-    /// The token every form of this session carries.
+    /// The CSRF token every form of the signed-in browser carries.
     pub csrf: String,
     /// Opened through a portal link for a framing dashboard: its cookie is
     /// `SameSite=None` so it works inside the frame.
