@@ -21,6 +21,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 
+pub mod clients;
 pub mod inspect;
 mod ledger;
 pub mod postgres;

@@ -44,6 +44,9 @@ impl Alert {
             .unwrap()
             .verify(&request.headers, &request.body)
             .expect("the alert verifies with the operator's secret");
+        // And with the Standard Webhooks reference library, as published.
+        hookwire::testing::clients::standardwebhooks_verifies(SECRET, request)
+            .expect("standardwebhooks verifies the alert");
         let body = request.json();
         let mut keys: Vec<&str> = body
             .as_object()

@@ -277,6 +277,8 @@ crate::backend_tests! {
         let sigs = signatures(&got);
         assert_eq!(sigs.len(), 1);
         assert!(verify(&first, &got, &sigs[0]));
+        hookwire::testing::clients::standardwebhooks_verifies(&first, &got)
+            .expect("the Standard Webhooks reference library verifies the delivery");
         // Basic auth from the URL keeps working alongside.
         let basic = format!("Basic {}", STANDARD.encode("hook:pw"));
         assert_eq!(got.headers["authorization"], basic.as_str());
@@ -288,6 +290,11 @@ crate::backend_tests! {
         let got = receiver.next().await;
         let sigs = signatures(&got);
         assert_eq!(sigs.len(), 2, "{sigs:?}");
+        // Either secret verifies with the reference library during the grace period.
+        for secret in [&first, &second] {
+            hookwire::testing::clients::standardwebhooks_verifies(secret, &got)
+                .expect("verifies under both secrets while rotating");
+        }
         assert!(verify(&second, &got, &sigs[0]));
         assert!(verify(&first, &got, &sigs[1]));
         assert!(!verify(&first, &got, &sigs[0]));
