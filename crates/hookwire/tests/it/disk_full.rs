@@ -17,8 +17,9 @@ fn big_event(i: usize) -> Value {
     event
 }
 
-/// hookwire serving from a 3 MiB tmpfs, 2 MiB of it taken by a ballast file
-/// that is deleted when `free_space` appears.
+/// hookwire serving from a 3 MiB tmpfs, 2,000,000 bytes of it taken by a
+/// ballast file that is deleted when `free_space` appears. What is left must
+/// hold the empty schema (it grows as tables are added) plus a few events.
 struct OnTinyDisk {
     server: Serving,
     free_space: std::path::PathBuf,
@@ -34,7 +35,7 @@ impl OnTinyDisk {
         // where only it can remove the ballast.
         let script = r#"
             mount -t tmpfs -o size=3m tmpfs "$DATA" || exit 97
-            head -c 2200000 /dev/zero > "$DATA/ballast"
+            head -c 2000000 /dev/zero > "$DATA/ballast"
             ( for _ in $(seq 1200); do
                   [ -e "$SIGNAL" ] && rm -f "$DATA/ballast" && break
                   sleep 0.05
