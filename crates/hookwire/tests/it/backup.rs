@@ -186,8 +186,10 @@ async fn a_backup_under_load_is_consistent_complete_and_serves() {
         .arg(dir.path().join("restored"))
         .arg("--database")
         .arg(format!("sqlite://{}", copy.display()));
-    let restored = Serving::spawn(command).expect("hookwire starts on the copy");
+    // Whatever the first server sent is dropped before the second starts:
+    // the second may deliver as soon as it is up, before `spawn` returns.
     receiver.drain();
+    let restored = Serving::spawn(command).expect("hookwire starts on the copy");
     let r = http
         .get(format!("{}/api/v1/webhooks/{webhook}", restored.url))
         .bearer_auth(&key)
