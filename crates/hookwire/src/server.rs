@@ -244,6 +244,7 @@ impl RunningServer {
             alerter.clone(),
         );
         let alert_wake = alerter.as_ref().map(Alerter::wake_signal);
+        let prune_metrics = metrics.clone();
         let engine = Arc::new(
             Engine::new(
                 store.clone(),
@@ -266,6 +267,7 @@ impl RunningServer {
             cipher,
             settings.secret_rotation_grace,
             settings.portal.link_ttl,
+            settings.retention.default,
         ));
         let sealed = service.seal_legacy_passwords().await?;
         if sealed > 0 {
@@ -282,6 +284,12 @@ impl RunningServer {
                 .log_summaries(settings.log_summary_interval, stop.clone()),
         );
         tokio::spawn(prune_web_sessions(store.clone(), stop.clone()));
+        tokio::spawn(crate::engine::prune::run(
+            store.clone(),
+            settings.retention,
+            prune_metrics,
+            stop.clone(),
+        ));
         let state = AppState::new(store.clone(), engine, service, platform_key, &settings);
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await

@@ -23,6 +23,9 @@ pub const OLDEST_PENDING: &str = "hookwire_oldest_pending_age_seconds";
 pub const DISABLED_WEBHOOKS: &str = "hookwire_webhooks_disabled";
 pub const DB_CONNECTIONS: &str = "hookwire_db_connections";
 pub const DATABASE_UP: &str = "hookwire_database_up";
+pub const PRUNED: &str = "hookwire_pruned_total";
+pub const DATABASE_BYTES: &str = "hookwire_database_bytes";
+pub const OLDEST_KEPT: &str = "hookwire_oldest_kept_age_seconds";
 
 /// Latency buckets (seconds) up to the default 10 s attempt timeout.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -132,6 +135,20 @@ impl Metrics {
                 DATABASE_UP,
                 "1 when the database answered this scrape's queries, else 0."
             );
+            describe_counter!(
+                PRUNED,
+                "Rows removed by retention, by what: deliveries, events, visitors, \
+                 visitor_details, webhooks, idempotency_keys, alerts."
+            );
+            describe_gauge!(
+                DATABASE_BYTES,
+                Unit::Bytes,
+                "The database's size on disk (SQLite: file, WAL and shm)."
+            );
+            describe_gauge!(
+                OLDEST_KEPT,
+                "Age of the oldest event kept (0 when none): at most about the retention."
+            );
         });
         metrics
     }
@@ -159,6 +176,13 @@ impl Metrics {
         });
     }
 
+    /// Rows of `what` removed by a prune batch.
+    pub fn pruned(&self, what: &'static str, rows: u64) {
+        if rows > 0 {
+            self.with(|| metrics::counter!(PRUNED, "what" => what).increment(rows));
+        }
+    }
+
     /// The attempts counted since the last call, which starts a new count.
     pub fn take_tally(&self) -> AttemptTally {
         let take = |label: AttemptLabel| self.tally[label as usize].swap(0, Ordering::Relaxed);
@@ -183,6 +207,12 @@ impl Metrics {
                     .unwrap_or(0);
                 gauge!(OLDEST_PENDING).set(age_ms as f64 / 1000.0);
                 gauge!(DISABLED_WEBHOOKS).set(ops.disabled_webhooks as f64);
+                gauge!(DATABASE_BYTES).set(ops.database_bytes as f64);
+                let kept_ms = ops
+                    .oldest_kept_at
+                    .map(|at| (now_millis() - at).max(0))
+                    .unwrap_or(0);
+                gauge!(OLDEST_KEPT).set(kept_ms as f64 / 1000.0);
             }
             gauge!(DB_CONNECTIONS, "state" => "open").set(pool.open as f64);
             gauge!(DB_CONNECTIONS, "state" => "in_use").set(pool.in_use as f64);

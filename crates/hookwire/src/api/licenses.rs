@@ -1,14 +1,16 @@
 //! Licenses: created by the chat platform, each with an API key shown once,
-//! and the portal links that sign its customers into the web app.
+//! its retention, and the portal links that sign its customers into the
+//! web app.
 
 use super::auth::Platform;
-use super::error::ApiResult;
+use super::error::{ApiResult, AppError};
 use super::extract::{json_or_form, typed, Body};
 use super::views;
 use super::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use crate::store::rules::retention::RetentionPeriod;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -35,6 +37,65 @@ pub async fn create(
         StatusCode::CREATED,
         Json(json!({ "license_id": license_id, "api_key": api_key.expose() })),
     ))
+}
+
+/// `GET /api/v1/licenses/{license_id}`: the license's retention.
+#[utoipa::path(operation_id = "get_license", get, path = "/licenses/{license_id}", tag = "licenses", security(("platform_key" = [])),
+    params(("license_id" = String, Path, description = "The license")),
+    responses((status = 200, description = "The license's retention", body = crate::api::openapi::LicenseSettings)))]
+pub async fn get(
+    State(state): State<AppState>,
+    _: Platform,
+    Path(license_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let view = state.service().license_retention(&license_id).await?;
+    Ok(Json(views::license(&view)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LicensePatch {
+    #[serde(default, deserialize_with = "super::webhooks::present")]
+    retention: Option<Option<Value>>,
+}
+
+/// `PATCH /api/v1/licenses/{license_id}`: `{"retention": "7d"}` gives the
+/// license a retention of its own; `null` returns it to the default.
+#[utoipa::path(operation_id = "update_license", patch, path = "/licenses/{license_id}", tag = "licenses", security(("platform_key" = [])),
+    params(("license_id" = String, Path, description = "The license")),
+    request_body(content = crate::api::openapi::LicensePatch, description = "JSON, or a form"),
+    responses((status = 200, description = "The license's retention, as changed", body = crate::api::openapi::LicenseSettings)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    _: Platform,
+    Path(license_id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let input: LicensePatch = typed(json_or_form(&headers, &body)?)?;
+    let retention = match input.retention {
+        None => {
+            return Err(AppError::invalid(
+                "retention",
+                "is required: a duration such as \"7d\", or null for the default",
+            ))
+        }
+        Some(None | Some(Value::Null)) => None,
+        Some(Some(Value::String(text))) => Some(
+            RetentionPeriod::parse(&text).map_err(|m| AppError::invalid("retention", m))?,
+        ),
+        Some(Some(other)) => {
+            return Err(AppError::invalid(
+                "retention",
+                format!("must be a duration string such as \"7d\", or null; got {other}"),
+            ))
+        }
+    };
+    let view = state
+        .service()
+        .set_license_retention(&license_id, retention)
+        .await?;
+    Ok(Json(views::license(&view)))
 }
 
 /// `POST /api/v1/licenses/{license_id}/portal-links`: a single-use link that

@@ -248,6 +248,33 @@ pub struct LicenseCreated {
     pub api_key: String,
 }
 
+/// A license's retention: how long its finished deliveries are kept.
+#[derive(Serialize, ToSchema)]
+pub struct LicenseSettings {
+    #[schema(value_type = LicenseId)]
+    pub license_id: String,
+    /// What applies, as a duration (`30days`, `7days`, `2m`).
+    pub retention: String,
+    /// The same, in seconds.
+    pub retention_seconds: u64,
+    /// True when the license has no retention of its own and follows the
+    /// server's `retention` setting.
+    pub retention_is_default: bool,
+    /// RFC 3339; when the license's oldest kept delivery was made (null: none).
+    #[schema(format = DateTime)]
+    pub oldest_kept_delivery_at: Option<String>,
+}
+
+/// `PATCH /api/v1/licenses/{license_id}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LicensePatch {
+    /// A duration above zero (`7d`, `36h`, `90s`); null returns the license
+    /// to the server's default.
+    #[schema(example = "7d")]
+    pub retention: Option<String>,
+}
+
 /// A single-use link that signs a browser into the web app as the license.
 #[derive(Serialize, ToSchema)]
 pub struct PortalLinkCreated {

@@ -95,3 +95,14 @@ pub fn visitor(v: &crate::store::VisitorView) -> Value {
         })).collect::<Vec<_>>(),
     })
 }
+
+/// A license's retention (`GET`/`PATCH /api/v1/licenses/{id}`).
+pub fn license(view: &crate::service::RetentionView) -> Value {
+    json!({
+        "license_id": view.license_id,
+        "retention": view.retention.to_string(),
+        "retention_seconds": view.retention.as_duration().as_secs(),
+        "retention_is_default": view.own.is_none(),
+        "oldest_kept_delivery_at": view.oldest_kept_delivery.map(rfc3339),
+    })
+}

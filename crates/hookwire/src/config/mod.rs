@@ -5,6 +5,7 @@
 mod operator;
 
 use crate::secret::Secret;
+use crate::store::rules::retention::RetentionPeriod;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use operator::operator_webhook;
@@ -57,6 +58,8 @@ const KEYS: &[&str] = &[
     "operator_webhook_secret",
     "backlog_alert_threshold",
     "failed_alert_window",
+    "retention",
+    "prune_interval",
 ];
 
 /// Lease time an attempt must leave unused beyond its timeout, so it ends
@@ -104,6 +107,8 @@ struct RawSettings {
     operator_webhook_secret: Option<Secret>,
     backlog_alert_threshold: u64,
     failed_alert_window: String,
+    retention: String,
+    prune_interval: String,
 }
 
 /// A list as TOML writes it, or as one comma-separated string (the form an
@@ -279,6 +284,18 @@ pub struct Settings {
     pub backlog_alert_threshold: u64,
     /// A license's `delivery.failed` alerts are at least this far apart.
     pub failed_alert_window: Duration,
+    /// How long finished work is kept, and how often the prune runs.
+    pub retention: RetentionSettings,
+}
+
+/// What is kept and for how long (README, "Retention").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// How long a finished delivery (and its event) is kept after it
+    /// finished, for licenses without a retention of their own.
+    pub default: RetentionPeriod,
+    /// How often the background prune runs.
+    pub prune_interval: Duration,
 }
 
 /// The web app embedded in a platform's own dashboard.
@@ -494,6 +511,11 @@ impl Settings {
             operator_webhook,
             backlog_alert_threshold: raw.backlog_alert_threshold,
             failed_alert_window: duration("failed_alert_window", &raw.failed_alert_window)?,
+            retention: RetentionSettings {
+                default: RetentionPeriod::parse(&raw.retention)
+                    .map_err(|m| ConfigError::invalid("retention", m))?,
+                prune_interval: positive("prune_interval", &raw.prune_interval)?,
+            },
         })
     }
 }

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod attempt;
 pub mod dispatcher;
+pub mod prune;
 pub mod rate;
 pub mod retry;
 pub mod ssrf;

@@ -1,7 +1,7 @@
 //! Redelivery: one delivery, a webhook's failures since a time, and the bulk
 //! replay. Each makes deliveries due and wakes the dispatcher once.
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{Service, ServiceResult};
 use crate::store::{now_millis, Millis, ReplayBatch, ReplayQuery};
 
 /// Whose failed deliveries [`Service::redeliver_failed_since`] takes.
@@ -20,7 +20,7 @@ impl Service {
             .redeliver(license_id, delivery_id, now_millis())
             .await?
         {
-            return Err(ServiceError::NotFound(format!("no delivery {delivery_id}")));
+            return Err(self.delivery_not_found(license_id, delivery_id).await);
         }
         self.made_due();
         Ok(())

@@ -13,15 +13,18 @@
 
 mod deliveries;
 mod licenses;
+mod retention;
 mod visitors;
 mod webhooks;
 
 pub use deliveries::RedeliverySince;
 pub use licenses::{create_license, PortalLink};
+pub use retention::RetentionView;
 pub use webhooks::{WebhookChanges, WebhookSpec, MAX_WEBHOOKS_PER_LICENSE};
 
 use crate::engine::dispatcher::DispatcherHandle;
 use crate::secret::Cipher;
+use crate::store::rules::retention::RetentionPeriod;
 use crate::store::{Store, StoreError};
 use hookwire_livechat::ValidationError;
 use std::sync::Arc;
@@ -54,6 +57,8 @@ pub struct Service {
     secret_rotation_grace: Duration,
     /// How long a portal link may wait to be opened.
     portal_link_ttl: Duration,
+    /// The retention of licenses without one of their own.
+    default_retention: RetentionPeriod,
 }
 
 impl Service {
@@ -63,6 +68,7 @@ impl Service {
         cipher: Cipher,
         secret_rotation_grace: Duration,
         portal_link_ttl: Duration,
+        default_retention: RetentionPeriod,
     ) -> Self {
         Service {
             store,
@@ -70,6 +76,7 @@ impl Service {
             cipher,
             secret_rotation_grace,
             portal_link_ttl,
+            default_retention,
         }
     }
 

@@ -6,10 +6,10 @@
 //! node owns a delivery (leases). What those decisions are, apart from the
 //! SQL that loads and keeps their state, is written once in [`rules`].
 //!
-//! [`Store`] is eight traits, one per concern, so a reader can hold one at a
+//! [`Store`] is nine traits, one per concern, so a reader can hold one at a
 //! time: [`Licenses`], [`Webhooks`], [`DeliveryQueue`] (the hot path),
-//! [`DeliveryLog`], [`Visitors`], [`WebSessions`], [`Ops`] and [`Alerts`]
-//! (operator alerts). Every backend implements all of them, and `dyn Store`
+//! [`DeliveryLog`], [`Visitors`], [`WebSessions`], [`Ops`], [`Alerts`]
+//! (operator alerts) and [`Retention`] (what is kept, and the prune). Every backend implements all of them, and `dyn Store`
 //! offers every method of each.
 
 mod alerts;
@@ -18,6 +18,7 @@ mod log;
 mod ops;
 pub mod postgres;
 mod queue;
+mod retention;
 pub mod rules;
 pub mod sqlite;
 mod visitors;
@@ -36,6 +37,9 @@ pub use ops::{Ops, OpsStats, PoolStats};
 pub use queue::{
     AttemptRecord, DeliveryJob, DeliveryQueue, EventBody, Handoff, IngestOutcome, NewEvent,
     NextState,
+};
+pub use retention::{
+    ExpiredRows, LicenseRetention, LicenseRows, PruneBatch, PruneScope, Retention,
 };
 pub use visitors::{DetailsSet, VisitorView, Visitors};
 pub use web_sessions::{WebSession, WebSessions};
@@ -97,6 +101,7 @@ pub trait Store:
     + WebSessions
     + Ops
     + Alerts
+    + Retention
     + Send
     + Sync
     + 'static
@@ -112,6 +117,7 @@ impl<T> Store for T where
         + WebSessions
         + Ops
         + Alerts
+        + Retention
         + Send
         + Sync
         + 'static

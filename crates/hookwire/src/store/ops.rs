@@ -12,6 +12,11 @@ pub struct OpsStats {
     pub oldest_pending_at: Option<Millis>,
     /// Webhooks switched off (by their license or for failing), not deleted.
     pub disabled_webhooks: u64,
+    /// The database's size on disk (SQLite: the file, its WAL and shared
+    /// memory; PostgreSQL: `pg_database_size`).
+    pub database_bytes: u64,
+    /// When the oldest event still kept was received.
+    pub oldest_kept_at: Option<Millis>,
 }
 
 /// This process's database connections, for `/metrics`.

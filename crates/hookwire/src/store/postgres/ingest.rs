@@ -372,18 +372,23 @@ async fn ingest_one(
     }
     if let Some((key, body_hash)) = &ev.idempotency {
         // Claiming the key first serializes nodes racing on it: a second
-        // insert waits for the first transaction, then finds the row.
+        // insert waits for the first transaction, then finds the row. An
+        // expired key is claimed anew (`idempotency::decide`).
         let claimed = tx
             .query_opt(
                 "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at)
-                 VALUES ($1, $2, $3, 0, $4) ON CONFLICT (key) DO NOTHING RETURNING key",
-                &[key, body_hash, &ev.unique_id, &ev.received_at],
+                 VALUES ($1, $2, $3, 0, $4)
+                 ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash,
+                   event_id = excluded.event_id, deliveries = 0, created_at = excluded.created_at
+                 WHERE idempotency_keys.created_at < $5
+                 RETURNING key",
+                &[key, body_hash, &ev.unique_id, &ev.received_at, &idempotency::expired_before(ev.received_at)],
             )
             .await?;
         if claimed.is_none() {
             let row = tx
                 .query_one(
-                    "SELECT body_hash, event_id, deliveries FROM idempotency_keys WHERE key = $1",
+                    "SELECT body_hash, event_id, deliveries, created_at FROM idempotency_keys WHERE key = $1",
                     &[key],
                 )
                 .await?;
@@ -391,9 +396,10 @@ async fn ingest_one(
                 body_hash: row.get(0),
                 event_id: row.get(1),
                 deliveries: row.get(2),
+                created_at: row.get(3),
             };
             // A stored key is never accepted again: this answers.
-            if let Some(answer) = idempotency::decide(Some(stored), body_hash).outcome() {
+            if let Some(answer) = idempotency::decide(Some(stored), body_hash, ev.received_at).outcome() {
                 return Ok(answer);
             }
         }

@@ -23,6 +23,7 @@ mod ops;
 mod pipeline;
 mod queue;
 mod record;
+mod retention;
 mod visitors;
 mod web_sessions;
 mod webhooks;
@@ -51,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
     include_str!("schema_8.sql"),
+    include_str!("schema_9.sql"),
 ];
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
@@ -84,6 +86,8 @@ pub struct PgStore {
     records: Group<RecordWork>,
     due: Arc<Notify>,
     _listener: tokio::task::JoinHandle<()>,
+    /// The connection holding the prune lock during a prune pass.
+    pruning: retention::PruneLockHolder,
 }
 
 fn db_error(e: tokio_postgres::Error) -> StoreError {
@@ -145,6 +149,7 @@ impl PgStore {
             records,
             due,
             _listener: listener,
+            pruning: Default::default(),
         })
     }
 

@@ -11,7 +11,9 @@ impl Ops for PgStore {
             .query_one(
                 "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending'),
                         (SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'),
-                        (SELECT COUNT(*) FROM webhooks WHERE NOT enabled AND deleted_at IS NULL)",
+                        (SELECT COUNT(*) FROM webhooks WHERE NOT enabled AND deleted_at IS NULL),
+                        pg_database_size(current_database()),
+                        (SELECT received_at FROM events ORDER BY seq LIMIT 1)",
                 &[],
             )
             .await
@@ -21,6 +23,8 @@ impl Ops for PgStore {
             pending: pending.max(0) as u64,
             oldest_pending_at: r.get(1),
             disabled_webhooks: disabled.max(0) as u64,
+            database_bytes: r.get::<_, i64>(3).max(0) as u64,
+            oldest_kept_at: r.get(4),
         })
     }
 

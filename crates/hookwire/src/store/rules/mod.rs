@@ -8,12 +8,14 @@
 //!   an alert's next state, and alert rows read back;
 //! - [`tags`]: whether a `chat_changed` is delivered, given the chat's tags;
 //! - [`idempotency`]: replay, refuse or accept an event with a key;
+//! - [`retention`]: how long finished work is kept, and which rows a prune takes;
 //! - [`rows`]: stored strings and numbers read back as typed values, or
 //!   [`StoreError::Corrupt`](super::StoreError::Corrupt) naming row and field;
 //! - [`visitors`]: a visitor's details sets (replaced by `set_id`) and view.
 
 pub mod alerts;
 pub mod idempotency;
+pub mod retention;
 pub mod rows;
 pub mod tags;
 pub mod visitors;

@@ -13,17 +13,18 @@ pub(super) fn ingest_one(
     if let Some((key, body_hash)) = &ev.idempotency {
         let stored = c
             .prepare_cached(
-                "SELECT body_hash, event_id, deliveries FROM idempotency_keys WHERE key = ?1",
+                "SELECT body_hash, event_id, deliveries, created_at FROM idempotency_keys WHERE key = ?1",
             )?
             .query_row([key], |r| {
                 Ok(StoredKey {
                     body_hash: r.get(0)?,
                     event_id: r.get(1)?,
                     deliveries: r.get(2)?,
+                    created_at: r.get(3)?,
                 })
             })
             .optional()?;
-        if let Some(answer) = idempotency::decide(stored, body_hash).outcome() {
+        if let Some(answer) = idempotency::decide(stored, body_hash, ev.received_at).outcome() {
             return Ok(answer);
         }
     }
@@ -125,7 +126,10 @@ pub(super) fn ingest_one(
     }
     if let Some((key, body_hash)) = &ev.idempotency {
         c.prepare_cached(
-            "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            // An expired key is claimed anew (`idempotency::decide`).
+            "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, event_id = excluded.event_id,
+               deliveries = excluded.deliveries, created_at = excluded.created_at",
         )?
         .execute(params![key, body_hash, ev.unique_id, targets.len() as i64, ev.received_at])?;
     }

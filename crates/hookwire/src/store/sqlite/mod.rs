@@ -5,7 +5,7 @@
 //! share (reading on a pooled connection, the event columns); each trait of
 //! [`Store`] has its file: `licenses`, `webhooks`, `queue` (with `ingest`,
 //! `claim` and `record` for the hot path's writer operations), `log`,
-//! `visitors`, `ops`, `alerts`.
+//! `visitors`, `ops`, `alerts`, `retention`.
 
 mod alerts;
 pub mod backup;
@@ -17,6 +17,7 @@ mod ops;
 mod process;
 mod queue;
 mod record;
+mod retention;
 mod visitors;
 mod web_sessions;
 mod webhooks;
@@ -44,6 +45,7 @@ const SCHEMA: &[&str] = &[
     include_str!("schema_8.sql"),
     include_str!("schema_9.sql"),
     include_str!("schema_10.sql"),
+    include_str!("schema_11.sql"),
 ];
 const READERS: usize = 4;
 
@@ -70,8 +72,13 @@ impl SqliteStore {
                 .map_err(|e| StoreError::unavailable(format!("creating {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(unavailable)?;
+        // Incremental vacuum lets a large prune give space back
+        // (`reclaim_space`). It can only be chosen before the first table
+        // exists: on an older database this does nothing, and its free
+        // pages are reused but not given back.
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
+            "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
         ))
         .map_err(unavailable)?;
         migrate(&conn)?;

@@ -16,13 +16,23 @@ impl Ops for SqliteStore {
                     "SELECT COUNT(*) FROM webhooks WHERE enabled = 0 AND deleted_at IS NULL",
                 )?
                 .query_row([], |r| r.get(0))?;
+            let oldest_kept_at = c
+                .prepare_cached("SELECT received_at FROM events ORDER BY seq LIMIT 1")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
             Ok(OpsStats {
                 pending: pending.max(0) as u64,
                 oldest_pending_at,
                 disabled_webhooks: disabled.max(0) as u64,
+                database_bytes: 0,
+                oldest_kept_at,
             })
         })
         .await
+        .map(|stats| OpsStats {
+            database_bytes: self.database_bytes(),
+            ..stats
+        })
     }
 
     fn pool_stats(&self) -> PoolStats {
@@ -41,5 +51,17 @@ impl Ops for SqliteStore {
         self.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))
             .await
             .map(|_| ())
+    }
+}
+
+impl SqliteStore {
+    /// The database file with its WAL and shared-memory files, in bytes.
+    fn database_bytes(&self) -> u64 {
+        let size = |suffix: &str| {
+            let mut path = self.path.clone().into_os_string();
+            path.push(suffix);
+            std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+        };
+        size("") + size("-wal") + size("-shm")
     }
 }

@@ -127,7 +127,7 @@ pub async fn deliveries_page(
     );
     if deliveries.is_empty() {
         out.push_str(if before.is_some() {
-            r#"<div class="empty"><p>No older deliveries.</p></div>"#
+            r#"<div class="empty"><p>No older deliveries (finished ones are pruned after the license's retention).</p></div>"#
         } else if webhooks.is_empty() {
             r#"<div class="empty"><p>No deliveries yet: <a href="/ui/webhooks/new">add a webhook</a>, then events matching it show up here.</p></div>"#
         } else {
@@ -140,6 +140,13 @@ pub async fn deliveries_page(
         }
         out.push_str("</tbody></table></div>");
     }
+    // Older than retention is not "no deliveries": say it was pruned.
+    let retention = state.service().license_retention(license).await?;
+    let _ = write!(
+        out,
+        r#"<p class="hint" id="retention-note">Finished deliveries are kept for {}; older ones are pruned.</p>"#,
+        esc(&retention.retention.to_string())
+    );
     // Paging.
     let mut base = String::new();
     for (k, v) in [
@@ -263,7 +270,11 @@ async fn find_delivery(state: &AppState, license: &str, id: &str) -> UiResult<De
             limit: 1,
         })
         .await?;
-    found.into_iter().find(|d| d.id == n).ok_or_else(missing)
+    match found.into_iter().find(|d| d.id == n) {
+        Some(d) => Ok(d),
+        // Pruned by retention, or never there: the service tells which.
+        None => Err(state.service().delivery_not_found(license, n).await.into()),
+    }
 }
 
 pub async fn delivery_page(

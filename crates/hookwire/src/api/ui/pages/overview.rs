@@ -1,6 +1,6 @@
 //! The overview: deliveries per minute by outcome, latency percentiles, and
-//! the queue, drawn as server-side SVG; and the license's newest operator
-//! alerts.
+//! the queue, drawn as server-side SVG; the license's retention and oldest
+//! kept delivery; and its newest operator alerts.
 
 use super::*;
 use crate::store::{AlertKind, AlertState, AlertView};
@@ -30,6 +30,17 @@ pub async fn overview(
         out,
         r#"<section aria-labelledby="queue-h"><h2 id="queue-h">Queue</h2><dl class="facts"><dt>Pending deliveries</dt><dd id="queue-depth">{}</dd><dt>Oldest pending</dt><dd>{oldest}</dd></dl></section>"#,
         queue.pending
+    );
+    let retention = state.service().license_retention(license).await?;
+    let kept_since = retention
+        .oldest_kept_delivery
+        .map(time)
+        .unwrap_or_else(|| "none kept".into());
+    let _ = write!(
+        out,
+        r#"<section aria-labelledby="retention-h"><h2 id="retention-h">Retention</h2><dl class="facts"><dt>Finished deliveries are kept for</dt><dd id="retention">{}{}</dd><dt>Oldest kept delivery</dt><dd id="oldest-kept">{kept_since}</dd></dl></section>"#,
+        html::esc(&retention.retention.to_string()),
+        if retention.own.is_none() { " (the server's default)" } else { "" },
     );
     for (label, span, bucket) in [("Last hour", HOUR, MINUTE), ("Last day", DAY, 30 * MINUTE)] {
         let start = now - span;

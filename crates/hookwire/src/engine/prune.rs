@@ -1,0 +1,112 @@
+//! The prune: every `prune_interval`, removes what is past retention.
+//!
+//! A pass goes license by license (each with its own retention or the
+//! default), then through what expires across licenses (idempotency keys,
+//! operator alerts), then gives space back if a large prune left much free.
+//! Every step is one short batch in the store, so a pass of any size never
+//! holds ingest up for more than a batch; on PostgreSQL one node prunes at
+//! a time (`begin_prune_pass`).
+
+use crate::config::RetentionSettings;
+use crate::store::rules::idempotency;
+use crate::store::{
+    now_millis, ExpiredRows, LicenseRows, PruneBatch, PruneScope, Store, StoreResult,
+};
+use crate::telemetry::Metrics;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Runs a pass every `settings.prune_interval` until `stop`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    settings: RetentionSettings,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(settings.prune_interval) => {}
+        }
+        match pass(store.as_ref(), settings, &metrics, &stop).await {
+            Ok(total) if total > 0 => tracing::debug!(rows = total, "pruned past retention"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed; it is tried again next interval"),
+        }
+    }
+}
+
+/// One prune pass: answers the rows removed (0 if another node is pruning).
+pub async fn pass(
+    store: &dyn Store,
+    settings: RetentionSettings,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> StoreResult<u64> {
+    if !store.begin_prune_pass().await? {
+        return Ok(0);
+    }
+    let result = licenses_then_expired(store, settings, metrics, stop).await;
+    store.end_prune_pass().await;
+    result
+}
+
+async fn licenses_then_expired(
+    store: &dyn Store,
+    settings: RetentionSettings,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> StoreResult<u64> {
+    let now = now_millis();
+    let mut total = 0;
+    for license in store.license_retentions().await? {
+        let cutoff = license.retention.unwrap_or(settings.default).cutoff(now);
+        for what in LicenseRows::ALL {
+            let mut after = 0;
+            loop {
+                if stop.is_cancelled() {
+                    return Ok(total);
+                }
+                let scope = PruneScope {
+                    license_id: &license.license_id,
+                    cutoff,
+                    after,
+                };
+                let batch = store.prune_license_batch(what, scope).await?;
+                total += counted(metrics, what.as_str(), batch);
+                match batch.resume_after {
+                    Some(next) => after = next,
+                    None => break,
+                }
+                // Lets ingest and attempts run between batches.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    for what in ExpiredRows::ALL {
+        let cutoff = match what {
+            ExpiredRows::IdempotencyKeys => idempotency::expired_before(now),
+            ExpiredRows::Alerts => settings.default.cutoff(now),
+        };
+        loop {
+            if stop.is_cancelled() {
+                return Ok(total);
+            }
+            let batch = store.prune_expired_batch(what, cutoff).await?;
+            total += counted(metrics, what.as_str(), batch);
+            if batch.resume_after.is_none() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    while !stop.is_cancelled() && store.reclaim_space().await? > 0 {
+        tokio::task::yield_now().await;
+    }
+    Ok(total)
+}
+
+fn counted(metrics: &Metrics, what: &'static str, batch: PruneBatch) -> u64 {
+    metrics.pruned(what, batch.deleted);
+    batch.deleted
+}
