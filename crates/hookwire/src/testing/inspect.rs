@@ -85,3 +85,49 @@ pub async fn stored_webhook_url(app: &TestApp, webhook_id: &str) -> String {
         }
     }
 }
+
+/// Answers `sql`, a query of one integer (`SELECT COUNT(*) FROM events`),
+/// run straight on the app's database; written in the SQL both backends
+/// read alike.
+pub async fn stored_count(app: &TestApp, sql: &str) -> i64 {
+    match &app.database {
+        DatabaseUrl::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).expect("open the database");
+            conn.query_row(sql, [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+        DatabaseUrl::Postgres(url) => {
+            let (client, connection) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test database");
+            tokio::spawn(connection);
+            client
+                .query_one(&format!("SELECT ({sql})::BIGINT"), &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .get(0)
+        }
+    }
+}
+
+/// Runs `sql`, a statement with no parameters, straight on the app's
+/// database: a test's way to age rows as if time had passed.
+pub async fn execute_stored(app: &TestApp, sql: &str) {
+    match &app.database {
+        DatabaseUrl::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).expect("open the database");
+            conn.execute_batch(&format!("PRAGMA busy_timeout = 5000; {sql}"))
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        DatabaseUrl::Postgres(url) => {
+            let (client, connection) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test database");
+            tokio::spawn(connection);
+            client
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+}

@@ -15,6 +15,7 @@ mod limits;
 mod openapi;
 mod ops;
 mod receiver_crate;
+mod retention;
 mod safety;
 mod several_nodes;
 mod store;
