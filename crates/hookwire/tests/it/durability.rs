@@ -7,7 +7,17 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn start_binary(dir: &std::path::Path, database: &hookwire::config::DatabaseUrl) -> Serving {
+    start_binary_with(dir, database, &[])
+}
+
+/// `start_binary` with more environment (`HOOKWIRE_*` settings).
+fn start_binary_with(
+    dir: &std::path::Path,
+    database: &hookwire::config::DatabaseUrl,
+    env: &[(&str, &str)],
+) -> Serving {
     let mut command = serve_command();
+    command.envs(env.iter().copied());
     command
         .arg("--data-dir")
         .arg(dir)
@@ -189,9 +199,15 @@ async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
     let mut starts: Vec<Instant> = Vec::new();
     let mut next_chat = 0usize;
     let mut key = String::new();
+    // A retention of a second, pruned every 100 ms: the kills land in the
+    // middle of prunes too, and a prune must never take a pending delivery.
+    let pruning = [
+        ("HOOKWIRE_RETENTION", "1s"),
+        ("HOOKWIRE_PRUNE_INTERVAL", "100ms"),
+    ];
     for round in 0..iterations {
         starts.push(Instant::now());
-        let mut process = start_binary(dir.path(), &database);
+        let mut process = start_binary_with(dir.path(), &database, &pruning);
         if round == 0 {
             let r = http
                 .post(format!("{}/api/v1/licenses", process.url))
@@ -260,7 +276,7 @@ async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
 
     // A last start delivers whatever is left.
     starts.push(Instant::now());
-    let process = start_binary(dir.path(), &database);
+    let process = start_binary_with(dir.path(), &database, &pruning);
     eventually(
         "every accepted event to be answered",
         Duration::from_secs(120),
@@ -276,7 +292,30 @@ async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
     // Once nothing is pending nothing more is sent: the ledger is complete,
     // with any late duplicate in it.
     wait_nothing_pending(&http, &process.url, &key).await;
+    // With everything delivered, the prune takes every event in time.
+    let db = dir.path().join("hookwire.db");
+    let count_events = || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    eventually(
+        "the prune to take every delivered event",
+        Duration::from_secs(30),
+        async || match count_events() {
+            0 => Ok(()),
+            kept => Err(format!("{kept} events kept")),
+        },
+    )
+    .await;
     drop(process); // killed on drop
+    // Prunes ran between the kills and were killed too: the database is
+    // consistent.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let verdict: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(verdict, "ok");
 
     // Duplicates: each repeat must follow a kill that caught the previous
     // attempt in flight (sent by the killed process, and unanswered or
