@@ -642,6 +642,21 @@ mod tests {
             jail.set_env("HOOKWIRE_ATTEMPT_TIMEOUT", "soon");
             let err = Settings::load(None, &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("attempt_timeout"), "{err}");
+            jail.set_env("HOOKWIRE_ATTEMPT_TIMEOUT", "10s");
+            for (key, env, bad) in [
+                ("retention", "HOOKWIRE_RETENTION", "0s"),
+                ("retention", "HOOKWIRE_RETENTION", "a month"),
+                ("prune_interval", "HOOKWIRE_PRUNE_INTERVAL", "0s"),
+            ] {
+                jail.set_env(env, bad);
+                let err = Settings::load(None, &Overrides::default()).unwrap_err();
+                assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+                jail.set_env("HOOKWIRE_RETENTION", "30d");
+                jail.set_env("HOOKWIRE_PRUNE_INTERVAL", "1m");
+            }
+            jail.set_env("HOOKWIRE_RETENTION", "90s");
+            let s = Settings::load(None, &Overrides::default()).unwrap();
+            assert_eq!(s.retention.default.as_millis(), 90_000);
             Ok(())
         });
     }
