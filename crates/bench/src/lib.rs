@@ -30,10 +30,10 @@ pub struct Options {
     /// The hookwire binary (default: `hookwire` next to this binary).
     #[arg(long)]
     pub hookwire: Option<PathBuf>,
-    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,multitenant,postgres,soak (the baseline always runs).
+    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,multitenant,postgres,soak,prune (the baseline always runs).
     #[arg(
         long,
-        default_value = "steady,fixed,fanout,isolation,backlog,multitenant,postgres,soak"
+        default_value = "steady,fixed,fanout,isolation,backlog,multitenant,postgres,soak,prune"
     )]
     scenario: String,
     /// Events per steady run (one per request, and in batches).
@@ -85,6 +85,15 @@ pub struct Options {
     /// Seconds between two soak samples.
     #[arg(long, default_value_t = 30.0)]
     soak_sample_seconds: f64,
+    /// Finished deliveries piled up before the large prune.
+    #[arg(long, default_value_t = 1_000_000)]
+    prune_fill: usize,
+    /// Offered rate while the large prune is measured, events per second.
+    #[arg(long, default_value_t = 1_000)]
+    prune_rate: u64,
+    /// Seconds each phase of the large prune (without, then with it) offers load.
+    #[arg(long, default_value_t = 30)]
+    prune_seconds: u64,
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     generator_threads: usize,
@@ -119,6 +128,9 @@ impl Options {
         self.soak_rate = 200;
         self.soak_minutes = 5.0 / 60.0;
         self.soak_sample_seconds = 1.0;
+        self.prune_fill = 2_000;
+        self.prune_rate = 200;
+        self.prune_seconds = 2;
         self.scenario = self.scenario.replace("postgres", "");
         self
     }

@@ -149,15 +149,16 @@ pub async fn closed_loop(
     Ok(())
 }
 
-/// Ingests events 0..n one per request at `rate` per second (open loop:
+/// Ingests events `seqs` one per request at `rate` per second (open loop:
 /// requests start on schedule whether or not earlier ones were answered).
 pub async fn fixed_rate(
     to: Arc<IngestTargets>,
     events: Arc<Events>,
-    n: usize,
+    seqs: std::ops::Range<usize>,
     rate: u64,
     ingest: Arc<Ingest>,
 ) -> Result<(), BoxError> {
+    let (first, n) = (seqs.start, seqs.len());
     let pool = Pool::new(to.one.addr);
     ingest.started.store(now_ns(), Relaxed);
     let start = tokio::time::Instant::now();
@@ -176,7 +177,7 @@ pub async fn fixed_rate(
             };
             let (to, events, ingest, pool) =
                 (to.clone(), events.clone(), ingest.clone(), pool.clone());
-            let seq = issued;
+            let seq = first + issued;
             tasks.spawn(async move {
                 let mut conn = pool.take().await?;
                 post_events(&mut conn, &to, &events, seq..seq + 1, &ingest).await?;

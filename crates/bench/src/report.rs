@@ -241,6 +241,39 @@ pub fn table(r: &Value) -> String {
     if !r["soak"].is_null() {
         soak_table(&mut t, &r["soak"]);
     }
+    if !r["prune"].is_null() {
+        let p = &r["prune"];
+        let ms = |v: &Value| f(v).map_or("-".into(), |v| format!("{v:.1} ms"));
+        let _ = writeln!(
+            t,
+            "\nlarge prune: {} finished deliveries, {}/s offered for {} s without and {} s with the prune ({} deliveries pruned meanwhile, about {:.0} s for the whole pile); database {} before, {} after",
+            p["fill"],
+            p["rate"],
+            p["seconds"],
+            p["seconds"],
+            count(&p["deliveries_pruned_during"]),
+            f(&p["prune_seconds_about"]).unwrap_or(0.0),
+            mb(&p["db_bytes_filled"]),
+            mb(&p["db_bytes_after"]),
+        );
+        for (label, phase) in [("without", &p["without"]), ("with the prune", &p["with"])] {
+            let _ = writeln!(
+                t,
+                "  {label:<15} ingest p50 {} p99 {} max {}; end to end p50 {} p99 {}",
+                ms(&phase["ingest_p50_ms"]),
+                ms(&phase["ingest_p99_ms"]),
+                ms(&phase["ingest_max_ms"]),
+                ms(&phase["end_to_end_p50_ms"]),
+                ms(&phase["end_to_end_p99_ms"]),
+            );
+        }
+        let _ = writeln!(
+            t,
+            "  ingest p99 with the prune <= 2 x without: {:.2} x ({})",
+            f(&p["p99_factor"]).unwrap_or(f64::NAN),
+            p["target"].as_str().unwrap_or("not evaluated")
+        );
+    }
     t
 }
 

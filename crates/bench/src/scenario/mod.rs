@@ -5,6 +5,7 @@
 //! share and the baseline; the scenarios are in the submodules.
 
 mod multitenant;
+mod prune;
 mod shapes;
 mod soak;
 mod steady;
@@ -190,10 +191,21 @@ impl Ctx<'_> {
         rate: u64,
         ingest: &Arc<Ingest>,
     ) -> Result<JoinHandle<Result<(), BoxError>>, BoxError> {
+        self.fixed_rate_seqs(hw, 0..n, rate, ingest)
+    }
+
+    /// Open-loop ingest of events `seqs` into `hw` at `rate`.
+    fn fixed_rate_seqs(
+        &self,
+        hw: &Hookwire,
+        seqs: std::ops::Range<usize>,
+        rate: u64,
+        ingest: &Arc<Ingest>,
+    ) -> Result<JoinHandle<Result<(), BoxError>>, BoxError> {
         Ok(self.generator.handle().spawn(load::fixed_rate(
             IngestTargets::new(&hw.url)?,
             Arc::new(Events::single()),
-            n,
+            seqs,
             rate,
             ingest.clone(),
         )))
@@ -263,6 +275,9 @@ pub async fn run_all(opts: &Options, bin: &Path) -> Result<Value, BoxError> {
     }
     if opts.runs("soak") {
         out["soak"] = soak::run(&ctx).await?;
+    }
+    if opts.runs("prune") {
+        out["prune"] = prune::run(&ctx).await?;
     }
     run_level.push(measure_baseline(&ctx, "end").await?);
     let best = run_level.iter().copied().fold(0.0, f64::max);
@@ -396,6 +411,7 @@ fn options_json(o: &Options) -> Value {
         "backlog": o.backlog, "tenants": o.tenants, "tenant_webhooks": o.tenant_webhooks,
         "multitenant_events": o.multitenant_events, "soak_rate": o.soak_rate,
         "soak_minutes": o.soak_minutes, "soak_sample_seconds": o.soak_sample_seconds,
+        "prune_fill": o.prune_fill, "prune_rate": o.prune_rate, "prune_seconds": o.prune_seconds,
         "generator_threads": o.generator_threads, "receiver_threads": o.receiver_threads,
         "smoke": o.smoke, "scenario": o.scenario })
 }

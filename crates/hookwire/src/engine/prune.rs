@@ -4,8 +4,8 @@
 //! default), then through what expires across licenses (idempotency keys,
 //! operator alerts), then gives space back if a large prune left much free.
 //! Every step is one short batch in the store, so a pass of any size never
-//! holds ingest up for more than a batch; on PostgreSQL one node prunes at
-//! a time (`begin_prune_pass`).
+//! holds ingest up for more than a batch, and the pass rests between
+//! batches; on PostgreSQL one node prunes at a time (`begin_prune_pass`).
 
 use crate::config::RetentionSettings;
 use crate::store::rules::idempotency;
@@ -14,7 +14,27 @@ use crate::store::{
 };
 use crate::telemetry::Metrics;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// After a batch that deleted rows, the prune rests this many times the
+/// batch's own time: it takes at most a third of the database's time,
+/// however large the pile (a retention just lowered on a million rows), so
+/// ingest keeps its latency while the pile goes.
+const REST_PER_BATCH_TIME: u32 = 2;
+/// The longest rest, should one batch have been slow for other reasons.
+const MAX_REST: Duration = Duration::from_millis(200);
+
+/// Lets other work at the database between two batches.
+async fn rest_after(batch_began: Instant, deleted: u64) {
+    if deleted == 0 {
+        // A scan that found nothing to delete did not touch the writer.
+        tokio::task::yield_now().await;
+    } else {
+        let rest = (batch_began.elapsed() * REST_PER_BATCH_TIME).min(MAX_REST);
+        tokio::time::sleep(rest).await;
+    }
+}
 
 /// Runs a pass every `settings.prune_interval` until `stop`.
 pub async fn run(
@@ -72,14 +92,14 @@ async fn licenses_then_expired(
                     cutoff,
                     after,
                 };
+                let began = Instant::now();
                 let batch = store.prune_license_batch(what, scope).await?;
                 total += counted(metrics, what.as_str(), batch);
                 match batch.resume_after {
                     Some(next) => after = next,
                     None => break,
                 }
-                // Lets ingest and attempts run between batches.
-                tokio::task::yield_now().await;
+                rest_after(began, batch.deleted).await;
             }
         }
     }
@@ -92,16 +112,21 @@ async fn licenses_then_expired(
             if stop.is_cancelled() {
                 return Ok(total);
             }
+            let began = Instant::now();
             let batch = store.prune_expired_batch(what, cutoff).await?;
             total += counted(metrics, what.as_str(), batch);
             if batch.resume_after.is_none() {
                 break;
             }
-            tokio::task::yield_now().await;
+            rest_after(began, batch.deleted).await;
         }
     }
-    while !stop.is_cancelled() && store.reclaim_space().await? > 0 {
-        tokio::task::yield_now().await;
+    loop {
+        let began = Instant::now();
+        if stop.is_cancelled() || store.reclaim_space().await? == 0 {
+            break;
+        }
+        rest_after(began, 1).await;
     }
     Ok(total)
 }
