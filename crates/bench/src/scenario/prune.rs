@@ -139,7 +139,11 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<Value, BoxError> {
     let prune_seconds = series.last().map_or(0.0, |s| s.0) + started.elapsed().as_secs_f64();
     let factor = with["ingest_p99_ms"].as_f64().unwrap_or(f64::NAN)
         / without["ingest_p99_ms"].as_f64().unwrap_or(f64::NAN);
-    let met = if factor <= MAX_P99_FACTOR { "met" } else { "missed" };
+    let met = if factor <= MAX_P99_FACTOR {
+        "met"
+    } else {
+        "missed"
+    };
     eprintln!(
         "  [prune] ingest p99 {:.1} ms without, {:.1} ms with the prune ({factor:.2} x: {met}); \
          {during:.0} deliveries pruned during the phase",

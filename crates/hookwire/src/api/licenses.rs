@@ -7,10 +7,10 @@ use super::error::{ApiResult, AppError};
 use super::extract::{json_or_form, typed, Body};
 use super::views;
 use super::AppState;
+use crate::store::rules::retention::RetentionPeriod;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use crate::store::rules::retention::RetentionPeriod;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -81,9 +81,9 @@ pub async fn patch(
             ))
         }
         Some(None | Some(Value::Null)) => None,
-        Some(Some(Value::String(text))) => Some(
-            RetentionPeriod::parse(&text).map_err(|m| AppError::invalid("retention", m))?,
-        ),
+        Some(Some(Value::String(text))) => {
+            Some(RetentionPeriod::parse(&text).map_err(|m| AppError::invalid("retention", m))?)
+        }
         Some(Some(other)) => {
             return Err(AppError::invalid(
                 "retention",

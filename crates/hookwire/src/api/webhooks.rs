@@ -155,7 +155,9 @@ struct PatchInput {
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
-pub(super) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Value>>, D::Error> {
+pub(super) fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Value>>, D::Error> {
     Option::<Value>::deserialize(d).map(Some)
 }
 

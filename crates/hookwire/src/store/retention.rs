@@ -130,8 +130,11 @@ pub trait Retention: Send + Sync {
         scope: PruneScope<'_>,
     ) -> StoreResult<PruneBatch>;
     /// Deletes one batch of `what` from before `cutoff`, across licenses.
-    async fn prune_expired_batch(&self, what: ExpiredRows, cutoff: Millis)
-        -> StoreResult<PruneBatch>;
+    async fn prune_expired_batch(
+        &self,
+        what: ExpiredRows,
+        cutoff: Millis,
+    ) -> StoreResult<PruneBatch>;
     /// When the license's oldest kept delivery was made.
     async fn oldest_kept_delivery(&self, license_id: &str) -> StoreResult<Option<Millis>>;
     /// Gives free space back to the file system after a large prune, one

@@ -309,8 +309,8 @@ async fn crash_loop_loses_nothing_and_duplicates_only_what_was_in_flight() {
     )
     .await;
     drop(process); // killed on drop
-    // Prunes ran between the kills and were killed too: the database is
-    // consistent.
+                   // Prunes ran between the kills and were killed too: the database is
+                   // consistent.
     let conn = rusqlite::Connection::open(&db).unwrap();
     let verdict: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))

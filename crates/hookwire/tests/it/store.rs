@@ -10,8 +10,9 @@ use hookwire::secret::Cipher;
 use hookwire::server::open_store;
 use hookwire::store::rules;
 use hookwire::store::{
-    now_millis, AttemptRecord, DeliveryQuery, DeliveryState, DetailsSet, Millis, NewEvent,
-    NewWebhook, NextState, QueueStats, Store, StoreError, StoreResult, WebSession,
+    now_millis, AttemptRecord, DeliveryQuery, DeliveryState, DetailsSet, LicenseRows, Millis,
+    NewEvent, NewWebhook, NextState, PruneScope, QueueStats, Store, StoreError, StoreResult,
+    WebSession,
 };
 use hookwire_livechat::{DataType, DataTypes, EventType, IncomingEvent, TargetUrl};
 use serde_json::json;
@@ -545,5 +546,76 @@ backend_tests! {
         assert!(store.web_session("live", now).await.unwrap().is_some());
         store.delete_web_session("live").await.unwrap();
         assert_eq!(store.web_session("live", now).await.unwrap(), None, "signed out");
+    }
+
+    async fn retention_prunes_only_finished_work_past_the_cutoff() {
+        let (t, id) = one_delivery().await;
+        let store = &t.store;
+        let now = now_millis();
+        let seven = rules::retention::RetentionPeriod::parse("7d").unwrap();
+        assert!(store.set_license_retention("7", Some(seven)).await.unwrap());
+        assert!(!store.set_license_retention("nope", Some(seven)).await.unwrap());
+        let stored = store.license_retention("7").await.unwrap().unwrap();
+        assert_eq!((stored.retention, stored.pruned_through_id), (Some(seven), 0));
+        assert_eq!(store.license_retentions().await.unwrap().len(), 1);
+        assert!(store.oldest_kept_delivery("7").await.unwrap().is_some());
+
+        let scope = |cutoff| PruneScope { license_id: "7", cutoff, after: 0 };
+        // Pending, however far the cutoff: kept, and so is its event.
+        let batch = store
+            .prune_license_batch(LicenseRows::Deliveries, scope(now + 60_000))
+            .await
+            .unwrap();
+        assert_eq!((batch.deleted, batch.resume_after), (0, None));
+        let batch = store
+            .prune_license_batch(LicenseRows::Events, scope(now + 60_000))
+            .await
+            .unwrap();
+        assert_eq!(batch.deleted, 0);
+        // Delivered five seconds ago: kept under a cutoff before that, gone after.
+        t.sql(&format!(
+            "UPDATE deliveries SET state = 'delivered', updated_at = {}",
+            now - 5_000
+        ))
+        .await;
+        for (cutoff, deleted) in [(now - 6_000, 0), (now + 60_000, 1)] {
+            let batch = store
+                .prune_license_batch(LicenseRows::Deliveries, scope(cutoff))
+                .await
+                .unwrap();
+            assert_eq!(batch.deleted, deleted, "cutoff {}", cutoff - now);
+        }
+        assert_eq!(
+            store.license_retention("7").await.unwrap().unwrap().pruned_through_id,
+            id
+        );
+        assert!(store.oldest_kept_delivery("7").await.unwrap().is_none());
+        let batch = store
+            .prune_license_batch(LicenseRows::Events, scope(now + 60_000))
+            .await
+            .unwrap();
+        assert_eq!(batch.deleted, 1);
+        assert!(store.list_deliveries(all_of("7")).await.unwrap().is_empty());
+
+        // One prune pass at a time (PostgreSQL's advisory lock; SQLite has
+        // one process).
+        assert!(store.begin_prune_pass().await.unwrap());
+        let other = open_store(
+            &{
+                let dir = TempDir::new().unwrap();
+                let mut settings = test_settings(&dir);
+                settings.database = t.database.clone();
+                settings
+            },
+            false,
+        )
+        .await
+        .unwrap();
+        let concurrent = other.begin_prune_pass().await.unwrap();
+        assert_eq!(concurrent, matches!(t.database, DatabaseUrl::Sqlite(_)));
+        other.end_prune_pass().await;
+        store.end_prune_pass().await;
+        assert!(other.begin_prune_pass().await.unwrap());
+        other.end_prune_pass().await;
     }
 }

@@ -382,7 +382,13 @@ async fn ingest_one(
                    event_id = excluded.event_id, deliveries = 0, created_at = excluded.created_at
                  WHERE idempotency_keys.created_at < $5
                  RETURNING key",
-                &[key, body_hash, &ev.unique_id, &ev.received_at, &idempotency::expired_before(ev.received_at)],
+                &[
+                    key,
+                    body_hash,
+                    &ev.unique_id,
+                    &ev.received_at,
+                    &idempotency::expired_before(ev.received_at),
+                ],
             )
             .await?;
         if claimed.is_none() {
@@ -399,7 +405,9 @@ async fn ingest_one(
                 created_at: row.get(3),
             };
             // A stored key is never accepted again: this answers.
-            if let Some(answer) = idempotency::decide(Some(stored), body_hash, ev.received_at).outcome() {
+            if let Some(answer) =
+                idempotency::decide(Some(stored), body_hash, ev.received_at).outcome()
+            {
                 return Ok(answer);
             }
         }

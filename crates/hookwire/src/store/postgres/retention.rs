@@ -29,8 +29,7 @@ fn license_retention_row(r: &Row) -> LicenseRetention {
     }
 }
 
-const LICENSE_RETENTION_SQL: &str =
-    "SELECT l.license_id, r.retention_ms, r.pruned_through_id
+const LICENSE_RETENTION_SQL: &str = "SELECT l.license_id, r.retention_ms, r.pruned_through_id
      FROM licenses l LEFT JOIN license_retention r ON r.license_id = l.license_id";
 
 #[async_trait]
@@ -72,7 +71,10 @@ impl Retention for PgStore {
         let rows = self
             .client()
             .await?
-            .query(&format!("{LICENSE_RETENTION_SQL} ORDER BY l.license_id"), &[])
+            .query(
+                &format!("{LICENSE_RETENTION_SQL} ORDER BY l.license_id"),
+                &[],
+            )
             .await
             .map_err(db_error)?;
         Ok(rows.iter().map(license_retention_row).collect())
@@ -210,9 +212,12 @@ impl PgStore {
                 updated_at: r.get(3),
             })
             .collect::<Vec<_>>();
-        let found = scan(&rows, PRUNE_BATCH, |d| d.id, |d| {
-            delivery_verdict(d, scope.cutoff)
-        });
+        let found = scan(
+            &rows,
+            PRUNE_BATCH,
+            |d| d.id,
+            |d| delivery_verdict(d, scope.cutoff),
+        );
         let mut deleted = 0;
         if !found.prune.is_empty() {
             let tx = client.transaction().await.map_err(db_error)?;
@@ -270,9 +275,12 @@ impl PgStore {
                 has_deliveries: r.get(2),
             })
             .collect::<Vec<_>>();
-        let found = scan(&rows, PRUNE_BATCH, |e| e.seq, |e| {
-            event_verdict(e, scope.cutoff)
-        });
+        let found = scan(
+            &rows,
+            PRUNE_BATCH,
+            |e| e.seq,
+            |e| event_verdict(e, scope.cutoff),
+        );
         let deleted = if found.prune.is_empty() {
             0
         } else {

@@ -22,8 +22,7 @@ fn license_retention_row(r: &Row<'_>) -> rusqlite::Result<LicenseRetention> {
     })
 }
 
-const LICENSE_RETENTION_SQL: &str =
-    "SELECT l.license_id, r.retention_ms, r.pruned_through_id
+const LICENSE_RETENTION_SQL: &str = "SELECT l.license_id, r.retention_ms, r.pruned_through_id
      FROM licenses l LEFT JOIN license_retention r ON r.license_id = l.license_id";
 
 #[async_trait]
@@ -209,7 +208,12 @@ impl SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
-        let found = scan(&rows, PRUNE_BATCH, |d| d.id, |d| delivery_verdict(d, cutoff));
+        let found = scan(
+            &rows,
+            PRUNE_BATCH,
+            |d| d.id,
+            |d| delivery_verdict(d, cutoff),
+        );
         let deleted = if found.prune.is_empty() {
             0
         } else {

@@ -40,7 +40,11 @@ pub async fn overview(
         out,
         r#"<section aria-labelledby="retention-h"><h2 id="retention-h">Retention</h2><dl class="facts"><dt>Finished deliveries are kept for</dt><dd id="retention">{}{}</dd><dt>Oldest kept delivery</dt><dd id="oldest-kept">{kept_since}</dd></dl></section>"#,
         html::esc(&retention.retention.to_string()),
-        if retention.own.is_none() { " (the server's default)" } else { "" },
+        if retention.own.is_none() {
+            " (the server's default)"
+        } else {
+            ""
+        },
     );
     for (label, span, bucket) in [("Last hour", HOUR, MINUTE), ("Last day", DAY, 30 * MINUTE)] {
         let start = now - span;
