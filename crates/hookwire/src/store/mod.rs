@@ -9,8 +9,9 @@
 //! [`Store`] is nine traits, one per concern, so a reader can hold one at a
 //! time: [`Licenses`], [`Webhooks`], [`DeliveryQueue`] (the hot path),
 //! [`DeliveryLog`], [`Visitors`], [`WebSessions`], [`Ops`], [`Alerts`]
-//! (operator alerts) and [`Retention`] (what is kept, and the prune). Every backend implements all of them, and `dyn Store`
-//! offers every method of each.
+//! (operator alerts) and [`Retention`] (what is kept, and the prune).
+//! Every backend implements all of them, and `dyn Store` offers every
+//! method of each.
 
 mod alerts;
 mod licenses;
