@@ -82,6 +82,10 @@ pub struct Options {
     /// How long the soak offers load, in minutes.
     #[arg(long, default_value_t = 20.0)]
     soak_minutes: f64,
+    /// The soak's database: sqlite, or postgres (a throwaway cluster, as
+    /// the postgres scenario starts).
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
+    soak_database: String,
     /// Seconds between two soak samples.
     #[arg(long, default_value_t = 30.0)]
     soak_sample_seconds: f64,

@@ -280,7 +280,8 @@ pub fn table(r: &Value) -> String {
 fn soak_table(t: &mut String, s: &Value) {
     let _ = writeln!(
         t,
-        "\nsoak: {}/s offered for {:.1} min ({:.0}/s achieved), retention {}, pruned {}; CPU us per delivery: hookwire {}, generator {}, receivers {}",
+        "\nsoak on {}: {}/s offered for {:.1} min ({:.0}/s achieved), retention {}, pruned {}; CPU us per delivery: hookwire {}, generator {}, receivers {}",
+        s["database"].as_str().unwrap_or("sqlite"),
         s["rate"],
         f(&s["minutes"]).unwrap_or(0.0),
         f(&s["achieved_per_s"]).unwrap_or(0.0),

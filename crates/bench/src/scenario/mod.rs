@@ -411,6 +411,7 @@ fn options_json(o: &Options) -> Value {
         "backlog": o.backlog, "tenants": o.tenants, "tenant_webhooks": o.tenant_webhooks,
         "multitenant_events": o.multitenant_events, "soak_rate": o.soak_rate,
         "soak_minutes": o.soak_minutes, "soak_sample_seconds": o.soak_sample_seconds,
+        "soak_database": o.soak_database,
         "prune_fill": o.prune_fill, "prune_rate": o.prune_rate, "prune_seconds": o.prune_seconds,
         "generator_threads": o.generator_threads, "receiver_threads": o.receiver_threads,
         "smoke": o.smoke, "scenario": o.scenario })

@@ -11,6 +11,7 @@
 
 use super::{cpu_line, mb, pct, secs, Ctx, ANY, STALL};
 use crate::load::Ingest;
+use crate::pg::Postgres;
 use crate::process::{self, BoxError, Hookwire};
 use crate::receiver::{now_ns, Answer, Receiver};
 use serde_json::{json, Value};
@@ -104,6 +105,9 @@ struct Sampler<'a> {
     flaky: &'a Receiver,
     t0: u64,
     last: (u64, crate::cpu::Reading, u64),
+    /// On PostgreSQL the database's size comes from `/metrics`
+    /// (`pg_database_size`), on SQLite from the files.
+    postgres: bool,
 }
 
 impl Sampler<'_> {
@@ -116,9 +120,14 @@ impl Sampler<'_> {
         let hw_us = used.hookwire.unwrap_or(0.0);
         let lat = window_latencies(self.ingest, self.healthy, self.last.0, now);
         let metrics = self.hw.metrics(&self.ctx.http).await?;
+        let db_bytes = if self.postgres {
+            process::metric(&metrics, "hookwire_database_bytes").unwrap_or(0.0) as u64
+        } else {
+            self.hw.sqlite_bytes()
+        };
         let s = json!({
             "minutes": secs(now - self.t0) / 60.0,
-            "db_bytes": self.hw.sqlite_bytes(), "rss_bytes": self.hw.rss().0,
+            "db_bytes": db_bytes, "rss_bytes": self.hw.rss().0,
             "hookwire_cpu_cores": hw_us / 1e6 / window_s,
             "hookwire_cpu_us_per_delivery": (in_window > 0).then(|| hw_us / in_window as f64),
             "p50_ms": pct(&lat, 50.0), "p99_ms": pct(&lat, 99.0), "arrivals_in_window": lat.len(),
@@ -150,8 +159,18 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<Value, BoxError> {
         ctx.receiver(ANY, n, Answer::Ok)?,
     ];
     let flaky = ctx.receiver(ANY, n, Answer::FailEvery(FAIL_EVERY))?;
+    let postgres = ctx.opts.soak_database == "postgres";
+    let pg = if postgres {
+        Some(Postgres::start()?)
+    } else {
+        None
+    };
+    let db = match &pg {
+        Some(pg) => Some(pg.fresh_database("bench_soak")?),
+        None => None,
+    };
     let mut hw = ctx.hookwire_env(
-        None,
+        db.as_deref(),
         &format!("retry_schedule = {}", plan.retry_schedule),
         &[
             ("HOOKWIRE_RETENTION", plan.retention_env),
@@ -183,6 +202,7 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<Value, BoxError> {
         flaky: &flaky,
         t0,
         last: (t0, meter.read(), 0),
+        postgres,
     };
     let mut samples = Vec::new();
     let mut next = 1;
@@ -210,6 +230,7 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<Value, BoxError> {
     let targets = evaluate(&plan, &samples, &ingest, &healthy, t0, load_ended, achieved);
     Ok(json!({
         "rate": plan.rate, "minutes": plan.seconds / 60.0, "events": n,
+        "database": if postgres { "postgres" } else { "sqlite" },
         "sample_seconds": plan.sample, "retention": plan.retention_env,
         "prune_interval": plan.prune_interval_env, "retry_schedule": plan.retry_schedule,
         "flaky_fails_one_in": FAIL_EVERY, "achieved_per_s": achieved,
