@@ -103,12 +103,13 @@ async fn ingest_events(
     Ok(outcomes)
 }
 
-/// Where events go: every enabled webhook of their licenses, by event type.
+/// Where events go: every webhook of their licenses, by event type; a
+/// disabled one gets its deliveries held ([`HELD`]).
 const WEBHOOKS: &str =
     "SELECT license_id, event_type, id, url, data_types, signing_secret, previous_signing_secret,
-            previous_secret_until, max_per_second
+            previous_secret_until, max_per_second, enabled
      FROM webhooks
-     WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL AND enabled";
+     WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL";
 /// The first tags seen of each chat, for the chats that are new.
 const TAGS_INSERT: &str = "INSERT INTO chat_tags (license_id, chat_id, tags)
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(l, c, t)
@@ -149,6 +150,72 @@ const DELIVERIES: &str =
           AS u(s, w, l, d, t, lease)
      RETURNING event_seq, webhook_id, id";
 
+/// Deliveries to webhooks that [`WEBHOOKS`] read disabled, sent only when
+/// there are some. Each webhook's row is read again, locked `FOR SHARE`
+/// until commit: enabling a webhook (its row updated, then its held
+/// deliveries moved, in one transaction) waits for this transaction, so
+/// whatever it holds is moved too; one enabled (or deleted) meanwhile is
+/// read as it is now, and its delivery made pending (or discarded) here.
+/// Answers each row's state; pending ones are due for a poller.
+const HELD: &str = "WITH hooks AS (
+         SELECT id, enabled, deleted_at IS NOT NULL AS deleted FROM webhooks
+         WHERE id = ANY($2::text[]) ORDER BY id FOR SHARE)
+     INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state,
+                             next_attempt_at, lease_until, created_at, updated_at)
+     SELECT u.s, u.w, u.l, u.d,
+            CASE WHEN h.deleted THEN 'discarded' WHEN h.enabled THEN 'pending' ELSE 'held' END,
+            u.t, 0, u.t, u.t
+     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[])
+          AS u(s, w, l, d, t)
+          JOIN hooks h ON h.id = u.w
+     RETURNING state";
+
+/// The deliveries [`HELD`] is to insert, column by column.
+#[derive(Default)]
+struct HeldColumns<'a> {
+    seqs: Vec<i64>,
+    webhooks: Vec<String>,
+    licenses: Vec<&'a str>,
+    data_types: Vec<i16>,
+    times: Vec<Millis>,
+}
+
+impl<'a> HeldColumns<'a> {
+    fn push(&mut self, seq: i64, ev: &'a NewEvent, target: &IngestTarget) {
+        self.seqs.push(seq);
+        self.webhooks.push(target.webhook_id.clone());
+        self.licenses.push(&ev.license_id);
+        self.data_types.push(target.data_types.bits() as i16);
+        self.times.push(ev.received_at);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.seqs.is_empty()
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 5] {
+        [
+            &self.seqs,
+            &self.webhooks,
+            &self.licenses,
+            &self.data_types,
+            &self.times,
+        ]
+    }
+}
+
+/// Wakes every node's poller if [`HELD`] made any delivery pending (its
+/// webhook was enabled meanwhile): rare, so it costs a statement only then.
+async fn notify_if_made_pending(
+    c: &Client,
+    held_rows: &[Row],
+) -> Result<(), tokio_postgres::Error> {
+    if held_rows.iter().any(|r| r.get::<_, &str>(0) == "pending") {
+        notify_due(c).await?;
+    }
+    Ok(())
+}
+
 /// A run's statements, all prepared before any is sent (see
 /// [`pipeline`](super::pipeline)); after a connection's first group they
 /// come from its cache without a round trip.
@@ -160,11 +227,12 @@ struct RunStatements {
     visitors: Statement,
     events: Statement,
     deliveries: Statement,
+    held: Statement,
 }
 
 impl RunStatements {
     async fn prepare(c: &Client) -> Result<Self, tokio_postgres::Error> {
-        let (webhooks, tags_insert, tags_lock, tags_update, visitors, events, deliveries) = tokio::try_join!(
+        let (webhooks, tags_insert, tags_lock, tags_update, visitors, events, deliveries, held) = tokio::try_join!(
             c.prepare_cached(WEBHOOKS),
             c.prepare_cached(TAGS_INSERT),
             c.prepare_cached(TAGS_LOCK),
@@ -172,6 +240,7 @@ impl RunStatements {
             c.prepare_cached(VISITORS),
             c.prepare_cached(EVENTS),
             c.prepare_cached(DELIVERIES),
+            c.prepare_cached(HELD),
         )?;
         Ok(RunStatements {
             webhooks,
@@ -181,6 +250,7 @@ impl RunStatements {
             visitors,
             events,
             deliveries,
+            held,
         })
     }
 }
@@ -262,6 +332,7 @@ async fn ingest_run(
                 rows.iter()
                     .map(|r| IngestTarget {
                         webhook_id: r.get(2),
+                        held: !r.get::<_, bool>(9),
                         url: r.get(3),
                         data_types: DataTypes::from_bits(r.get::<_, i16>(4) as u8),
                         signing_secrets: signing_secrets(
@@ -281,6 +352,7 @@ async fn ingest_run(
     let mut planned: Vec<Vec<IngestTarget>> = Vec::with_capacity(events.len());
     let (mut d_seq, mut d_hook, mut d_lic, mut d_bits, mut d_at, mut d_lease) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut held = HeldColumns::default();
     let mut notify = false;
     for (((ev, handoff), seq), deliver) in events.iter().zip(&seq_of).zip(&deliver) {
         let (Some(seq), true) = (seq, deliver) else {
@@ -289,6 +361,10 @@ async fn ingest_run(
         };
         let targets = targets_of(ev);
         for t in &targets {
+            if t.held {
+                held.push(*seq, ev, t);
+                continue;
+            }
             d_seq.push(*seq);
             d_hook.push(t.webhook_id.clone());
             d_lic.push(ev.license_id.as_str());
@@ -304,10 +380,12 @@ async fn ingest_run(
     let tags_update: [&(dyn ToSql + Sync); 3] = [&c_lic, &c_chat, &c_tags];
     let delivery_params: [&(dyn ToSql + Sync); 6] =
         [&d_seq, &d_hook, &d_lic, &d_bits, &d_at, &d_lease];
-    let (_, delivery_rows, _, _) = tokio::try_join!(
+    let held_params = held.params();
+    let (_, delivery_rows, held_rows, _, _) = tokio::try_join!(
         biased;
         query_if(c, !c_lic.is_empty(), &st.tags_update, &tags_update),
         query_if(c, !d_seq.is_empty(), &st.deliveries, &delivery_params),
+        query_if(c, !held.is_empty(), &st.held, &held_params),
         async {
             if notify {
                 notify_due(c).await?;
@@ -316,6 +394,9 @@ async fn ingest_run(
         },
         tx.commit_if(commit),
     )?;
+    // After the commit, if it was sent: a notification outside a
+    // transaction goes at once.
+    notify_if_made_pending(c, &held_rows).await?;
     let delivery_ids: HashMap<(i64, &str), i64> = delivery_rows
         .iter()
         .map(|r| ((r.get(0), r.get(1)), r.get(2)))
@@ -328,13 +409,14 @@ async fn ingest_run(
             continue;
         };
         let delivery_count = targets.len();
+        let held_count = targets.iter().filter(|t| t.held).count();
         let deliveries = match handoff {
-            Some(_) if !targets.is_empty() => {
+            Some(_) if held_count < targets.len() => {
                 // The group may have committed already: a delivery whose id
                 // did not come back is not handed over (it is in the
                 // database, and due for a poller when its lease runs out)
                 // rather than failing an accepted event.
-                let jobs = targets.into_iter().filter_map(|t| {
+                let jobs = targets.into_iter().filter(|t| !t.held).filter_map(|t| {
                     let id = delivery_ids.get(&(seq, t.webhook_id.as_str())).copied();
                     if id.is_none() {
                         tracing::warn!(webhook = %t.webhook_id, "an inserted delivery's id did not come back; not handed over");
@@ -349,6 +431,7 @@ async fn ingest_run(
             event_id: ev.unique_id.clone(),
             deliveries,
             delivery_count,
+            held: held_count,
         });
     }
     Ok(outcomes)
@@ -466,9 +549,9 @@ async fn ingest_one(
     let targets: Vec<IngestTarget> = if deliver {
         tx.query(
             "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until,
-                    max_per_second
+                    max_per_second, enabled
              FROM webhooks
-             WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL AND enabled",
+             WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL",
             &[&ev.license_id, &ev.event_type.as_str()],
         )
         .await?
@@ -477,6 +560,7 @@ async fn ingest_one(
             let bits: i16 = r.get(2);
             IngestTarget {
                 webhook_id: r.get(0),
+                held: !r.get::<_, bool>(7),
                 url: r.get(1),
                 data_types: DataTypes::from_bits(bits as u8),
                 signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), ev.received_at),
@@ -489,7 +573,14 @@ async fn ingest_one(
     };
     let mut delivery_ids = Vec::with_capacity(targets.len());
     let mut notify = false;
+    let mut held = HeldColumns::default();
     for t in &targets {
+        if t.held {
+            held.push(seq, ev, t);
+            // Not handed over (see `handoff_jobs`): the id is never used.
+            delivery_ids.push(0);
+            continue;
+        }
         let bits = t.data_types.bits() as i16;
         let lease = Handoff::lease_for(handoff, &t.webhook_id);
         notify |= lease == 0;
@@ -511,11 +602,16 @@ async fn ingest_one(
         )
         .await?;
     }
+    if !held.is_empty() {
+        let rows = tx.query(HELD, &held.params()).await?;
+        notify |= rows.iter().any(|r| r.get::<_, &str>(0) == "pending");
+    }
     if notify {
         notify_due(tx).await?;
     }
 
     let delivery_count = targets.len();
+    let held_count = targets.iter().filter(|t| t.held).count();
     let deliveries = handoff_jobs(handoff, delivery_ids.into_iter().zip(targets), || {
         event_body(ev)
     });
@@ -523,5 +619,6 @@ async fn ingest_one(
         event_id: ev.unique_id.clone(),
         deliveries,
         delivery_count,
+        held: held_count,
     })
 }

@@ -11,15 +11,17 @@ impl Ops for PgStore {
             .query_one(
                 "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending'),
                         (SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'),
-                        (SELECT COUNT(*) FROM webhooks WHERE NOT enabled AND deleted_at IS NULL)",
+                        (SELECT COUNT(*) FROM webhooks WHERE NOT enabled AND deleted_at IS NULL),
+                        (SELECT COUNT(*) FROM deliveries WHERE state = 'held')",
                 &[],
             )
             .await
             .map_err(db_error)?;
-        let (pending, disabled): (i64, i64) = (r.get(0), r.get(2));
+        let (pending, disabled, held): (i64, i64, i64) = (r.get(0), r.get(2), r.get(3));
         Ok(OpsStats {
             pending: pending.max(0) as u64,
             oldest_pending_at: r.get(1),
+            held: held.max(0) as u64,
             disabled_webhooks: disabled.max(0) as u64,
         })
     }

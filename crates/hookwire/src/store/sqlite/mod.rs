@@ -44,6 +44,7 @@ const SCHEMA: &[&str] = &[
     include_str!("schema_8.sql"),
     include_str!("schema_9.sql"),
     include_str!("schema_10.sql"),
+    include_str!("schema_11.sql"),
 ];
 const READERS: usize = 4;
 

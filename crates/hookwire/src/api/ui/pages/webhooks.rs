@@ -65,30 +65,32 @@ async fn webhooks_body(
             _ => r#"<span class="muted">no attempts</span>"#.into(),
         };
         let id = esc(&w.id);
-        let (status, toggle_label, toggle_value) = if w.enabled {
-            (
-                r#"<span class="badge delivered">enabled</span>"#.to_string(),
-                "Disable",
-                "false",
-            )
+        let status = if w.enabled {
+            r#"<span class="badge delivered">enabled</span>"#.to_string()
         } else {
-            (
-                format!(
-                    r#"<span class="badge failed">disabled</span>{}"#,
-                    w.disabled_reason
-                        .as_deref()
-                        .map(|r| format!(r#" <span class="muted">{}</span>"#, esc(r)))
-                        .unwrap_or_default()
-                ),
-                "Enable",
-                "true",
+            format!(
+                r#"<span class="badge failed">disabled</span>{}{}"#,
+                w.disabled_reason
+                    .as_deref()
+                    .map(|r| format!(r#" <span class="muted">{}</span>"#, esc(r)))
+                    .unwrap_or_default(),
+                held_link(w),
             )
+        };
+        // Enabling a webhook that holds deliveries asks first what becomes
+        // of them (`enable_choice`).
+        let toggle = match (w.enabled, w.held_deliveries) {
+            (true, _) => toggle_form(&id, &csrf, "false", "Disable"),
+            (false, 0) => toggle_form(&id, &csrf, "true", "Enable"),
+            (false, _) => {
+                format!(r#"<a href="/ui/webhooks/{id}/enable" class="enable">Enable…</a>"#)
+            }
         };
         let _ = write!(
             out,
             r#"<tr id="webhook-{id}"><td data-label="Event">{event}</td><td data-label="Data types">{types}</td><td data-label="URL" class="url">{url}</td><td data-label="Status">{status}</td><td data-label="Last delivery">{last}</td><td data-label="Success (24 h)">{rate}</td><td data-label="Actions" class="actions">
 <a href="/ui/webhooks/{id}">Edit</a> <a href="/ui/deliveries?webhook={id}">Deliveries</a>
-<form method="post" action="/ui/webhooks/{id}/enabled" class="inline">{csrf}<input type="hidden" name="enabled" value="{toggle_value}"><button type="submit">{toggle_label}</button></form>
+{toggle}
 <form method="post" action="/ui/webhooks/{id}/test" class="inline">{csrf}<button type="submit" aria-describedby="test-note">Send test</button></form>
 <a href="/ui/webhooks/{id}/delete" class="danger">Delete</a></td></tr>"#,
             event = w.event_type.as_str(),
@@ -106,6 +108,24 @@ async fn webhooks_body(
     }
     out.push_str(r#"</tbody></table></div><p id="test-note" class="hint">Send test posts a sample event of the webhook's type straight to its URL; it is not written to the delivery log.</p>"#);
     Ok(out)
+}
+
+/// The form that switches a webhook on (`value` "true") or off.
+fn toggle_form(id: &str, csrf: &str, value: &str, label: &str) -> String {
+    format!(
+        r#"<form method="post" action="/ui/webhooks/{id}/enabled" class="inline">{csrf}<input type="hidden" name="enabled" value="{value}"><button type="submit">{label}</button></form>"#
+    )
+}
+
+/// How many deliveries a disabled webhook holds, linked to them in the log.
+fn held_link(w: &Webhook) -> String {
+    match w.held_deliveries {
+        0 => String::new(),
+        n => format!(
+            r#" <a href="/ui/deliveries?webhook={}&amp;state=held" class="held-count"><span class="badge held">{n} held</span></a>"#,
+            esc(&w.id)
+        ),
+    }
 }
 
 pub async fn webhooks_page(
@@ -427,6 +447,40 @@ pub async fn update_webhook(
     refused(&state, &signed, Some(&current), &values, &errors).await
 }
 
+/// Asks what enabling a webhook does with the deliveries it held while it
+/// was disabled: deliver them, oldest first, or discard them.
+pub async fn enable_choice(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+) -> UiResult<Response> {
+    let w = owned(&state, signed.license()?, &id).await?;
+    if w.enabled {
+        return Ok(Redirect::to("/ui/webhooks?n=enabled").into_response());
+    }
+    let n = w.held_deliveries;
+    let (them, were) = if n == 1 {
+        ("it", "was")
+    } else {
+        ("them", "were")
+    };
+    let body = format!(
+        r#"<p>While the <strong>{event}</strong> webhook to <code>{url}</code> was disabled, <strong id="held-count">{n}</strong> {deliveries} {were} held for it (<a href="/ui/deliveries?webhook={id}&amp;state=held">see {them}</a>). Enable it and:</p>
+<form method="post" action="/ui/webhooks/{id}/enabled" class="buttons">{csrf}<input type="hidden" name="enabled" value="true"><button type="submit" name="held" value="deliver" id="deliver-held">Deliver {them}</button> <button type="submit" name="held" value="discard" id="discard-held" class="danger">Discard {them}</button> <a href="/ui/webhooks">Cancel</a></form>
+<p class="hint">Delivered, they go oldest first, as if they had been sent on time. Discarded, they stay in the delivery log as <span class="badge discarded">discarded</span> and are never sent. Events from now on are delivered either way.</p>"#,
+        event = w.event_type.as_str(),
+        url = esc(&w.url.masked()),
+        id = esc(&w.id),
+        deliveries = if n == 1 { "delivery" } else { "deliveries" },
+        csrf = csrf_field(&signed.session),
+    );
+    Ok(
+        render(&state, &signed, "/ui/webhooks", "Enable webhook", &body)
+            .await?
+            .into_response(),
+    )
+}
+
 pub async fn set_enabled(
     State(state): State<AppState>,
     signed: SignedIn,
@@ -437,6 +491,17 @@ pub async fn set_enabled(
     signed.check_csrf(&form)?;
     let license = signed.license()?;
     let enabled = text(&form, "enabled") == "true";
+    // What becomes of held deliveries: asked by `enable_choice`; without
+    // an answer they are delivered, as the API does.
+    let discard_held = match text(&form, "held") {
+        "" | "deliver" => false,
+        "discard" if enabled => true,
+        other => {
+            return Err(UiError::BadRequest(format!(
+                "held: {other:?} is not a choice here (deliver, or discard when enabling)"
+            )))
+        }
+    };
     state
         .service()
         .update_webhook(
@@ -444,11 +509,16 @@ pub async fn set_enabled(
             &id,
             WebhookChanges {
                 enabled: Some(enabled),
+                discard_held,
                 ..WebhookChanges::default()
             },
         )
         .await?;
-    let n = if enabled { "enabled" } else { "disabled" };
+    let n = match (enabled, discard_held) {
+        (false, _) => "disabled",
+        (true, false) => "enabled",
+        (true, true) => "enabled_discarded",
+    };
     Ok(Redirect::to(&format!("/ui/webhooks?n={n}")).into_response())
 }
 
@@ -459,7 +529,7 @@ pub async fn confirm_delete(
 ) -> UiResult<Html<String>> {
     let w = owned(&state, signed.license()?, &id).await?;
     let body = format!(
-        r#"<p>Delete the <strong>{event}</strong> webhook to <code>{url}</code>? Its pending deliveries end as failed. This cannot be undone.</p>
+        r#"<p>Delete the <strong>{event}</strong> webhook to <code>{url}</code>? Its pending deliveries end as failed, and those it holds as discarded. This cannot be undone.</p>
 <form method="post" action="/ui/webhooks/{id}/delete" class="buttons">{csrf}<button type="submit" class="danger">Delete webhook</button> <a href="/ui/webhooks">Cancel</a></form>"#,
         event = w.event_type.as_str(),
         url = esc(&w.url.masked()),
