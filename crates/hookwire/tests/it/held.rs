@@ -216,6 +216,44 @@ crate::backend_tests! {
         .await;
     }
 
+    /// Enabling while events stream in: an ingest that read the webhook
+    /// disabled commits its held delivery before the switch moves what is
+    /// held, or finds it enabled; none is left held behind the switch.
+    async fn enabling_while_events_arrive_leaves_none_held() {
+        let app = spawn_app().await;
+        let (key, mut receiver, webhook) = disabled_webhook(&app).await;
+        let path = format!("/api/v1/webhooks/{webhook}");
+        let feed = || async {
+            for _ in 0..40 {
+                app.ingest_accepted(&chat_started("1")).await;
+            }
+        };
+        let switch = async {
+            eventually("some to be held", Duration::from_secs(10), async || {
+                let (_, hook) = app.get(&key, &path).await;
+                match hook["held_deliveries"].as_u64() {
+                    Some(n) if n >= 10 => Ok(()),
+                    _ => Err(hook),
+                }
+            })
+            .await;
+            set_enabled(&app, &key, &webhook, json!({"enabled": true})).await
+        };
+        let (_, _, _, _, (status, hook)) = tokio::join!(feed(), feed(), feed(), feed(), switch);
+        assert_eq!(status, 200, "{hook}");
+        let list = app
+            .wait_deliveries(&key, &webhook, |d| {
+                d.len() == 160 && d.iter().all(|d| d["state"] == "delivered")
+            })
+            .await;
+        let (_, hook) = app.get(&key, &path).await;
+        assert_eq!(hook["held_deliveries"], 0, "{hook}");
+        let mut got = arrivals(&mut receiver, 160).await;
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), list.len(), "each event once");
+    }
+
     async fn deleting_a_webhook_discards_what_it_holds() {
         let app = spawn_app().await;
         let (key, _receiver, webhook) = disabled_webhook(&app).await;
