@@ -29,12 +29,14 @@ use std::fmt::Write as _;
 
 mod agents;
 mod deliveries;
+mod enable;
 mod overview;
 mod sign_in;
 mod webhooks;
 
 pub use agents::*;
 pub use deliveries::*;
+pub use enable::*;
 pub use overview::*;
 pub use sign_in::*;
 pub use webhooks::*;
