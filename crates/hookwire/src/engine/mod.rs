@@ -118,7 +118,7 @@ impl Engine {
     }
 
     /// Every `every`, one INFO line: the attempts since the last one
-    /// (delivered, retried, failed) and the backlog. Successful attempts are
+    /// (delivered, retried, failed) and the backlog (pending and held). Successful attempts are
     /// logged one by one only at DEBUG, so this is what a default log shows
     /// of a healthy flow.
     pub async fn log_summaries(self: Arc<Self>, every: Duration, stop: CancellationToken) {

@@ -254,6 +254,73 @@ crate::backend_tests! {
         assert_eq!(got.len(), list.len(), "each event once");
     }
 
+    /// The built binary, stopped and started again while its webhook is off:
+    /// what it held is still held, and enabling the webhook delivers it.
+    async fn the_binary_keeps_what_it_held_across_a_restart() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let database = database_arg(&fresh_database(&dir).await);
+        let start = || {
+            let mut command = serve_command();
+            command
+                .arg("--data-dir")
+                .arg(dir.path())
+                .args(["--database", &database])
+                .env("HOOKWIRE_PER_TARGET_CONCURRENCY", "1")
+                .env("HOOKWIRE_LOG", "warn");
+            Serving::spawn(command).expect("hookwire starts")
+        };
+        let http = reqwest::Client::new();
+        let server = start();
+        let key = create_license_at(&http, &server.url, "1").await;
+        let mut receiver = TestReceiver::start().await;
+        let r = http
+            .post(format!("{}/api/v1/webhooks", server.url))
+            .bearer_auth(&key)
+            .json(&json!({"event_type": "chat_started", "url": receiver.url("/")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let hook = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+        let switch = |url: &str, on: bool| {
+            http.patch(format!("{url}/api/v1/webhooks/{hook}"))
+                .bearer_auth(&key)
+                .json(&json!({"enabled": on}))
+                .send()
+        };
+        assert_eq!(switch(&server.url, false).await.unwrap().status(), 200);
+        let mut sent = Vec::new();
+        for _ in 0..2 {
+            let r = http
+                .post(format!("{}/api/v1/events", server.url))
+                .bearer_auth(PLATFORM_KEY)
+                .json(&chat_started("1"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["deliveries"], 1, "{body}");
+            sent.push(body["id"].as_str().unwrap().to_string());
+        }
+        server.terminate().await;
+
+        let server = start();
+        receiver.expect_silence(Duration::from_millis(300)).await;
+        let r = http
+            .get(format!("{}/api/v1/deliveries?state=held", server.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        let held: Value = r.json().await.unwrap();
+        assert_eq!(held["deliveries"].as_array().unwrap().len(), 2, "{held}");
+        let r = switch(&server.url, true).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(arrivals(&mut receiver, 2).await, sent);
+        server.terminate().await;
+    }
+
     async fn deleting_a_webhook_discards_what_it_holds() {
         let app = spawn_app().await;
         let (key, _receiver, webhook) = disabled_webhook(&app).await;
