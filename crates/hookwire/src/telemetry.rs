@@ -20,6 +20,7 @@ pub const DELIVERIES: &str = "hookwire_deliveries_total";
 pub const ATTEMPT_SECONDS: &str = "hookwire_attempt_duration_seconds";
 pub const QUEUE_DEPTH: &str = "hookwire_queue_depth";
 pub const OLDEST_PENDING: &str = "hookwire_oldest_pending_age_seconds";
+pub const HELD: &str = "hookwire_deliveries_held";
 pub const DISABLED_WEBHOOKS: &str = "hookwire_webhooks_disabled";
 pub const DB_CONNECTIONS: &str = "hookwire_db_connections";
 pub const DATABASE_UP: &str = "hookwire_database_up";
@@ -124,6 +125,10 @@ impl Metrics {
                 "Age of the oldest pending delivery (0 when none)."
             );
             describe_gauge!(
+                HELD,
+                "Deliveries held for disabled webhooks, waiting for them to be enabled (they count toward max_backlog with the pending ones)."
+            );
+            describe_gauge!(
                 DISABLED_WEBHOOKS,
                 "Webhooks disabled (by their license or for failing), not deleted."
             );
@@ -206,6 +211,7 @@ impl Metrics {
                     .map(|at| (now_millis() - at).max(0))
                     .unwrap_or(0);
                 gauge!(OLDEST_PENDING).set(age_ms as f64 / 1000.0);
+                gauge!(HELD).set(ops.held as f64);
                 gauge!(DISABLED_WEBHOOKS).set(ops.disabled_webhooks as f64);
                 gauge!(DATABASE_BYTES).set(ops.database_bytes as f64);
                 let kept_ms = ops

@@ -34,8 +34,12 @@ async fn page(
         .state
         .as_deref()
         .map(|s| {
-            DeliveryState::parse(s)
-                .ok_or_else(|| AppError::invalid("state", "must be pending, delivered or failed"))
+            DeliveryState::parse(s).ok_or_else(|| {
+                AppError::invalid(
+                    "state",
+                    "must be pending, held, delivered, failed or discarded",
+                )
+            })
         })
         .transpose()?;
     let before = q
@@ -81,7 +85,7 @@ fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Ap
 
 #[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
     params(("id" = String, Path, description = "The webhook id"),
-        ("state" = Option<String>, Query, description = "pending, delivered or failed", pattern = "^(pending|delivered|failed)$"),
+        ("state" = Option<crate::api::openapi::DeliveryStateName>, Query, description = "Only deliveries in this state"),
         ("before" = Option<String>, Query, description = "The previous page's next_before", pattern = "^[0-9]{1,18}$"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50", minimum = 1, maximum = 500)),
     responses((status = 200, description = "A page of the webhook's deliveries", body = crate::api::openapi::DeliveryPage)))]
@@ -99,7 +103,7 @@ pub async fn for_webhook(
 }
 
 #[utoipa::path(get, path = "/deliveries", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
-    params(("state" = Option<String>, Query, description = "pending, delivered or failed", pattern = "^(pending|delivered|failed)$"),
+    params(("state" = Option<crate::api::openapi::DeliveryStateName>, Query, description = "Only deliveries in this state"),
         ("before" = Option<String>, Query, description = "The previous page's next_before", pattern = "^[0-9]{1,18}$"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50", minimum = 1, maximum = 500)),
     responses((status = 200, description = "A page of the license's deliveries", body = crate::api::openapi::DeliveryPage)))]
@@ -114,7 +118,8 @@ pub async fn for_license(
 
 #[utoipa::path(post, path = "/deliveries/{id}/redeliver", tag = "deliveries", security(("license_key" = []), ("license_basic" = [])),
     params(("id" = String, Path, description = "The delivery id")),
-    responses((status = 202, description = "Pending again", body = crate::api::openapi::Redelivered)))]
+    responses((status = 202, description = "Pending again", body = crate::api::openapi::Redelivered),
+        (status = 409, description = "Held: it waits for its webhook to be enabled", body = crate::api::openapi::ErrorBody)))]
 pub async fn redeliver(
     State(state): State<AppState>,
     License(license): License,

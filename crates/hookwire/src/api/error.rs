@@ -26,7 +26,7 @@ pub enum AppError {
     Unavailable(String),
     /// Stored data hookwire cannot read: 500, since retrying will not help.
     Internal(String),
-    /// Too many pending deliveries: ingest refuses work for now (503).
+    /// Too many pending and held deliveries: ingest refuses work for now (503).
     Overloaded,
     /// The caller's key is over its request rate; retry after that many seconds (429).
     RateLimited(u64),
@@ -79,7 +79,8 @@ impl AppError {
             }
             AppError::MethodNotAllowed => "method not allowed on this route".to_string(),
             AppError::Overloaded => {
-                "too many deliveries are pending; nothing was stored, retry later".to_string()
+                "too many deliveries are pending or held; nothing was stored, retry later"
+                    .to_string()
             }
             AppError::RateLimited(secs) => {
                 format!("too many requests for this key; retry in {secs} s")

@@ -53,7 +53,8 @@ pub const LICENSE_BASIC: &str = "license_basic";
         WebhookDisabledAlert,
         WebhookFailingAlert,
         DeliveryFailedAlert,
-        BacklogHighAlert
+        BacklogHighAlert,
+        DeliveryStateName
     )),
     modifiers(&Common)
 )]
@@ -205,6 +206,21 @@ pub enum DataTypeName {
     Ticket,
 }
 
+/// A delivery's state (a test checks this list against the store's).
+/// `pending` waits for its next attempt; `held` was made while its webhook
+/// was disabled and waits for it to be enabled; `delivered`, `failed` and
+/// `discarded` (held, then dropped with `discard_held` or by deleting the
+/// webhook) are final.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStateName {
+    Pending,
+    Held,
+    Delivered,
+    Failed,
+    Discarded,
+}
+
 /// A license id: 1 to 64 letters, digits, `-`, `_` and `.`.
 pub const LICENSE_ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
 
@@ -299,7 +315,8 @@ pub struct IncomingEvent {
 pub struct EventAccepted {
     /// The event's unique id (`event_unique_id` in deliveries).
     pub id: String,
-    /// How many webhooks it is delivered to.
+    /// How many webhooks it is delivered to, counting disabled ones, whose
+    /// deliveries are held until they are enabled.
     pub deliveries: u64,
 }
 
@@ -329,7 +346,12 @@ pub struct WebhookPatch {
     #[schema(pattern = "^https?://")]
     pub url: Option<String>,
     pub data_types: Option<Vec<DataTypeName>>,
+    /// `true` delivers the deliveries held while the webhook was disabled,
+    /// oldest first.
     pub enabled: Option<bool>,
+    /// With `"enabled": true` only (a 400 otherwise): discard the held
+    /// deliveries (state `discarded`) instead of delivering them.
+    pub discard_held: Option<bool>,
     /// Attempts per second (1 to 10000); `null` removes the limit.
     #[schema(minimum = 1, maximum = 10000)]
     pub max_per_second: Option<u32>,
@@ -349,6 +371,9 @@ pub struct WebhookView {
     pub max_per_second: Option<u32>,
     /// Deliveries carry Standard Webhooks signatures (a secret was made).
     pub signed: bool,
+    /// Deliveries held while the webhook is disabled, waiting for it to be
+    /// enabled (`PATCH` with `"enabled": true`).
+    pub held_deliveries: u64,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -427,8 +452,7 @@ pub struct DeliveryView {
     pub event_id: String,
     pub webhook_id: String,
     pub event_type: EventTypeName,
-    /// `pending`, `delivered` or `failed`.
-    pub state: String,
+    pub state: DeliveryStateName,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339; null once the delivery is final.
@@ -540,8 +564,9 @@ pub enum AlertTypeName {
     /// `failed_alert_window`, counting those in between.
     #[serde(rename = "delivery.failed")]
     DeliveryFailed,
-    /// Pending deliveries (all licenses) passed `backlog_alert_threshold`;
-    /// again at most once an hour while they stay past, and anew after a fall.
+    /// Pending and held deliveries (all licenses) passed
+    /// `backlog_alert_threshold`; again at most once an hour while they stay
+    /// past, and anew after a fall.
     #[serde(rename = "backlog.high")]
     BacklogHigh,
 }
@@ -603,5 +628,8 @@ pub struct DeliveryFailedAlert {
 pub struct BacklogHighAlert {
     /// Pending deliveries when it was raised.
     pub pending: u64,
+    /// Held deliveries (of disabled webhooks) when it was raised; they count
+    /// toward the threshold with the pending ones.
+    pub held: u64,
     pub threshold: u64,
 }

@@ -57,6 +57,7 @@ pub fn webhook(w: &Webhook) -> Value {
         "disabled_reason": w.disabled_reason,
         "max_per_second": w.max_per_second,
         "signed": w.signed,
+        "held_deliveries": w.held_deliveries,
         "created_at": rfc3339(w.created_at),
     })
 }

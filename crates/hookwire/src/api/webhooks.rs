@@ -149,6 +149,9 @@ struct PatchInput {
     url: Option<String>,
     data_types: Option<Names>,
     enabled: Option<bool>,
+    /// With `enabled: true`: drop the deliveries held while the webhook was
+    /// disabled instead of delivering them.
+    discard_held: Option<bool>,
     /// Attempts per second to this webhook; `null` removes the limit.
     #[serde(default, deserialize_with = "present")]
     max_per_second: Option<Option<Value>>,
@@ -202,6 +205,7 @@ pub async fn patch(
         url: input.url.as_deref().map(TargetUrl::parse).transpose()?,
         data_types: input.data_types.map(Names::into_vec),
         enabled: input.enabled,
+        discard_held: input.discard_held.unwrap_or(false),
         max_per_second: input.max_per_second.map(rate_limit).transpose()?,
     };
     let updated = state

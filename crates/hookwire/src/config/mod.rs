@@ -265,7 +265,7 @@ pub struct Settings {
     pub encryption_key: Option<Secret>,
     /// How long a rotated-out signing secret keeps signing alongside the new one.
     pub secret_rotation_grace: Duration,
-    /// Pending deliveries past which ingest answers 503.
+    /// Pending and held deliveries past which ingest answers 503.
     pub max_backlog: u64,
     /// Requests per second per key (token bucket, burst of one second); 0 = off.
     pub rate_limit_per_second: f64,
@@ -280,7 +280,7 @@ pub struct Settings {
     pub log_summary_interval: Duration,
     /// Operator alerts go here; `None`: none are kept or sent.
     pub operator_webhook: Option<OperatorWebhook>,
-    /// Pending deliveries past which a `backlog.high` alert is sent; 0 = never.
+    /// Pending and held deliveries past which a `backlog.high` alert is sent; 0 = never.
     pub backlog_alert_threshold: u64,
     /// A license's `delivery.failed` alerts are at least this far apart.
     pub failed_alert_window: Duration,

@@ -50,7 +50,7 @@ pub struct Engine {
     token_secret: Secret,
     token_ttl: Duration,
     lease: Duration,
-    /// Pending deliveries, as last counted plus what was accepted since.
+    /// Pending and held deliveries, as last counted plus what was accepted since.
     backlog: AtomicU64,
     max_backlog: u64,
     /// For attempts made outside the delivery log (the web app's "send test").
@@ -82,8 +82,8 @@ impl Engine {
         &self.metrics
     }
 
-    /// Whether ingest should refuse work for now: the backlog of pending
-    /// deliveries has reached `max_backlog`. Cheap: an atomic read.
+    /// Whether ingest should refuse work for now: the backlog of pending and
+    /// held deliveries has reached `max_backlog`. Cheap: an atomic read.
     pub fn backlog_full(&self) -> bool {
         self.backlog.load(Ordering::Relaxed) >= self.max_backlog
     }
@@ -94,13 +94,18 @@ impl Engine {
     pub async fn track_backlog(self: Arc<Self>, stop: CancellationToken) {
         let mut watch = alerts::BacklogWatch::default();
         loop {
-            match self.store.pending_count().await {
-                Ok(n) => {
+            match self.store.backlog().await {
+                Ok(backlog) => {
+                    // Held deliveries take room as pending ones do, so a
+                    // webhook left disabled shows in both the cap and the alert.
+                    let n = backlog.total();
                     self.backlog.store(n, Ordering::Relaxed);
                     if let Some(alerter) = &self.alerter {
                         let (threshold, now) = (self.backlog_alert_threshold, now_millis());
                         if let Some(quiet_since) = watch.observe(n, threshold, now) {
-                            alerter.backlog_high(n, threshold, now, quiet_since).await;
+                            alerter
+                                .backlog_high(backlog, threshold, now, quiet_since)
+                                .await;
                         }
                     }
                 }
@@ -114,7 +119,7 @@ impl Engine {
     }
 
     /// Every `every`, one INFO line: the attempts since the last one
-    /// (delivered, retried, failed) and the backlog. Successful attempts are
+    /// (delivered, retried, failed) and the backlog (pending and held). Successful attempts are
     /// logged one by one only at DEBUG, so this is what a default log shows
     /// of a healthy flow.
     pub async fn log_summaries(self: Arc<Self>, every: Duration, stop: CancellationToken) {
@@ -253,9 +258,11 @@ impl Engine {
                     event_id,
                     deliveries,
                     delivery_count,
+                    held,
                 } => {
                     self.metrics.event_ingested(event_type);
-                    left_unleased |= deliveries.len() < delivery_count;
+                    // Held deliveries wait for their webhook; nothing to claim.
+                    left_unleased |= deliveries.len() + held < delivery_count;
                     fresh.extend(deliveries);
                     self.backlog
                         .fetch_add(delivery_count as u64, Ordering::Relaxed);

@@ -1,8 +1,8 @@
 //! Redelivery: one delivery, a webhook's failures since a time, and the bulk
 //! replay. Each makes deliveries due and wakes the dispatcher once.
 
-use super::{Service, ServiceResult};
-use crate::store::{now_millis, Millis, ReplayBatch, ReplayQuery};
+use super::{Service, ServiceError, ServiceResult};
+use crate::store::{now_millis, Millis, Redelivery, ReplayBatch, ReplayQuery};
 
 /// Whose failed deliveries [`Service::redeliver_failed_since`] takes.
 pub enum RedeliverySince<'a> {
@@ -13,17 +13,26 @@ pub enum RedeliverySince<'a> {
 }
 
 impl Service {
-    /// Makes one delivery pending again with a fresh retry budget.
+    /// Makes one delivery pending again with a fresh retry budget. A held
+    /// one is refused (`Conflict`): it waits for its webhook, and enabling
+    /// the webhook is what sends it (or discards it).
     pub async fn redeliver(&self, license_id: &str, delivery_id: i64) -> ServiceResult<()> {
-        if !self
+        match self
             .store
             .redeliver(license_id, delivery_id, now_millis())
             .await?
         {
-            return Err(self.delivery_not_found(license_id, delivery_id).await);
+            Redelivery::Pending => {
+                self.made_due();
+                Ok(())
+            }
+            Redelivery::Held => Err(ServiceError::Conflict(format!(
+                "delivery {delivery_id} is held until its webhook is enabled: \
+                 enabling the webhook delivers it with the rest it holds \
+                 (or discards them, with \"discard_held\": true)"
+            ))),
+            Redelivery::Unknown => Err(self.delivery_not_found(license_id, delivery_id).await),
         }
-        self.made_due();
-        Ok(())
     }
 
     /// Redelivers the failed deliveries created since `since`; answers how many.

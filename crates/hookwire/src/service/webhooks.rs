@@ -3,8 +3,8 @@
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::secret::{new_signing_secret, random_hex, Secret};
-use crate::store::{now_millis, Millis, NewWebhook, Webhook, WebhookPatch};
-use hookwire_livechat::{DataTypes, EventType, TargetUrl};
+use crate::store::{now_millis, HeldDeliveries, Millis, NewWebhook, Webhook, WebhookPatch};
+use hookwire_livechat::{DataTypes, EventType, TargetUrl, ValidationError};
 
 /// The most webhooks one license may have.
 pub const MAX_WEBHOOKS_PER_LICENSE: usize = 100;
@@ -25,6 +25,9 @@ pub struct WebhookChanges {
     /// Data type names, checked against the webhook's event type.
     pub data_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// Drop the deliveries held while the webhook was disabled instead of
+    /// delivering them; only with `enabled: Some(true)`.
+    pub discard_held: bool,
     /// `Some(None)` removes the rate limit.
     pub max_per_second: Option<Option<u32>>,
 }
@@ -65,13 +68,21 @@ impl Service {
     }
 
     /// Applies `changes`. Switching a webhook on makes its waiting deliveries
-    /// due, so the dispatcher is woken.
+    /// due (its held ones too, oldest first, unless `discard_held` drops
+    /// them), so the dispatcher is woken.
     pub async fn update_webhook(
         &self,
         license_id: &str,
         id: &str,
         changes: WebhookChanges,
     ) -> ServiceResult<Webhook> {
+        if changes.discard_held && changes.enabled != Some(true) {
+            return Err(ValidationError::new(
+                "discard_held",
+                "applies only when enabling the webhook: send it with \"enabled\": true",
+            )
+            .into());
+        }
         let data_types = match changes.data_types {
             Some(names) => {
                 let current = self.webhook(license_id, id).await?;
@@ -83,7 +94,13 @@ impl Service {
             url: changes.url.as_ref().map(|u| self.cipher.seal_url(u)),
             data_types,
             enabled: changes.enabled,
+            held: if changes.discard_held {
+                HeldDeliveries::Discard
+            } else {
+                HeldDeliveries::Deliver
+            },
             max_per_second: changes.max_per_second,
+            at: now_millis(),
         };
         let updated = self
             .store
@@ -96,7 +113,8 @@ impl Service {
         Ok(updated)
     }
 
-    /// Deletes a webhook; its pending deliveries end as failed.
+    /// Deletes a webhook; its pending deliveries end as failed, its held
+    /// ones as discarded.
     pub async fn delete_webhook(&self, license_id: &str, id: &str) -> ServiceResult<()> {
         if self
             .store

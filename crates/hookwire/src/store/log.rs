@@ -6,29 +6,45 @@ use super::{EventBody, Millis, StoreResult};
 use async_trait::async_trait;
 use hookwire_livechat::{DataTypes, EventType};
 
+/// Where a delivery is. `Pending` and `Held` wait (and count toward
+/// `max_backlog`); `Delivered`, `Failed` and `Discarded` are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryState {
+    /// To be attempted when due (and its webhook is enabled).
     Pending,
+    /// Made while its webhook was disabled: never attempted until the
+    /// webhook is enabled again, which makes it pending (or discarded).
+    Held,
     Delivered,
     Failed,
+    /// Held, then dropped when its webhook was enabled with `discard_held`
+    /// (or deleted); never attempted.
+    Discarded,
 }
 
 impl DeliveryState {
+    /// Every state, in the order the API documents them.
+    pub const ALL: [DeliveryState; 5] = [
+        DeliveryState::Pending,
+        DeliveryState::Held,
+        DeliveryState::Delivered,
+        DeliveryState::Failed,
+        DeliveryState::Discarded,
+    ];
+
+    /// The stored and shown name.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryState::Pending => "pending",
+            DeliveryState::Held => "held",
             DeliveryState::Delivered => "delivered",
             DeliveryState::Failed => "failed",
+            DeliveryState::Discarded => "discarded",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(DeliveryState::Pending),
-            "delivered" => Some(DeliveryState::Delivered),
-            "failed" => Some(DeliveryState::Failed),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
     }
 }
 
@@ -91,6 +107,21 @@ pub struct QueueStats {
     pub pending: u64,
     /// When the oldest pending delivery was created.
     pub oldest_pending_at: Option<Millis>,
+    /// Deliveries held for disabled webhooks.
+    pub held: u64,
+}
+
+/// What asking for one delivery to be redelivered did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// It is pending again with a fresh retry budget (or was in flight
+    /// already, and keeps its lease).
+    Pending,
+    /// It is held: its webhook is disabled, and only enabling the webhook
+    /// (or discarding what it holds) moves it.
+    Held,
+    /// The license has no such delivery (or its webhook was deleted).
+    Unknown,
 }
 
 /// Which deliveries a bulk replay takes: the license's (optionally one
@@ -158,12 +189,18 @@ pub trait DeliveryLog: Send + Sync {
         since: Millis,
         limit: usize,
     ) -> StoreResult<AttemptSamples>;
-    /// How many of the license's deliveries are pending, and the oldest one's age.
+    /// How many of the license's deliveries are pending (and the oldest
+    /// one's age) and how many are held.
     async fn queue_stats(&self, license_id: &str) -> StoreResult<QueueStats>;
 
-    /// Makes a delivery pending again with a fresh retry budget. False if unknown.
-    async fn redeliver(&self, license_id: &str, delivery_id: i64, now: Millis)
-        -> StoreResult<bool>;
+    /// Makes a delivery pending again with a fresh retry budget, unless it
+    /// is held (see [`Redelivery`]).
+    async fn redeliver(
+        &self,
+        license_id: &str,
+        delivery_id: i64,
+        now: Millis,
+    ) -> StoreResult<Redelivery>;
     async fn redeliver_failed_since(
         &self,
         license_id: &str,

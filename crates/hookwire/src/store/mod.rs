@@ -32,21 +32,21 @@ pub use alerts::{
 pub use licenses::Licenses;
 pub use log::{
     AttemptSample, AttemptSamples, AttemptView, DeliveryLog, DeliveryQuery, DeliveryState,
-    DeliveryView, QueueStats, ReplayBatch, ReplayQuery, TokenGrant, TokenKey,
+    DeliveryView, QueueStats, Redelivery, ReplayBatch, ReplayQuery, TokenGrant, TokenKey,
 };
 pub use ops::{Ops, OpsStats, PoolStats};
 pub use queue::{
-    AttemptRecord, DeliveryJob, DeliveryQueue, EventBody, Handoff, IngestOutcome, NewEvent,
-    NextState,
+    AttemptRecord, Backlog, DeliveryJob, DeliveryQueue, EventBody, Handoff, IngestOutcome,
+    NewEvent, NextState,
 };
 pub use retention::{
     ExpiredRows, LicenseRetention, LicenseRows, PruneBatch, PruneScope, Retention,
 };
 pub use visitors::{DetailsSet, VisitorView, Visitors};
 pub use web_sessions::{WebSession, WebSessions};
-pub use webhooks::{NewWebhook, Webhook, WebhookPatch, Webhooks};
+pub use webhooks::{HeldDeliveries, NewWebhook, Webhook, WebhookPatch, Webhooks};
 
-use queue::{handoff_jobs, signing_secrets, IngestTarget};
+use queue::{handoff_jobs, ingest_lease, ingest_state, signing_secrets, IngestTarget};
 use std::sync::Arc;
 
 /// Milliseconds since the Unix epoch: every time the store keeps.

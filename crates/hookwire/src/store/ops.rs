@@ -10,6 +10,8 @@ pub struct OpsStats {
     pub pending: u64,
     /// When the oldest pending delivery was created.
     pub oldest_pending_at: Option<Millis>,
+    /// Deliveries held for disabled webhooks, across all licenses.
+    pub held: u64,
     /// Webhooks switched off (by their license or for failing), not deleted.
     pub disabled_webhooks: u64,
     /// The database's size on disk (SQLite: the file, its WAL and shared

@@ -33,7 +33,11 @@ pub enum IngestOutcome {
     Accepted {
         event_id: String,
         deliveries: Vec<DeliveryJob>,
+        /// Every delivery made, held ones included.
         delivery_count: usize,
+        /// Of those, the ones held for disabled webhooks: never handed over,
+        /// and nothing for a poller to claim.
+        held: usize,
     },
     /// The idempotency key was seen before with the same request.
     Replayed {
@@ -139,13 +143,30 @@ pub trait DeliveryQueue: Send + Sync {
         failing_since_at_or_before: Option<Millis>,
     ) -> StoreResult<bool>;
 
-    /// How many deliveries are pending (the backlog); called about once a second.
-    async fn pending_count(&self) -> StoreResult<u64>;
+    /// How many deliveries are pending and held (the backlog); called about
+    /// once a second.
+    async fn backlog(&self) -> StoreResult<Backlog>;
 
     /// Fires when another node made work due that nobody holds; backends
     /// with a single node have none.
     fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
         None
+    }
+}
+
+/// The whole database's deliveries waiting: what `max_backlog` and
+/// `backlog.high` count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    pub pending: u64,
+    /// Held for disabled webhooks.
+    pub held: u64,
+}
+
+impl Backlog {
+    /// Pending and held together.
+    pub fn total(self) -> u64 {
+        self.pending.saturating_add(self.held)
     }
 }
 
@@ -175,6 +196,8 @@ impl Handoff {
 /// A webhook an event is delivered to, as ingest found it.
 pub(super) struct IngestTarget {
     pub webhook_id: String,
+    /// Disabled: its delivery is inserted held, unleased, and not handed over.
+    pub held: bool,
     pub url: String,
     pub data_types: DataTypes,
     /// Sealed; current first.
@@ -182,8 +205,28 @@ pub(super) struct IngestTarget {
     pub max_per_second: Option<u32>,
 }
 
+/// The lease a new delivery to `target` is inserted with: none when it is
+/// held, else as [`Handoff::lease_for`] says.
+pub(super) fn ingest_lease(handoff: Option<&Handoff>, target: &IngestTarget) -> Millis {
+    if target.held {
+        0
+    } else {
+        Handoff::lease_for(handoff, &target.webhook_id)
+    }
+}
+
+/// The stored state of a new delivery to `target`.
+pub(super) fn ingest_state(target: &IngestTarget) -> &'static str {
+    if target.held {
+        "held"
+    } else {
+        "pending"
+    }
+}
+
 /// The jobs for an event's freshly inserted deliveries, to hand straight to
-/// this node's dispatcher: those not inserted with a lease stay behind.
+/// this node's dispatcher: those not inserted with a lease (held ones
+/// included) stay behind.
 /// `targets` pairs each delivery id with its target; `event` is only built
 /// when something is handed over.
 pub(super) fn handoff_jobs(
@@ -194,7 +237,7 @@ pub(super) fn handoff_jobs(
     let handed: Vec<_> = targets
         .into_iter()
         .filter_map(|(id, t)| {
-            let lease = Handoff::lease_for(handoff, &t.webhook_id);
+            let lease = ingest_lease(handoff, &t);
             (lease != 0).then_some((id, t, lease))
         })
         .collect();

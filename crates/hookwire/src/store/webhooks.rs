@@ -22,6 +22,8 @@ pub struct Webhook {
     pub signed: bool,
     /// At most this many attempts per second to this webhook (None: no limit).
     pub max_per_second: Option<u32>,
+    /// Deliveries held while it is disabled, waiting for it to be enabled.
+    pub held_deliveries: u64,
     pub created_at: Millis,
 }
 
@@ -40,8 +42,24 @@ pub struct WebhookPatch {
     pub url: Option<SealedTargetUrl>,
     pub data_types: Option<DataTypes>,
     pub enabled: Option<bool>,
+    /// With `enabled: Some(true)`: what becomes of the deliveries held
+    /// while the webhook was disabled.
+    pub held: HeldDeliveries,
     /// `Some(None)` removes the rate limit.
     pub max_per_second: Option<Option<u32>>,
+    /// When the patch is applied: the `updated_at` of held deliveries it moves.
+    pub at: Millis,
+}
+
+/// What enabling a webhook does with its held deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeldDeliveries {
+    /// They become pending, due at their creation time, so claims (oldest
+    /// due first) take them in the order their events came.
+    #[default]
+    Deliver,
+    /// They end `discarded`, never attempted.
+    Discard,
 }
 
 /// A license's webhooks: created, listed, changed, deleted, and their
@@ -52,14 +70,18 @@ pub trait Webhooks: Send + Sync {
     async fn create_webhook(&self, webhook: NewWebhook) -> StoreResult<Webhook>;
     async fn list_webhooks(&self, license_id: &str) -> StoreResult<Vec<Webhook>>;
     async fn get_webhook(&self, license_id: &str, id: &str) -> StoreResult<Option<Webhook>>;
-    /// Applies a patch. Enabling clears `disabled_reason` and `failing_since`.
+    /// Applies a patch, in one transaction. Enabling clears
+    /// `disabled_reason` and `failing_since`, and moves the held deliveries
+    /// as `patch.held` says; no delivery made held concurrently (by an
+    /// ingest that read the webhook disabled) is left behind held.
     async fn update_webhook(
         &self,
         license_id: &str,
         id: &str,
         patch: WebhookPatch,
     ) -> StoreResult<Option<Webhook>>;
-    /// Deletes a webhook; its pending deliveries end as failed. False if unknown.
+    /// Deletes a webhook; its pending deliveries end as failed, its held
+    /// ones as discarded. False if unknown.
     async fn delete_webhook(&self, license_id: &str, id: &str, now: Millis) -> StoreResult<bool>;
 
     /// Sets a webhook's signing secret (already sealed). A secret it had

@@ -54,7 +54,7 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
         if deliveries == 1 { "y" } else { "ies" }
     );
     if deliveries == 0 {
-        println!("  (the license has no enabled webhook for {event}; create one to receive it)");
+        println!("  (the license has no webhook for {event}; create one to receive it)");
     }
     Ok(())
 }

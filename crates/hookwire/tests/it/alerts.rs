@@ -367,6 +367,28 @@ backend_tests! {
         assert!(listed.iter().all(|a| a.kind != AlertKind::BacklogHigh));
     }
 
+    /// A webhook left disabled fills the backlog with held deliveries: they
+    /// count toward the threshold as pending ones do, and the alert says which.
+    async fn held_deliveries_count_toward_backlog_high() {
+        let mut operator = TestReceiver::start().await;
+        let app = app_alerting(&operator, |s| s.backlog_alert_threshold = 2).await;
+        let key = app.create_license("1").await;
+        let receiver = TestReceiver::start().await;
+        let webhook = app
+            .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/"))
+            .await;
+        let path = format!("/api/v1/webhooks/{webhook}");
+        app.patch(&key, &path, &json!({"enabled": false})).await;
+        for _ in 0..3 {
+            app.ingest_accepted(&chat_started("1")).await;
+        }
+        let mut others = Vec::new();
+        let alert = next_alert(&mut operator, "backlog.high", &mut others).await;
+        let data = &alert.body["data"];
+        assert_eq!((&data["pending"], &data["held"], &data["threshold"]), (&json!(0), &json!(3), &json!(2)), "{data}");
+        check_described(&app, &[&alert]).await;
+    }
+
     async fn without_an_operator_endpoint_no_alert_is_kept() {
         let app = spawn_app().await;
         let key = app.create_license("1").await;

@@ -151,14 +151,36 @@ async fn reload_until(c: &Client, url: &str, needle: &str) {
     .await;
 }
 
-#[tokio::test]
-async fn the_web_app_in_a_real_browser() {
+/// chromedriver and Chromium, or `None` when they are missing (a failure
+/// under `CI`; otherwise `test` says it is skipped).
+fn browser_tools(test: &str) -> Option<(PathBuf, PathBuf)> {
     let (Some(driver), Some(chrome)) = (on_path("chromedriver"), chromium()) else {
         let msg = "the browser test needs chromium and chromedriver: run scripts/install-browser";
         if std::env::var_os("CI").is_some() {
             panic!("{msg}");
         }
-        eprintln!("SKIPPED the_web_app_in_a_real_browser: {msg}");
+        eprintln!("SKIPPED {test}: {msg}");
+        return None;
+    };
+    Some((driver, chrome))
+}
+
+/// Opens the sign-in page and signs in as `license` with `key`.
+async fn sign_in(c: &Client, app: &TestApp, license: &str, key: &str) {
+    c.goto(&app.url("/ui/login")).await.unwrap();
+    css(c, "#license_id")
+        .await
+        .send_keys(license)
+        .await
+        .unwrap();
+    css(c, "#api_key").await.send_keys(key).await.unwrap();
+    submit(c, "main form button[type=submit]").await;
+    css(c, "#queue-depth").await;
+}
+
+#[tokio::test]
+async fn the_web_app_in_a_real_browser() {
+    let Some((driver, chrome)) = browser_tools("the_web_app_in_a_real_browser") else {
         return;
     };
     let app = spawn_app().await;
@@ -327,5 +349,63 @@ async fn the_web_app_in_a_real_browser() {
     assert!(text.contains("This link cannot sign you in"), "{text}");
     c.goto(&app.url("/ui/webhooks")).await.unwrap();
     css(c, "#api_key").await;
+    d.client.close().await.unwrap();
+}
+
+/// A webhook that was off holds what came meanwhile; enabling it from the
+/// list asks whether to deliver or discard them, showing how many.
+#[tokio::test]
+async fn enabling_a_webhook_asks_about_what_it_held() {
+    let Some((driver, chrome)) = browser_tools("enabling_a_webhook_asks_about_what_it_held") else {
+        return;
+    };
+    let app = spawn_app_with(|s| s.delivery.per_target_concurrency = 1).await;
+    let key = app.create_license("1025707").await;
+    let mut receiver = TestReceiver::start().await;
+    let webhook = app
+        .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/hook"))
+        .await;
+    let (status, _) = app
+        .patch(
+            &key,
+            &format!("/api/v1/webhooks/{webhook}"),
+            &json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(app.ingest_accepted(&chat_started("1025707")).await);
+    }
+    let d = start_driver(&driver, &chrome).await;
+    let c = &d.client;
+    sign_in(c, &app, "1025707", &key).await;
+
+    c.goto(&app.url("/ui/webhooks")).await.unwrap();
+    let count = css(c, &format!("#webhook-{webhook} .held-count")).await;
+    assert_eq!(count.text().await.unwrap(), "3 held");
+    shot(c, "webhooks-held").await;
+    submit(c, &format!("#webhook-{webhook} a.enable")).await;
+    assert_eq!(css(c, "#held-count").await.text().await.unwrap(), "3");
+    let text = body_text(c).await;
+    assert!(
+        text.contains("Deliver them") && text.contains("Discard them"),
+        "{text}"
+    );
+    shot(c, "enable-held").await;
+    submit(c, "#deliver-held").await;
+    let text = body_text(c).await;
+    assert!(text.contains("delivered, oldest first"), "{text}");
+    let mut arrived = Vec::new();
+    for _ in 0..3 {
+        let body = receiver.next().await.json();
+        arrived.push(body["event_unique_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(arrived, held, "in the order they came");
+    reload_until(c, &app.url("/ui/webhooks"), "enabled").await;
+    assert!(
+        c.find(Locator::Css(".held-count")).await.is_err(),
+        "nothing held any more"
+    );
     d.client.close().await.unwrap();
 }

@@ -493,7 +493,7 @@ crate::backend_tests! {
         receiver.expect_silence(Duration::from_millis(300)).await;
     }
 
-    async fn disabled_webhooks_receive_nothing() {
+    async fn disabled_webhooks_receive_nothing_and_hold_it() {
         let app = spawn_app().await;
         let key = app.create_license("9").await;
         let mut receiver = TestReceiver::start().await;
@@ -508,8 +508,10 @@ crate::backend_tests! {
             .await
             .unwrap();
         let (_, body) = app.ingest(&chat_started("9")).await;
-        assert_eq!(body["deliveries"], 0);
+        assert_eq!(body["deliveries"], 1, "held, not dropped");
         receiver.expect_silence(Duration::from_millis(300)).await;
+        let list = app.wait_deliveries(&key, &hook, |d| d.len() == 1).await;
+        assert_eq!(list[0]["state"], "held");
     }
 
     async fn private_targets_are_refused_by_default() {

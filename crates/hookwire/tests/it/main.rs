@@ -9,6 +9,7 @@ mod disk_full;
 mod durability;
 mod faults;
 mod fuzz;
+mod held;
 mod ingest;
 mod isolation;
 mod limits;

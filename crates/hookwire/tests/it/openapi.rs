@@ -127,4 +127,27 @@ fn described_enums_match_the_domain() {
         .collect();
     assert_eq!(names("EventTypeName"), events);
     assert_eq!(names("DataTypeName"), data);
+    let states: Vec<String> = hookwire::store::DeliveryState::ALL
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    assert_eq!(names("DeliveryStateName"), states);
+    // The delivery view and the log's filters use that enum.
+    let view = &spec["components"]["schemas"]["DeliveryView"]["properties"]["state"];
+    assert_eq!(
+        view["$ref"], "#/components/schemas/DeliveryStateName",
+        "{view}"
+    );
+    let filter = spec["paths"]["/api/v1/deliveries"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "state")
+        .unwrap();
+    assert!(filter.to_string().contains("DeliveryStateName"), "{filter}");
+    // Enabling may discard what a webhook held.
+    let patch = &spec["components"]["schemas"]["WebhookPatch"]["properties"];
+    assert!(patch["discard_held"].is_object(), "{patch}");
+    let view = &spec["components"]["schemas"]["WebhookView"]["properties"];
+    assert!(view["held_deliveries"].is_object(), "{view}");
 }

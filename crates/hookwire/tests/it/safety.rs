@@ -349,9 +349,11 @@ crate::backend_tests! {
         assert!(receiver.drain().is_empty());
         receiver.expect_silence(Duration::from_millis(400)).await;
 
-        // Events for a disabled webhook make no deliveries.
+        // Events for a disabled webhook are held, not attempted.
         let (status, body) = app.ingest(&chat_started("1")).await;
-        assert_eq!((status, body["deliveries"].clone()), (202, json!(0)));
+        assert_eq!((status, body["deliveries"].clone()), (202, json!(1)));
+        let held = body["id"].clone();
+        receiver.expect_silence(Duration::from_millis(300)).await;
 
         let (status, hook) = app
             .patch(
@@ -363,10 +365,14 @@ crate::backend_tests! {
         assert_eq!(status, 200);
         assert_eq!(hook["enabled"], true);
         assert_eq!(hook["disabled_reason"], Value::Null);
+        // Re-enabled: the held event arrives, then new ones as usual.
+        assert_eq!(receiver.next().await.json()["event_unique_id"], held);
         app.ingest_accepted(&chat_started("1")).await;
         receiver.next().await;
-        app.wait_deliveries(&key, &webhook, |d| d[0]["state"] == "delivered")
-            .await;
+        app.wait_deliveries(&key, &webhook, |d| {
+            d.len() == 3 && d[0]["state"] == "delivered" && d[1]["state"] == "delivered"
+        })
+        .await;
     }
 
     async fn deliveries_queued_behind_a_gone_receiver_wait_pending() {
@@ -431,7 +437,7 @@ crate::backend_tests! {
         .await;
     }
 
-    async fn a_webhook_failing_for_disable_after_is_disabled() {
+    async fn a_webhook_failing_for_disable_after_is_disabled_and_holds_what_comes() {
         let app = spawn_app_with(|s| {
             s.delivery.retry_schedule = vec![Duration::from_millis(100); 8];
             s.delivery.disable_after = Duration::from_millis(300);
@@ -471,6 +477,30 @@ crate::backend_tests! {
         assert!((2..9).contains(&attempts), "{attempts} attempts");
         assert_eq!(receiver.drain().len(), attempts);
         receiver.expect_silence(Duration::from_millis(400)).await;
+
+        // What comes while it is off is held, not attempted.
+        let (status, body) = app.ingest(&chat_started("1")).await;
+        assert_eq!((status, &body["deliveries"]), (202, &json!(1)), "{body}");
+        let list = app.wait_deliveries(&key, &webhook, |d| d.len() == 2).await;
+        assert_eq!((&list[0]["state"], &list[0]["event_id"]), (&json!("held"), &body["id"]));
+        receiver.expect_silence(Duration::from_millis(300)).await;
+
+        // Pointed at a receiver that works and enabled: the held one
+        // arrives, and the older one resumes its retries there.
+        let mut fixed = TestReceiver::start().await;
+        let (status, _) = app
+            .patch(&key, &path, &json!({"url": fixed.url("/"), "enabled": true}))
+            .await;
+        assert_eq!(status, 200);
+        let mut got: Vec<Value> = Vec::new();
+        for _ in 0..2 {
+            got.push(fixed.next().await.json()["event_unique_id"].clone());
+        }
+        assert!(got.contains(&body["id"]) && got.contains(&list[1]["event_id"]), "{got:?}");
+        app.wait_deliveries(&key, &webhook, |d| {
+            d.iter().all(|d| d["state"] == "delivered")
+        })
+        .await;
     }
 
     async fn retry_after_is_honoured_and_bounded() {

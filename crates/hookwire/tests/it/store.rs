@@ -10,9 +10,9 @@ use hookwire::secret::Cipher;
 use hookwire::server::open_store;
 use hookwire::store::rules;
 use hookwire::store::{
-    now_millis, AttemptRecord, DeliveryQuery, DeliveryState, DetailsSet, LicenseRows, Millis,
-    NewEvent, NewWebhook, NextState, PruneScope, QueueStats, Store, StoreError, StoreResult,
-    WebSession,
+    now_millis, AttemptRecord, Backlog, DeliveryQuery, DeliveryState, DetailsSet, Handoff,
+    HeldDeliveries, IngestOutcome, LicenseRows, Millis, NewEvent, NewWebhook, NextState,
+    PruneScope, QueueStats, Redelivery, Store, StoreError, StoreResult, WebSession, WebhookPatch,
 };
 use hookwire_livechat::{DataType, DataTypes, EventType, IncomingEvent, TargetUrl};
 use serde_json::json;
@@ -512,6 +512,82 @@ backend_tests! {
         t.sql("UPDATE webhooks SET event_type = 'chat_started', url = 'ftp://example.com/' WHERE id = 'w'").await;
         let what = corrupt(t.store.get_webhook("7", "w").await);
         assert!(what.starts_with("webhook w: url:"), "{what}");
+    }
+
+    /// A disabled webhook's deliveries are made held: never claimed, never
+    /// redelivered by hand, counted apart; enabling it makes them pending
+    /// (claimed in the order made) or discarded, and deleting it discards them.
+    async fn held_deliveries_wait_for_their_webhook() {
+        let t = open().await;
+        let store = &t.store;
+        let now = now_millis();
+        store.create_license("7", "k7", now).await.unwrap();
+        store.create_webhook(visitor_webhook("w", "7", now)).await.unwrap();
+        let switch = |enabled: bool, held: HeldDeliveries| WebhookPatch {
+            enabled: Some(enabled),
+            held,
+            at: now,
+            ..WebhookPatch::default()
+        };
+        let off = switch(false, HeldDeliveries::Deliver);
+        let hook = store.update_webhook("7", "w", off).await.unwrap().unwrap();
+        assert!(!hook.enabled);
+        let handoff = Handoff {
+            lease_until: now + 60_000,
+            saturated: Arc::default(),
+        };
+        let outcomes = store
+            .ingest(vec![event("7", "e1", now), event("7", "e2", now)], Some(handoff.clone()))
+            .await
+            .unwrap();
+        for outcome in &outcomes {
+            assert!(
+                matches!(outcome, IngestOutcome::Accepted { deliveries, delivery_count: 1, held: 1, .. } if deliveries.is_empty()),
+                "{outcome:?}"
+            );
+        }
+        assert_eq!(store.backlog().await.unwrap(), Backlog { pending: 0, held: 2 });
+        let queue = store.queue_stats("7").await.unwrap();
+        assert_eq!((queue.pending, queue.held), (0, 2));
+        assert_eq!(store.get_webhook("7", "w").await.unwrap().unwrap().held_deliveries, 2);
+        let list = store.list_deliveries(all_of("7")).await.unwrap();
+        assert!(list.iter().all(|d| d.state == DeliveryState::Held && d.next_attempt_at.is_none()));
+        let held = store
+            .list_deliveries(DeliveryQuery { state: Some(DeliveryState::Held), ..all_of("7") })
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 2);
+        let claim = || store.claim_due(now_millis() + 1, 10, now_millis() + 60_000, vec![]);
+        assert!(claim().await.unwrap().is_empty(), "held is never claimed");
+        assert_eq!(store.redeliver("7", list[0].id, now).await.unwrap(), Redelivery::Held);
+        assert_eq!(store.redeliver("7", 999_999, now).await.unwrap(), Redelivery::Unknown);
+
+        let on = switch(true, HeldDeliveries::Deliver);
+        let hook = store.update_webhook("7", "w", on).await.unwrap().unwrap();
+        assert!(hook.enabled && hook.held_deliveries == 0);
+        assert_eq!(store.backlog().await.unwrap(), Backlog { pending: 2, held: 0 });
+        let jobs = claim().await.unwrap();
+        let claimed: Vec<&str> = jobs.iter().map(|j| j.event.unique_id.as_str()).collect();
+        assert_eq!(claimed, ["e1", "e2"], "in the order they were made");
+
+        // Off again: held, then discarded by enabling with Discard.
+        store.update_webhook("7", "w", switch(false, HeldDeliveries::Deliver)).await.unwrap();
+        store.ingest(vec![event("7", "e3", now)], None).await.unwrap();
+        let on = switch(true, HeldDeliveries::Discard);
+        store.update_webhook("7", "w", on).await.unwrap();
+        let list = store.list_deliveries(all_of("7")).await.unwrap();
+        assert_eq!(list[0].state, DeliveryState::Discarded);
+        assert_eq!(store.backlog().await.unwrap().held, 0);
+        assert!(claim().await.unwrap().is_empty(), "discarded is never claimed");
+        assert_eq!(store.redeliver("7", list[0].id, now).await.unwrap(), Redelivery::Pending);
+
+        // Off, held, and the webhook deleted: discarded.
+        store.update_webhook("7", "w", switch(false, HeldDeliveries::Deliver)).await.unwrap();
+        store.ingest(vec![event("7", "e4", now)], None).await.unwrap();
+        assert!(store.delete_webhook("7", "w", now).await.unwrap());
+        let list = store.list_deliveries(all_of("7")).await.unwrap();
+        assert_eq!(list[0].state, DeliveryState::Discarded);
+        assert_eq!(store.backlog().await.unwrap().held, 0);
     }
 
     async fn web_sessions_and_portal_links_expire_and_are_used_once() {

@@ -656,6 +656,74 @@ crate::backend_tests! {
         let basic = format!("Basic {}", STANDARD.encode(format!("shop:{patched}")));
         assert_eq!(got.headers["authorization"], basic.as_str());
     }
+
+    async fn enabling_a_webhook_that_holds_deliveries_asks_which_one() {
+        let app = spawn_app().await;
+        let key = app.create_license("1025707").await;
+        let mut receiver = TestReceiver::start().await;
+        let webhook = app
+            .create_webhook(&key, "chat_started", &["chat"], &receiver.url("/hook"))
+            .await;
+        let path = format!("/api/v1/webhooks/{webhook}");
+        app.patch(&key, &path, &json!({"enabled": false})).await;
+        for _ in 0..2 {
+            app.ingest_accepted(&chat_started("1025707")).await;
+        }
+        let mut b = Browser::new(&app);
+        b.sign_in("1025707", &key).await;
+
+        // The list shows what is held, and enabling goes through a question.
+        let r = b.get("/ui/webhooks").await;
+        assert!(r.body.contains("2 held"), "{}", r.body);
+        assert!(r.body.contains(&format!(r#"href="/ui/webhooks/{webhook}/enable""#)));
+        assert!(!r.body.contains(&format!(r#"action="/ui/webhooks/{webhook}/enabled""#)));
+        let r = b.get("/ui/overview").await;
+        assert!(r.body.contains(r#"<dd id="queue-held"><a href="/ui/deliveries?state=held">2</a>"#), "{}", r.body);
+        let r = b.get(&format!("/ui/deliveries?webhook={webhook}&state=held")).await;
+        assert_eq!(r.body.matches(r#"<span class="badge held">held</span>"#).count(), 2);
+        let (_, list) = app.get(&key, "/api/v1/deliveries").await;
+        let one = list["deliveries"][0]["id"].as_str().unwrap().to_string();
+        let r = b.get(&format!("/ui/deliveries/{one}")).await;
+        assert!(r.body.contains(r#"id="held-note""#), "{}", r.body);
+        assert!(!r.body.contains("/redeliver\""), "no redeliver button for a held one");
+
+        let r = b.get(&format!("/ui/webhooks/{webhook}/enable")).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains(r#"<strong id="held-count">2</strong> deliveries were held"#), "{}", r.body);
+        assert!(r.body.contains(r#"id="deliver-held""#) && r.body.contains(r#"id="discard-held""#));
+        let token = csrf_in(&r.body);
+        let enabled = format!("/ui/webhooks/{webhook}/enabled");
+        let r = b
+            .post(&enabled, &[("csrf", &token), ("enabled", "true"), ("held", "later")])
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("not a choice"), "{}", r.body);
+
+        // Discarded: nothing is sent, the log says so.
+        let r = b
+            .post(&enabled, &[("csrf", &token), ("enabled", "true"), ("held", "discard")])
+            .await;
+        assert_eq!((r.status, r.location.as_str()), (303, "/ui/webhooks?n=enabled_discarded"));
+        let r = b.get(&r.location).await;
+        assert!(r.body.contains("was discarded"), "{}", r.body);
+        let (_, list) = app.get(&key, "/api/v1/deliveries").await;
+        assert!(list["deliveries"].as_array().unwrap().iter().all(|d| d["state"] == "discarded"));
+        receiver.expect_silence(Duration::from_millis(300)).await;
+
+        // Off again from the page, one held, and delivered when enabled.
+        let r = b.post(&enabled, &[("csrf", &token), ("enabled", "false")]).await;
+        assert_eq!((r.status, r.location.as_str()), (303, "/ui/webhooks?n=disabled"));
+        let held = app.ingest_accepted(&chat_started("1025707")).await;
+        let r = b.get(&format!("/ui/webhooks/{webhook}/enable")).await;
+        assert!(r.body.contains(r#"<strong id="held-count">1</strong> delivery was held"#), "{}", r.body);
+        let r = b
+            .post(&enabled, &[("csrf", &token), ("enabled", "true"), ("held", "deliver")])
+            .await;
+        assert_eq!((r.status, r.location.as_str()), (303, "/ui/webhooks?n=enabled"));
+        assert_eq!(receiver.next().await.json()["event_unique_id"], held.as_str());
+        let (_, hook) = app.get(&key, &path).await;
+        assert_eq!((&hook["enabled"], &hook["held_deliveries"]), (&json!(true), &json!(0)));
+    }
 }
 
 /// A portal link for `license`, made with the platform key: its URL's path.

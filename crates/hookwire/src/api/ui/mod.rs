@@ -56,6 +56,7 @@ pub fn routes(frame_ancestors: &[String]) -> Router<AppState> {
             get(pages::edit_webhook_form).post(pages::update_webhook),
         )
         .route("/ui/webhooks/{id}/enabled", post(pages::set_enabled))
+        .route("/ui/webhooks/{id}/enable", get(pages::enable_choice))
         .route(
             "/ui/webhooks/{id}/delete",
             get(pages::confirm_delete).post(pages::delete_webhook),

@@ -17,7 +17,7 @@
 pub mod send;
 
 use crate::secret::random_hex;
-use crate::store::{AlertGuard, AlertKind, FailedDelivery, Millis, NewAlert, Store};
+use crate::store::{AlertGuard, AlertKind, Backlog, FailedDelivery, Millis, NewAlert, Store};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -192,15 +192,17 @@ impl Alerter {
         }
     }
 
-    /// The backlog is past its threshold; `quiet_since` as [`BacklogWatch`] says.
+    /// The backlog (pending and held together) is past its threshold;
+    /// `quiet_since` as [`BacklogWatch`] says.
     pub async fn backlog_high(
         &self,
-        pending: u64,
+        backlog: Backlog,
         threshold: u64,
         at: Millis,
         quiet_since: Millis,
     ) {
-        let data = json!({ "pending": pending, "threshold": threshold });
+        let data =
+            json!({ "pending": backlog.pending, "held": backlog.held, "threshold": threshold });
         let guard = AlertGuard {
             quiet_since: Some(quiet_since),
             failing_since: None,
@@ -243,8 +245,8 @@ pub struct BacklogWatch {
 impl BacklogWatch {
     /// `Some(quiet_since)` when an alert is due now: raise it unless one was
     /// raised since then (by this node or another).
-    pub fn observe(&mut self, pending: u64, threshold: u64, now: Millis) -> Option<Millis> {
-        if threshold == 0 || pending <= threshold {
+    pub fn observe(&mut self, waiting: u64, threshold: u64, now: Millis) -> Option<Millis> {
+        if threshold == 0 || waiting <= threshold {
             if self.high {
                 self.high = false;
                 self.fell_at = Some(now);

@@ -18,12 +18,14 @@
 //! when its row came back.
 
 mod columns;
+mod held;
 mod tag_rule;
 
 use super::pipeline::PipelinedTx;
 use super::*;
 use columns::{EventColumns, VisitorColumns};
 use deadpool_postgres::{Client, GenericClient};
+use held::{notify_if_made_pending, HeldColumns, HELD};
 use rules::idempotency::{self, StoredKey};
 use tag_rule::TagRule;
 use tokio_postgres::types::ToSql;
@@ -103,12 +105,13 @@ async fn ingest_events(
     Ok(outcomes)
 }
 
-/// Where events go: every enabled webhook of their licenses, by event type.
+/// Where events go: every webhook of their licenses, by event type; a
+/// disabled one gets its deliveries held (`held::HELD`).
 const WEBHOOKS: &str =
     "SELECT license_id, event_type, id, url, data_types, signing_secret, previous_signing_secret,
-            previous_secret_until, max_per_second
+            previous_secret_until, max_per_second, enabled
      FROM webhooks
-     WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL AND enabled";
+     WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL";
 /// The first tags seen of each chat, for the chats that are new.
 const TAGS_INSERT: &str = "INSERT INTO chat_tags (license_id, chat_id, tags)
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(l, c, t)
@@ -160,11 +163,12 @@ struct RunStatements {
     visitors: Statement,
     events: Statement,
     deliveries: Statement,
+    held: Statement,
 }
 
 impl RunStatements {
     async fn prepare(c: &Client) -> Result<Self, tokio_postgres::Error> {
-        let (webhooks, tags_insert, tags_lock, tags_update, visitors, events, deliveries) = tokio::try_join!(
+        let (webhooks, tags_insert, tags_lock, tags_update, visitors, events, deliveries, held) = tokio::try_join!(
             c.prepare_cached(WEBHOOKS),
             c.prepare_cached(TAGS_INSERT),
             c.prepare_cached(TAGS_LOCK),
@@ -172,6 +176,7 @@ impl RunStatements {
             c.prepare_cached(VISITORS),
             c.prepare_cached(EVENTS),
             c.prepare_cached(DELIVERIES),
+            c.prepare_cached(HELD),
         )?;
         Ok(RunStatements {
             webhooks,
@@ -181,6 +186,7 @@ impl RunStatements {
             visitors,
             events,
             deliveries,
+            held,
         })
     }
 }
@@ -262,6 +268,7 @@ async fn ingest_run(
                 rows.iter()
                     .map(|r| IngestTarget {
                         webhook_id: r.get(2),
+                        held: !r.get::<_, bool>(9),
                         url: r.get(3),
                         data_types: DataTypes::from_bits(r.get::<_, i16>(4) as u8),
                         signing_secrets: signing_secrets(
@@ -281,6 +288,7 @@ async fn ingest_run(
     let mut planned: Vec<Vec<IngestTarget>> = Vec::with_capacity(events.len());
     let (mut d_seq, mut d_hook, mut d_lic, mut d_bits, mut d_at, mut d_lease) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut held = HeldColumns::default();
     let mut notify = false;
     for (((ev, handoff), seq), deliver) in events.iter().zip(&seq_of).zip(&deliver) {
         let (Some(seq), true) = (seq, deliver) else {
@@ -289,6 +297,10 @@ async fn ingest_run(
         };
         let targets = targets_of(ev);
         for t in &targets {
+            if t.held {
+                held.push(*seq, ev, t);
+                continue;
+            }
             d_seq.push(*seq);
             d_hook.push(t.webhook_id.clone());
             d_lic.push(ev.license_id.as_str());
@@ -304,10 +316,12 @@ async fn ingest_run(
     let tags_update: [&(dyn ToSql + Sync); 3] = [&c_lic, &c_chat, &c_tags];
     let delivery_params: [&(dyn ToSql + Sync); 6] =
         [&d_seq, &d_hook, &d_lic, &d_bits, &d_at, &d_lease];
-    let (_, delivery_rows, _, _) = tokio::try_join!(
+    let held_params = held.params();
+    let (_, delivery_rows, held_rows, _, _) = tokio::try_join!(
         biased;
         query_if(c, !c_lic.is_empty(), &st.tags_update, &tags_update),
         query_if(c, !d_seq.is_empty(), &st.deliveries, &delivery_params),
+        query_if(c, !held.is_empty(), &st.held, &held_params),
         async {
             if notify {
                 notify_due(c).await?;
@@ -316,6 +330,9 @@ async fn ingest_run(
         },
         tx.commit_if(commit),
     )?;
+    // After the commit, if it was sent: a notification outside a
+    // transaction goes at once.
+    notify_if_made_pending(c, &held_rows).await?;
     let delivery_ids: HashMap<(i64, &str), i64> = delivery_rows
         .iter()
         .map(|r| ((r.get(0), r.get(1)), r.get(2)))
@@ -328,13 +345,14 @@ async fn ingest_run(
             continue;
         };
         let delivery_count = targets.len();
+        let held_count = targets.iter().filter(|t| t.held).count();
         let deliveries = match handoff {
-            Some(_) if !targets.is_empty() => {
+            Some(_) if held_count < targets.len() => {
                 // The group may have committed already: a delivery whose id
                 // did not come back is not handed over (it is in the
                 // database, and due for a poller when its lease runs out)
                 // rather than failing an accepted event.
-                let jobs = targets.into_iter().filter_map(|t| {
+                let jobs = targets.into_iter().filter(|t| !t.held).filter_map(|t| {
                     let id = delivery_ids.get(&(seq, t.webhook_id.as_str())).copied();
                     if id.is_none() {
                         tracing::warn!(webhook = %t.webhook_id, "an inserted delivery's id did not come back; not handed over");
@@ -349,6 +367,7 @@ async fn ingest_run(
             event_id: ev.unique_id.clone(),
             deliveries,
             delivery_count,
+            held: held_count,
         });
     }
     Ok(outcomes)
@@ -480,9 +499,9 @@ async fn ingest_one(
     let targets: Vec<IngestTarget> = if deliver {
         tx.query(
             "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until,
-                    max_per_second
+                    max_per_second, enabled
              FROM webhooks
-             WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL AND enabled",
+             WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL",
             &[&ev.license_id, &ev.event_type.as_str()],
         )
         .await?
@@ -491,6 +510,7 @@ async fn ingest_one(
             let bits: i16 = r.get(2);
             IngestTarget {
                 webhook_id: r.get(0),
+                held: !r.get::<_, bool>(7),
                 url: r.get(1),
                 data_types: DataTypes::from_bits(bits as u8),
                 signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), ev.received_at),
@@ -503,7 +523,14 @@ async fn ingest_one(
     };
     let mut delivery_ids = Vec::with_capacity(targets.len());
     let mut notify = false;
+    let mut held = HeldColumns::default();
     for t in &targets {
+        if t.held {
+            held.push(seq, ev, t);
+            // Not handed over (see `handoff_jobs`): the id is never used.
+            delivery_ids.push(0);
+            continue;
+        }
         let bits = t.data_types.bits() as i16;
         let lease = Handoff::lease_for(handoff, &t.webhook_id);
         notify |= lease == 0;
@@ -525,11 +552,16 @@ async fn ingest_one(
         )
         .await?;
     }
+    if !held.is_empty() {
+        let rows = tx.query(HELD, &held.params()).await?;
+        notify |= rows.iter().any(|r| r.get::<_, &str>(0) == "pending");
+    }
     if notify {
         notify_due(tx).await?;
     }
 
     let delivery_count = targets.len();
+    let held_count = targets.iter().filter(|t| t.held).count();
     let deliveries = handoff_jobs(handoff, delivery_ids.into_iter().zip(targets), || {
         event_body(ev)
     });
@@ -537,5 +569,6 @@ async fn ingest_one(
         event_id: ev.unique_id.clone(),
         deliveries,
         delivery_count,
+        held: held_count,
     })
 }

@@ -136,15 +136,18 @@ impl DeliveryLog for PgStore {
             .client()
             .await?
             .query_one(
-                "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE license_id = $1 AND state = 'pending'",
+                "SELECT (SELECT COUNT(*) FROM deliveries WHERE license_id = $1 AND state = 'pending'),
+                        (SELECT MIN(created_at) FROM deliveries WHERE license_id = $1 AND state = 'pending'),
+                        (SELECT COUNT(*) FROM deliveries WHERE license_id = $1 AND state = 'held')",
                 &[&license_id],
             )
             .await
             .map_err(db_error)?;
-        let pending: i64 = r.get(0);
+        let (pending, held): (i64, i64) = (r.get(0), r.get(2));
         Ok(QueueStats {
             pending: pending.max(0) as u64,
             oldest_pending_at: r.get(1),
+            held: held.max(0) as u64,
         })
     }
 
@@ -153,19 +156,21 @@ impl DeliveryLog for PgStore {
         license_id: &str,
         delivery_id: i64,
         now: Millis,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Redelivery> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
-        let exists = tx
+        let found = tx
             .query_opt(
-                "SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                "SELECT d.state FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                  WHERE d.id = $1 AND d.license_id = $2 AND w.deleted_at IS NULL FOR UPDATE OF d",
                 &[&delivery_id, &license_id],
             )
             .await
             .map_err(db_error)?;
-        if exists.is_none() {
-            return Ok(false);
+        match found.as_ref().map(|r| r.get::<_, &str>(0)) {
+            None => return Ok(Redelivery::Unknown),
+            Some("held") => return Ok(Redelivery::Held),
+            Some(_) => {}
         }
         tx.execute(
             "UPDATE deliveries SET state = 'pending', attempts_in_round = 0, next_attempt_at = $1,
@@ -177,7 +182,7 @@ impl DeliveryLog for PgStore {
         .map_err(db_error)?;
         notify_due(&tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        Ok(true)
+        Ok(Redelivery::Pending)
     }
 
     async fn redeliver_failed_since(

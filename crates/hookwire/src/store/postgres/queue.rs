@@ -30,7 +30,9 @@ impl DeliveryQueue for PgStore {
                 // give-back sets lease_until to 0): each is one range of the
                 // deliveries_claimable index, so a claim never walks the rows
                 // leased to some node. `due` stops pulling (and locking) rows
-                // once it has $2.
+                // once it has $2. Ties (deliveries made due together, such
+                // as a re-enabled webhook's held ones, due at their creation)
+                // go in id order, the order their events came.
                 "WITH expired AS (
                      SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                      WHERE d.state = 'pending' AND d.lease_until > 0 AND d.lease_until <= $1
@@ -55,7 +57,7 @@ impl DeliveryQueue for PgStore {
                         w.signing_secret, w.previous_signing_secret, w.previous_secret_until,
                         w.max_per_second
                  FROM leased l JOIN webhooks w ON w.id = l.webhook_id JOIN events e ON e.seq = l.event_seq
-                 ORDER BY l.next_attempt_at",
+                 ORDER BY l.next_attempt_at, l.id",
                 &[&now, &(limit as i64), &lease_until, &skip_webhooks],
             )
             .await
@@ -128,18 +130,23 @@ impl DeliveryQueue for PgStore {
             .map_err(db_error)
     }
 
-    async fn pending_count(&self) -> StoreResult<u64> {
-        let n: i64 = self
+    async fn backlog(&self) -> StoreResult<Backlog> {
+        // Two counts, each over its own partial index.
+        let r = self
             .client()
             .await?
             .query_one(
-                "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'",
+                "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending'),
+                        (SELECT COUNT(*) FROM deliveries WHERE state = 'held')",
                 &[],
             )
             .await
-            .map_err(db_error)?
-            .get(0);
-        Ok(n.max(0) as u64)
+            .map_err(db_error)?;
+        let (pending, held): (i64, i64) = (r.get(0), r.get(1));
+        Ok(Backlog {
+            pending: pending.max(0) as u64,
+            held: held.max(0) as u64,
+        })
     }
 
     fn due_signal(&self) -> Option<Arc<Notify>> {

@@ -1,12 +1,16 @@
-//! Webhooks on PostgreSQL. Enabling a webhook wakes every node's poller:
-//! its waiting deliveries are due.
+//! Webhooks on PostgreSQL. Enabling a webhook moves its held deliveries on
+//! and wakes every node's poller: its waiting deliveries are due.
 
 use super::*;
 use crate::secret::{SealedSecret, SealedTargetUrl};
 use rules::rows::WebhookRow;
 
+/// A webhook's columns, and its held deliveries counted through the
+/// `deliveries_held` index (schema_10.sql).
 const WEBHOOK_COLUMNS: &str = "id, license_id, event_type, data_types, url, token, enabled,
-     disabled_reason, created_at, signing_secret IS NOT NULL, max_per_second";
+     disabled_reason, created_at, signing_secret IS NOT NULL, max_per_second,
+     (SELECT COUNT(*) FROM deliveries d
+      WHERE d.license_id = webhooks.license_id AND d.webhook_id = webhooks.id AND d.state = 'held')";
 
 fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
     WebhookRow {
@@ -21,8 +25,34 @@ fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
         created_at: row.get(8),
         signed: row.get(9),
         max_per_second: row.get::<_, Option<i32>>(10).map(i64::from),
+        held_deliveries: row.get(11),
     }
     .into_webhook()
+}
+
+/// Moves a webhook's held deliveries on: pending again, due at their
+/// creation (so claims take them oldest first), or discarded.
+async fn release_held(
+    tx: &deadpool_postgres::Transaction<'_>,
+    license_id: &str,
+    webhook_id: &str,
+    held: HeldDeliveries,
+    now: Millis,
+) -> StoreResult<u64> {
+    let sql = match held {
+        HeldDeliveries::Deliver => {
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = created_at, lease_until = 0,
+                 updated_at = $3
+             WHERE license_id = $1 AND webhook_id = $2 AND state = 'held'"
+        }
+        HeldDeliveries::Discard => {
+            "UPDATE deliveries SET state = 'discarded', lease_until = 0, updated_at = $3
+             WHERE license_id = $1 AND webhook_id = $2 AND state = 'held'"
+        }
+    };
+    tx.execute(sql, &[&license_id, &webhook_id, &now])
+        .await
+        .map_err(db_error)
 }
 
 #[async_trait]
@@ -57,6 +87,7 @@ impl Webhooks for PgStore {
             created_at: w.created_at,
             signed: false,
             max_per_second: None,
+            held_deliveries: 0,
         })
     }
 
@@ -103,21 +134,24 @@ impl Webhooks for PgStore {
             .max_per_second
             .flatten()
             .map(|n| n.min(i32::MAX as u32) as i32);
-        let client = self.client().await?;
-        let row = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        // An ingest that read this webhook disabled holds its row (FOR
+        // SHARE, see `ingest::HELD`) until it commits, so this update waits
+        // for it, and the move below, a statement of its own, sees the
+        // deliveries it made held.
+        let found = tx
             .query_opt(
-                &format!(
-                    "UPDATE webhooks SET
-                       url = COALESCE($3, url),
-                       data_types = COALESCE($4, data_types),
-                       enabled = COALESCE($5, enabled),
-                       disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason
-                                              WHEN $5 THEN NULL ELSE 'disabled by the license' END,
-                       failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
-                       max_per_second = CASE WHEN $6 THEN $7 ELSE max_per_second END
-                     WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL
-                     RETURNING {WEBHOOK_COLUMNS}"
-                ),
+                "UPDATE webhooks SET
+                   url = COALESCE($3, url),
+                   data_types = COALESCE($4, data_types),
+                   enabled = COALESCE($5, enabled),
+                   disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason
+                                          WHEN $5 THEN NULL ELSE 'disabled by the license' END,
+                   failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
+                   max_per_second = CASE WHEN $6 THEN $7 ELSE max_per_second END
+                 WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL
+                 RETURNING id",
                 &[
                     &license_id,
                     &id,
@@ -130,13 +164,24 @@ impl Webhooks for PgStore {
             )
             .await
             .map_err(db_error)?;
-        if patch.enabled == Some(true) && row.is_some() {
-            client
-                .batch_execute(&format!("NOTIFY {DUE_CHANNEL}"))
-                .await
-                .map_err(db_error)?;
+        if found.is_none() {
+            return Ok(None);
         }
-        row.as_ref().map(webhook_from_row).transpose()
+        if patch.enabled == Some(true) {
+            release_held(&tx, license_id, id, patch.held, patch.at).await?;
+            notify_due(&tx).await.map_err(db_error)?;
+        }
+        let row = tx
+            .query_one(
+                &format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = $1 AND id = $2"
+                ),
+                &[&license_id, &id],
+            )
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        webhook_from_row(&row).map(Some)
     }
 
     async fn delete_webhook(&self, license_id: &str, id: &str, now: Millis) -> StoreResult<bool> {
@@ -157,6 +202,7 @@ impl Webhooks for PgStore {
             )
             .await
             .map_err(db_error)?;
+            release_held(&tx, license_id, id, HeldDeliveries::Discard, now).await?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(n > 0)

@@ -30,6 +30,8 @@ pub struct WebhookRow {
     /// A signing secret is set.
     pub signed: bool,
     pub max_per_second: Option<i64>,
+    /// Its deliveries in state `held`.
+    pub held_deliveries: i64,
 }
 
 impl WebhookRow {
@@ -57,6 +59,7 @@ impl WebhookRow {
             disabled_reason: self.disabled_reason,
             signed: self.signed,
             max_per_second,
+            held_deliveries: self.held_deliveries.max(0) as u64,
             created_at: self.created_at,
         })
     }
@@ -194,6 +197,7 @@ mod tests {
             created_at: 5,
             signed: true,
             max_per_second: Some(3),
+            held_deliveries: 2,
         }
     }
 
@@ -232,6 +236,7 @@ mod tests {
         assert_eq!(w.max_per_second, Some(3));
         assert!(w.signed && !w.enabled);
         assert_eq!(w.disabled_reason.as_deref(), Some("410"));
+        assert_eq!(w.held_deliveries, 2);
         let unlimited = WebhookRow {
             max_per_second: None,
             ..webhook_row()
@@ -305,8 +310,10 @@ mod tests {
         assert_eq!(pending.state, DeliveryState::Pending);
         assert_eq!(pending.next_attempt_at, Some(9));
         for (text, state) in [
+            ("held", DeliveryState::Held),
             ("delivered", DeliveryState::Delivered),
             ("failed", DeliveryState::Failed),
+            ("discarded", DeliveryState::Discarded),
         ] {
             let view = delivery_row(text).into_view(Vec::new()).unwrap();
             assert_eq!((view.state, view.next_attempt_at), (state, None));

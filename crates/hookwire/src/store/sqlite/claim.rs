@@ -10,6 +10,9 @@ use super::*;
 /// next_attempt_at)` of pending rows each part seeks straight to claimable
 /// rows; one condition `lease_until <= now` walked every row leased to this
 /// node (up to the 20,000 the dispatcher holds) before finding free ones.
+/// A webhook's deliveries due at the same time come in id order (the
+/// index's last key is the rowid): a re-enabled webhook's held ones, due at
+/// their creation, go in the order their events came.
 const CLAIM_SQL: &str =
     "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
         e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,

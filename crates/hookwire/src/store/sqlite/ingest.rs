@@ -85,18 +85,21 @@ pub(super) fn ingest_one(
     ])?;
     let event_seq = c.last_insert_rowid();
 
+    // Disabled webhooks too: their deliveries are made held, so nothing
+    // that happens while a webhook is off goes missing.
     let mut targets: Vec<IngestTarget> = Vec::new();
     if deliver {
         let mut stmt = c.prepare_cached(
             "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until,
-                    max_per_second
+                    max_per_second, enabled
              FROM webhooks
-             WHERE license_id = ?1 AND event_type = ?2 AND deleted_at IS NULL AND enabled = 1",
+             WHERE license_id = ?1 AND event_type = ?2 AND deleted_at IS NULL",
         )?;
         let now = ev.received_at;
         let rows = stmt.query_map(params![ev.license_id, ev.event_type.as_str()], |r| {
             Ok(IngestTarget {
                 webhook_id: r.get(0)?,
+                held: !r.get::<_, bool>(7)?,
                 url: r.get(1)?,
                 data_types: DataTypes::from_bits(r.get(2)?),
                 signing_secrets: signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
@@ -110,7 +113,7 @@ pub(super) fn ingest_one(
     let mut insert = c.prepare_cached(
         "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
                                  lease_until, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?5, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?7, ?5, ?6, ?5, ?5)",
     )?;
     let mut delivery_ids = Vec::with_capacity(targets.len());
     for t in &targets {
@@ -120,7 +123,8 @@ pub(super) fn ingest_one(
             ev.license_id,
             t.data_types.bits(),
             ev.received_at,
-            Handoff::lease_for(handoff, &t.webhook_id)
+            ingest_lease(handoff, t),
+            ingest_state(t),
         ])?;
         delivery_ids.push(c.last_insert_rowid());
     }
@@ -135,6 +139,7 @@ pub(super) fn ingest_one(
     }
 
     let delivery_count = targets.len();
+    let held = targets.iter().filter(|t| t.held).count();
     let event_id = ev.unique_id.clone();
     let deliveries = handoff_jobs(handoff, delivery_ids.into_iter().zip(targets), || {
         EventBody {
@@ -148,5 +153,6 @@ pub(super) fn ingest_one(
         event_id,
         deliveries,
         delivery_count,
+        held,
     })
 }

@@ -184,14 +184,20 @@ impl DeliveryLog for SqliteStore {
     async fn queue_stats(&self, license_id: &str) -> StoreResult<QueueStats> {
         let license = license_id.to_string();
         self.read(move |c| {
+            let held: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM deliveries WHERE license_id = ?1 AND state = 'held'",
+                )?
+                .query_row([&license], |r| r.get(0))?;
             c.prepare_cached(
                 "SELECT COUNT(*), MIN(created_at) FROM deliveries
                  WHERE license_id = ?1 AND state = 'pending'",
             )?
-            .query_row([license], |r| {
+            .query_row([&license], |r| {
                 Ok(QueueStats {
                     pending: r.get::<_, i64>(0)?.max(0) as u64,
                     oldest_pending_at: r.get(1)?,
+                    held: held.max(0) as u64,
                 })
             })
         })
@@ -203,21 +209,23 @@ impl DeliveryLog for SqliteStore {
         license_id: &str,
         delivery_id: i64,
         now: Millis,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Redelivery> {
         let license = license_id.to_string();
         self.writer
             .write(move |c| {
-                let exists: Option<i64> = c
+                let state: Option<String> = c
                     .query_row(
-                        "SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                        "SELECT d.state FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                          WHERE d.id = ?1 AND d.license_id = ?2 AND w.deleted_at IS NULL",
                         params![delivery_id, license],
                         |r| r.get(0),
                     )
                     .optional()
                     .map_err(unavailable)?;
-                if exists.is_none() {
-                    return Ok(false);
+                match state.as_deref() {
+                    None => return Ok(Redelivery::Unknown),
+                    Some("held") => return Ok(Redelivery::Held),
+                    Some(_) => {}
                 }
                 // A delivery being attempted right now keeps its lease; it is
                 // already on its way.
@@ -228,7 +236,7 @@ impl DeliveryLog for SqliteStore {
                     params![now, delivery_id],
                 )
                 .map_err(unavailable)?;
-                Ok(true)
+                Ok(Redelivery::Pending)
             })
             .await
     }

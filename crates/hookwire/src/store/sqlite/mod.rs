@@ -46,6 +46,7 @@ const SCHEMA: &[&str] = &[
     include_str!("schema_9.sql"),
     include_str!("schema_10.sql"),
     include_str!("schema_11.sql"),
+    include_str!("schema_12.sql"),
 ];
 const READERS: usize = 4;
 

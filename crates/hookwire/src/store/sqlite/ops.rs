@@ -11,6 +11,9 @@ impl Ops for SqliteStore {
                     "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE state = 'pending'",
                 )?
                 .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?;
+            let held: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE state = 'held'")?
+                .query_row([], |r| r.get(0))?;
             let disabled: i64 = c
                 .prepare_cached(
                     "SELECT COUNT(*) FROM webhooks WHERE enabled = 0 AND deleted_at IS NULL",
@@ -23,6 +26,7 @@ impl Ops for SqliteStore {
             Ok(OpsStats {
                 pending: pending.max(0) as u64,
                 oldest_pending_at,
+                held: held.max(0) as u64,
                 disabled_webhooks: disabled.max(0) as u64,
                 database_bytes: 0,
                 oldest_kept_at,

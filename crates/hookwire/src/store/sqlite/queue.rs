@@ -78,11 +78,19 @@ impl DeliveryQueue for SqliteStore {
             .await
     }
 
-    async fn pending_count(&self) -> StoreResult<u64> {
+    async fn backlog(&self) -> StoreResult<Backlog> {
         self.read(|c| {
-            c.prepare_cached("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")?
-                .query_row([], |r| r.get::<_, i64>(0))
-                .map(|n| n.max(0) as u64)
+            // Two counts, each over its own partial index.
+            c.prepare_cached(
+                "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'pending'),
+                        (SELECT COUNT(*) FROM deliveries WHERE state = 'held')",
+            )?
+            .query_row([], |r| {
+                Ok(Backlog {
+                    pending: r.get::<_, i64>(0)?.max(0) as u64,
+                    held: r.get::<_, i64>(1)?.max(0) as u64,
+                })
+            })
         })
         .await
     }

@@ -4,9 +4,13 @@
 use super::*;
 use crate::secret::{SealedSecret, SealedTargetUrl};
 
+/// A webhook's columns, and its held deliveries counted through the
+/// `deliveries_held` index (schema_12.sql).
 const WEBHOOK_COLUMNS: &str =
     "id, license_id, event_type, data_types, url, token, enabled, disabled_reason, created_at,
-     signing_secret IS NOT NULL, max_per_second";
+     signing_secret IS NOT NULL, max_per_second,
+     (SELECT COUNT(*) FROM deliveries d
+      WHERE d.license_id = webhooks.license_id AND d.webhook_id = webhooks.id AND d.state = 'held')";
 
 fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookRow> {
     Ok(WebhookRow {
@@ -21,6 +25,7 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookRow> {
         created_at: row.get(8)?,
         signed: row.get(9)?,
         max_per_second: row.get(10)?,
+        held_deliveries: row.get(11)?,
     })
 }
 
@@ -34,6 +39,30 @@ fn query_webhook(
     ))?
     .query_row(params![license_id, id], webhook_from_row)
     .optional()
+}
+
+/// Moves a webhook's held deliveries on: pending again, due at their
+/// creation (so claims take them oldest first), or discarded.
+fn release_held(
+    c: &Connection,
+    license_id: &str,
+    webhook_id: &str,
+    held: HeldDeliveries,
+    now: Millis,
+) -> rusqlite::Result<usize> {
+    let sql = match held {
+        HeldDeliveries::Deliver => {
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = created_at, lease_until = 0,
+                 updated_at = ?3
+             WHERE license_id = ?1 AND webhook_id = ?2 AND state = 'held'"
+        }
+        HeldDeliveries::Discard => {
+            "UPDATE deliveries SET state = 'discarded', lease_until = 0, updated_at = ?3
+             WHERE license_id = ?1 AND webhook_id = ?2 AND state = 'held'"
+        }
+    };
+    c.prepare_cached(sql)?
+        .execute(params![license_id, webhook_id, now])
 }
 
 #[async_trait]
@@ -58,6 +87,7 @@ impl Webhooks for SqliteStore {
                     disabled_reason: None,
                     signed: false,
                     max_per_second: None,
+                    held_deliveries: 0,
                     created_at: w.created_at,
                 })
             })
@@ -119,6 +149,12 @@ impl Webhooks for SqliteStore {
                         params![enabled, id],
                     )
                     .map_err(unavailable)?;
+                    if enabled {
+                        // In the writer, as every ingest is: none can have
+                        // read the webhook disabled and commit held after this.
+                        release_held(c, &license, &id, patch.held, patch.at)
+                            .map_err(unavailable)?;
+                    }
                 }
                 query_webhook(c, &license, &id).map_err(unavailable)
             })
@@ -144,6 +180,8 @@ impl Webhooks for SqliteStore {
                         params![now, id],
                     )
                     .map_err(unavailable)?;
+                    release_held(c, &license, &id, HeldDeliveries::Discard, now)
+                        .map_err(unavailable)?;
                 }
                 Ok(n > 0)
             })

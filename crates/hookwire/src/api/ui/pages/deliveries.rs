@@ -13,6 +13,8 @@ fn delivery_row(d: &DeliveryView, webhooks: &HashMap<&str, &Webhook>) -> String 
             (Some(e), None) => e.clone(),
             (None, None) => String::new(),
         },
+        None if d.state == DeliveryState::Held => "held: its webhook is disabled".into(),
+        None if d.state == DeliveryState::Discarded => "discarded, never sent".into(),
         None => "not attempted yet".into(),
     };
     let target = webhooks
@@ -92,11 +94,7 @@ pub async fn deliveries_page(
         );
     }
     let mut st_options = String::from(r#"<option value="">Any state</option>"#);
-    for s in [
-        DeliveryState::Pending,
-        DeliveryState::Delivered,
-        DeliveryState::Failed,
-    ] {
+    for s in DeliveryState::ALL {
         let sel = if wanted_state == Some(s) {
             " selected"
         } else {
@@ -307,13 +305,25 @@ pub async fn delivery_page(
         },
         created = time(d.created_at),
     );
-    if webhook.is_some() {
-        let _ = write!(
-            out,
-            r#"<form method="post" action="/ui/deliveries/{}/redeliver">{}<button type="submit">Redeliver</button></form>"#,
-            d.id,
-            csrf_field(&signed.session)
-        );
+    match &webhook {
+        // Redelivery is refused for a held delivery: enabling its webhook
+        // is what sends it.
+        Some(w) if d.state == DeliveryState::Held => {
+            let _ = write!(
+                out,
+                r#"<p class="hint" id="held-note">Held: its webhook is disabled. <a href="/ui/webhooks/{}/enable">Enable the webhook</a> to deliver it with everything else it holds, or to discard them.</p>"#,
+                esc(&w.id)
+            );
+        }
+        Some(_) => {
+            let _ = write!(
+                out,
+                r#"<form method="post" action="/ui/deliveries/{}/redeliver">{}<button type="submit">Redeliver</button></form>"#,
+                d.id,
+                csrf_field(&signed.session)
+            );
+        }
+        None => {}
     }
     out.push_str("<h2>Attempts</h2>");
     if d.attempts.is_empty() {

@@ -29,12 +29,14 @@ use std::fmt::Write as _;
 
 mod agents;
 mod deliveries;
+mod enable;
 mod overview;
 mod sign_in;
 mod webhooks;
 
 pub use agents::*;
 pub use deliveries::*;
+pub use enable::*;
 pub use overview::*;
 pub use sign_in::*;
 pub use webhooks::*;
@@ -108,7 +110,14 @@ fn flash(p: &HashMap<String, String>) -> String {
             "Webhook created. <strong>Warning:</strong> its URL uses http://, so payloads and tokens travel unencrypted.",
         ),
         Some("updated") => notice("ok", "Webhook saved."),
-        Some("enabled") => notice("ok", "Webhook enabled."),
+        Some("enabled") => notice(
+            "ok",
+            "Webhook enabled: what it held while disabled is delivered, oldest first.",
+        ),
+        Some("enabled_discarded") => notice(
+            "ok",
+            "Webhook enabled: what it held while disabled was discarded.",
+        ),
         Some("disabled") => notice("ok", "Webhook disabled: new events are held until you enable it again."),
         Some("deleted") => notice("ok", "Webhook deleted."),
         Some("redelivered") => notice(

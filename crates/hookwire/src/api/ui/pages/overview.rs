@@ -28,8 +28,12 @@ pub async fn overview(
         .unwrap_or_else(|| "none".into());
     let _ = write!(
         out,
-        r#"<section aria-labelledby="queue-h"><h2 id="queue-h">Queue</h2><dl class="facts"><dt>Pending deliveries</dt><dd id="queue-depth">{}</dd><dt>Oldest pending</dt><dd>{oldest}</dd></dl></section>"#,
-        queue.pending
+        r#"<section aria-labelledby="queue-h"><h2 id="queue-h">Queue</h2><dl class="facts"><dt>Pending deliveries</dt><dd id="queue-depth">{}</dd><dt>Oldest pending</dt><dd>{oldest}</dd><dt>Held for disabled webhooks</dt><dd id="queue-held">{held}</dd></dl></section>"#,
+        queue.pending,
+        held = match queue.held {
+            0 => "0".to_string(),
+            n => format!(r#"<a href="/ui/deliveries?state=held">{n}</a>"#),
+        },
     );
     let retention = state.service().license_retention(license).await?;
     let kept_since = retention
@@ -163,8 +167,13 @@ fn alert_summary(a: &AlertView) -> String {
             format!("{} deliveries failed for good", field("count"))
         }
         AlertKind::BacklogHigh => format!(
-            "{} deliveries pending (threshold {})",
+            "{} deliveries pending and {} held (threshold {})",
             field("pending"),
+            // Alerts raised before held deliveries existed have no count.
+            match field("held") {
+                h if h.is_empty() => "0".to_string(),
+                h => h,
+            },
             field("threshold")
         ),
     }

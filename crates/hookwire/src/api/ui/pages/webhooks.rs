@@ -1,6 +1,7 @@
-//! Settings > Integrations > Webhooks: the list, the create/edit form, enable,
-//! delete, and the send-test button.
+//! Settings > Integrations > Webhooks: the list, the create/edit form,
+//! delete, and the send-test button (switching on and off is `enable`).
 
+use super::enable::{held_link, toggle_form};
 use super::*;
 
 async fn webhooks_body(
@@ -65,30 +66,32 @@ async fn webhooks_body(
             _ => r#"<span class="muted">no attempts</span>"#.into(),
         };
         let id = esc(&w.id);
-        let (status, toggle_label, toggle_value) = if w.enabled {
-            (
-                r#"<span class="badge delivered">enabled</span>"#.to_string(),
-                "Disable",
-                "false",
-            )
+        let status = if w.enabled {
+            r#"<span class="badge delivered">enabled</span>"#.to_string()
         } else {
-            (
-                format!(
-                    r#"<span class="badge failed">disabled</span>{}"#,
-                    w.disabled_reason
-                        .as_deref()
-                        .map(|r| format!(r#" <span class="muted">{}</span>"#, esc(r)))
-                        .unwrap_or_default()
-                ),
-                "Enable",
-                "true",
+            format!(
+                r#"<span class="badge failed">disabled</span>{}{}"#,
+                w.disabled_reason
+                    .as_deref()
+                    .map(|r| format!(r#" <span class="muted">{}</span>"#, esc(r)))
+                    .unwrap_or_default(),
+                held_link(w),
             )
+        };
+        // Enabling a webhook that holds deliveries asks first what becomes
+        // of them (`enable_choice`).
+        let toggle = match (w.enabled, w.held_deliveries) {
+            (true, _) => toggle_form(&id, &csrf, "false", "Disable"),
+            (false, 0) => toggle_form(&id, &csrf, "true", "Enable"),
+            (false, _) => {
+                format!(r#"<a href="/ui/webhooks/{id}/enable" class="enable">Enable…</a>"#)
+            }
         };
         let _ = write!(
             out,
             r#"<tr id="webhook-{id}"><td data-label="Event">{event}</td><td data-label="Data types">{types}</td><td data-label="URL" class="url">{url}</td><td data-label="Status">{status}</td><td data-label="Last delivery">{last}</td><td data-label="Success (24 h)">{rate}</td><td data-label="Actions" class="actions">
 <a href="/ui/webhooks/{id}">Edit</a> <a href="/ui/deliveries?webhook={id}">Deliveries</a>
-<form method="post" action="/ui/webhooks/{id}/enabled" class="inline">{csrf}<input type="hidden" name="enabled" value="{toggle_value}"><button type="submit">{toggle_label}</button></form>
+{toggle}
 <form method="post" action="/ui/webhooks/{id}/test" class="inline">{csrf}<button type="submit" aria-describedby="test-note">Send test</button></form>
 <a href="/ui/webhooks/{id}/delete" class="danger">Delete</a></td></tr>"#,
             event = w.event_type.as_str(),
@@ -427,31 +430,6 @@ pub async fn update_webhook(
     refused(&state, &signed, Some(&current), &values, &errors).await
 }
 
-pub async fn set_enabled(
-    State(state): State<AppState>,
-    signed: SignedIn,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> UiResult<Response> {
-    let form = form(&body)?;
-    signed.check_csrf(&form)?;
-    let license = signed.license()?;
-    let enabled = text(&form, "enabled") == "true";
-    state
-        .service()
-        .update_webhook(
-            license,
-            &id,
-            WebhookChanges {
-                enabled: Some(enabled),
-                ..WebhookChanges::default()
-            },
-        )
-        .await?;
-    let n = if enabled { "enabled" } else { "disabled" };
-    Ok(Redirect::to(&format!("/ui/webhooks?n={n}")).into_response())
-}
-
 pub async fn confirm_delete(
     State(state): State<AppState>,
     signed: SignedIn,
@@ -459,7 +437,7 @@ pub async fn confirm_delete(
 ) -> UiResult<Html<String>> {
     let w = owned(&state, signed.license()?, &id).await?;
     let body = format!(
-        r#"<p>Delete the <strong>{event}</strong> webhook to <code>{url}</code>? Its pending deliveries end as failed. This cannot be undone.</p>
+        r#"<p>Delete the <strong>{event}</strong> webhook to <code>{url}</code>? Its pending deliveries end as failed, and those it holds as discarded. This cannot be undone.</p>
 <form method="post" action="/ui/webhooks/{id}/delete" class="buttons">{csrf}<button type="submit" class="danger">Delete webhook</button> <a href="/ui/webhooks">Cancel</a></form>"#,
         event = w.event_type.as_str(),
         url = esc(&w.url.masked()),
