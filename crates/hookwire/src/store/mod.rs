@@ -6,15 +6,17 @@
 //! node owns a delivery (leases). What those decisions are, apart from the
 //! SQL that loads and keeps their state, is written once in [`rules`].
 //!
-//! [`Store`] is eight traits, one per concern, so a reader can hold one at a
+//! [`Store`] is nine traits, one per concern, so a reader can hold one at a
 //! time: [`Licenses`], [`Webhooks`], [`DeliveryQueue`] (the hot path),
-//! [`DeliveryLog`], [`Visitors`], [`WebSessions`], [`Ops`] and [`Alerts`]
-//! (operator alerts). Every backend implements all of them, and `dyn Store`
-//! offers every method of each.
+//! [`DeliveryLog`], [`Visitors`], [`WebSessions`], [`Ops`], [`Alerts`]
+//! (operator alerts) and [`Nodes`] (heartbeats and lease takeover). Every
+//! backend implements all of them, and `dyn Store` offers every method of
+//! each.
 
 mod alerts;
 mod licenses;
 mod log;
+mod nodes;
 mod ops;
 pub mod postgres;
 mod queue;
@@ -32,6 +34,7 @@ pub use log::{
     AttemptSample, AttemptSamples, AttemptView, DeliveryLog, DeliveryQuery, DeliveryState,
     DeliveryView, QueueStats, ReplayBatch, ReplayQuery, TokenGrant, TokenKey,
 };
+pub use nodes::{Beat, NodeTimes, Nodes, Takeover};
 pub use ops::{Ops, OpsStats, PoolStats};
 pub use queue::{
     AttemptRecord, DeliveryJob, DeliveryQueue, EventBody, Handoff, IngestOutcome, NewEvent,
@@ -97,6 +100,7 @@ pub trait Store:
     + WebSessions
     + Ops
     + Alerts
+    + Nodes
     + Send
     + Sync
     + 'static
@@ -112,6 +116,7 @@ impl<T> Store for T where
         + WebSessions
         + Ops
         + Alerts
+        + Nodes
         + Send
         + Sync
         + 'static
