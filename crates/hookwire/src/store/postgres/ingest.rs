@@ -505,7 +505,7 @@ async fn ingest_one(
             .query_one(
                 "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
                                          lease_until, leased_by, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, CASE WHEN $6 > 0 THEN $7::bigint END, $5, $5)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, CASE WHEN $6::bigint > 0 THEN $7::bigint END, $5, $5)
                  RETURNING id",
                 &[&seq, &t.webhook_id, &ev.license_id, &bits, &ev.received_at, &lease, &node],
             )

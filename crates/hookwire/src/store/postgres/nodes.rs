@@ -71,6 +71,23 @@ fn new_node_id() -> i64 {
     }
 }
 
+/// The part of a takeover that frees the pending leases in `table` (the
+/// deliveries or the alerts) of the nodes in `dead`. The range scanned is
+/// the leased rows' (`lease_until > 0`, in `deliveries_claimable` for the
+/// deliveries); rows another transaction has locked are passed over.
+fn freeing(table: &str) -> String {
+    format!(
+        "{table}_freed AS (
+             UPDATE {table} t SET lease_until = 0, leased_by = NULL
+             FROM (SELECT id FROM {table}
+                   WHERE state = 'pending' AND lease_until > 0
+                     AND leased_by IN (SELECT id FROM dead)
+                   FOR UPDATE SKIP LOCKED) held
+             WHERE t.id = held.id
+             RETURNING 1)"
+    )
+}
+
 /// The counts every heartbeat and join answers, over the nodes table as it
 /// was before this statement's own write: fresh other nodes ($2 seconds),
 /// stale other nodes not yet taken over, and rows old enough to forget ($3).
@@ -155,33 +172,24 @@ impl Nodes for PgStore {
         // makes the row fresh again, and it is not marked.
         let row = tx
             .query_one(
-                "WITH dead AS (
-                     UPDATE nodes SET taken_over_at = now()
-                     WHERE id <> $1 AND taken_over_at IS NULL
-                       AND beat_at < now() - make_interval(secs => $2)
-                     RETURNING id, label),
-                 freed AS (
-                     UPDATE deliveries d SET lease_until = 0, leased_by = NULL
-                     FROM (SELECT id FROM deliveries
-                           WHERE state = 'pending' AND lease_until > 0
-                             AND leased_by IN (SELECT id FROM dead)
-                           FOR UPDATE SKIP LOCKED) held
-                     WHERE d.id = held.id
-                     RETURNING 1),
-                 alerts_freed AS (
-                     UPDATE alerts a SET lease_until = 0, leased_by = NULL
-                     FROM (SELECT id FROM alerts
-                           WHERE state = 'pending' AND lease_until > 0
-                             AND leased_by IN (SELECT id FROM dead)
-                           FOR UPDATE SKIP LOCKED) held
-                     WHERE a.id = held.id
-                     RETURNING 1),
-                 forgotten AS (
-                     DELETE FROM nodes WHERE taken_over_at < now() - make_interval(secs => $3)
-                     RETURNING 1)
-                 SELECT ARRAY(SELECT label FROM dead ORDER BY label),
-                        (SELECT count(*) FROM freed), (SELECT count(*) FROM alerts_freed),
-                        (SELECT count(*) FROM forgotten)",
+                &format!(
+                    "WITH dead AS (
+                         UPDATE nodes SET taken_over_at = now()
+                         WHERE id <> $1 AND taken_over_at IS NULL
+                           AND beat_at < now() - make_interval(secs => $2)
+                         RETURNING id, label),
+                     {},
+                     {},
+                     forgotten AS (
+                         DELETE FROM nodes WHERE taken_over_at < now() - make_interval(secs => $3)
+                         RETURNING 1)
+                     SELECT ARRAY(SELECT label FROM dead ORDER BY label),
+                            (SELECT count(*) FROM deliveries_freed),
+                            (SELECT count(*) FROM alerts_freed),
+                            (SELECT count(*) FROM forgotten)",
+                    freeing("deliveries"),
+                    freeing("alerts")
+                ),
                 &[
                     &self.node.get(),
                     &times.dead_after.as_secs_f64(),
