@@ -545,3 +545,92 @@ async fn a_sqlite_node_is_alone() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_its_database_stops_then_resumes_its_work_as_a_new_node() {
+    run_on(
+        Backend::Postgres,
+        a_node_cut_off_from_its_database_stops_then_resumes_its_work_as_a_new_node_body(),
+    )
+    .await
+}
+
+/// Without its heartbeat for longer than the margin, a node stops: the
+/// attempt it had in flight is abandoned (another node may take the lease
+/// over any moment). When the database is back it joins as a new node,
+/// takes over what its old self held, and delivers it at once rather than
+/// after its one-minute lease.
+async fn a_node_cut_off_from_its_database_stops_then_resumes_its_work_as_a_new_node_body() {
+    let cluster =
+        hookwire::testing::postgres::Dedicated::start().expect("a PostgreSQL cluster of our own");
+    let url = cluster.url("postgres");
+    let app = spawn_app_with(|s| {
+        s.database = DatabaseUrl::Postgres(hookwire::secret::Secret::new(url.clone()));
+        s.delivery.attempt_timeout = Duration::from_secs(30);
+    })
+    .await;
+    // The first request hangs: the outage catches it in flight.
+    let ledger = LedgerReceiver::start(|n| {
+        if n == 0 {
+            Duration::from_secs(120)
+        } else {
+            Duration::ZERO
+        }
+    })
+    .await;
+    let key = app.create_license("9").await;
+    app.create_webhook(&key, "chat_started", &[], &ledger.url)
+        .await;
+    let id = app.ingest_accepted(&chat_started("9")).await;
+    eventually(
+        "the attempt in flight",
+        Duration::from_secs(20),
+        async || ledger.arrivals().len() == 1,
+    )
+    .await;
+
+    assert!(cluster.down());
+    let fresh = async || {
+        let text = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("hookwire_node_fresh "))
+            .map(str::to_string)
+    };
+    eventually("the node to stop", Duration::from_secs(15), async || {
+        fresh().await.filter(|f| f == "0")
+    })
+    .await;
+    assert!(cluster.up());
+    let back = Instant::now();
+    eventually("ready again", Duration::from_secs(20), async || {
+        app.http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+    answered_within(&ledger, &[id], back, "the delivery to be made again").await;
+    let (sql, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = sql
+        .query_one(
+            "SELECT count(*) FILTER (WHERE taken_over_at IS NULL), count(taken_over_at) FROM nodes",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1, 1));
+}
