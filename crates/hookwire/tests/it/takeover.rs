@@ -86,20 +86,26 @@ impl Cluster {
         assert_eq!(r.status(), 200);
         let mut ids = Vec::new();
         for i in 0..n {
-            let event = json!({"event_type": "visitor_queued", "license_id": "8", "visitor": {"id": format!("V{i}")}});
-            let r = self
-                .http
-                .post(format!("{}/api/v1/events", node.url))
-                .bearer_auth(PLATFORM_KEY)
-                .json(&event)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 202);
-            let body: Value = r.json().await.unwrap();
-            ids.push(body["id"].as_str().unwrap().to_string());
+            ids.push(self.event_through(node, &format!("V{i}")).await);
         }
         ids
+    }
+
+    /// One more event for that webhook, through `node`; answers its id.
+    async fn event_through(&self, node: &Serving, visitor: &str) -> String {
+        let event =
+            json!({"event_type": "visitor_queued", "license_id": "8", "visitor": {"id": visitor}});
+        let r = self
+            .http
+            .post(format!("{}/api/v1/events", node.url))
+            .bearer_auth(PLATFORM_KEY)
+            .json(&event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let body: Value = r.json().await.unwrap();
+        body["id"].as_str().unwrap().to_string()
     }
 
     /// How many nodes hold leases on pending deliveries, and how many of
@@ -323,6 +329,9 @@ async fn a_paused_node_wakes_without_acting_on_leases_taken_from_it_body() {
         "the other node to deliver the paused node's work",
     )
     .await;
+    // Once the database says every delivery is done, the other node sends
+    // nothing more: whatever arrives from now on came from the paused one.
+    c.all_delivered(Duration::from_secs(10)).await;
     let arrivals_before_waking = ledger.arrivals().len();
 
     paused.resume();
@@ -341,10 +350,22 @@ async fn a_paused_node_wakes_without_acting_on_leases_taken_from_it_body() {
     )
     .await;
     assert_eq!(metric(&c.http, &paused, "hookwire_nodes_alive").await, 2.0);
+    // It delivers new work; of its old work it sends nothing again: its
+    // queue was forgotten, not attempted under leases the other node holds.
+    let new = c.event_through(&paused, "after waking").await;
+    answered_within(
+        &ledger,
+        &[new.clone()],
+        Instant::now(),
+        "new work to be delivered",
+    )
+    .await;
     c.all_delivered(Duration::from_secs(10)).await;
-    // Nothing was sent again after it woke: its queue was forgotten, not
-    // attempted under leases the other node holds.
-    assert_eq!(ledger.arrivals().len(), arrivals_before_waking);
+    let after: Vec<String> = ledger.arrivals()[arrivals_before_waking..]
+        .iter()
+        .map(|a| a.event.clone())
+        .collect();
+    assert_eq!(after, [new]);
     assert!(ledger.overlaps().is_empty(), "{:?}", ledger.overlaps());
     // Arrived twice at most: the attempt in flight at the pause, and the
     // one before it if its record had not committed yet (a delivered
