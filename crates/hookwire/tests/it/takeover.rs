@@ -355,7 +355,7 @@ async fn a_paused_node_wakes_without_acting_on_leases_taken_from_it_body() {
     let new = c.event_through(&paused, "after waking").await;
     answered_within(
         &ledger,
-        &[new.clone()],
+        std::slice::from_ref(&new),
         Instant::now(),
         "new work to be delivered",
     )
