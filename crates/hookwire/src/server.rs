@@ -6,6 +6,7 @@ use crate::config::{DatabaseUrl, Settings};
 use crate::engine::alerts::{self, Alerter};
 use crate::engine::attempt::Sender;
 use crate::engine::dispatcher::Dispatcher;
+use crate::engine::heartbeat;
 use crate::engine::retry::RetryPolicy;
 use crate::engine::{Engine, EngineSettings};
 use crate::secret::{hmac_sha256, random_hex, Cipher, Secret};
@@ -43,6 +44,8 @@ pub struct RunningServer {
     dispatcher: Dispatcher,
     /// The operator alerts' sender, when there is an operator endpoint.
     alerts: Option<JoinHandle<()>>,
+    /// Stops the heartbeat: last, once nothing acts on leases any more.
+    heartbeat_stop: CancellationToken,
     settings: Settings,
 }
 
@@ -232,6 +235,10 @@ impl RunningServer {
         let store = open_store(&settings, true).await?;
         let sender = Sender::new(&settings.delivery, token_secret.clone(), cipher.clone())?;
         let metrics = crate::telemetry::Metrics::new();
+        // Joined before anything leases: a node is fresh from its start.
+        let heartbeat_stop = CancellationToken::new();
+        let liveness =
+            heartbeat::start(store.clone(), metrics.clone(), heartbeat_stop.clone()).await?;
         let alerter = settings
             .operator_webhook
             .as_ref()
@@ -242,6 +249,7 @@ impl RunningServer {
             settings.delivery.clone(),
             metrics.clone(),
             alerter.clone(),
+            liveness.clone(),
         );
         let alert_wake = alerter.as_ref().map(Alerter::wake_signal);
         let prune_metrics = metrics.clone();
@@ -312,7 +320,8 @@ impl RunningServer {
                     lease: d.lease,
                     poll_interval: d.poll_interval,
                 };
-                let task = alerts::send::spawn(store.clone(), send, wake, stop.clone())?;
+                let task =
+                    alerts::send::spawn(store.clone(), send, liveness.clone(), wake, stop.clone())?;
                 Some(task)
             }
             _ => None,
@@ -338,6 +347,7 @@ impl RunningServer {
             http,
             dispatcher,
             alerts,
+            heartbeat_stop,
             settings,
         })
     }
@@ -353,6 +363,8 @@ impl RunningServer {
 
     /// Stops accepting requests, lets requests and attempts in flight finish
     /// within the grace period, and gives queued work back to the database.
+    /// The heartbeat stops last: while it beats, no other node takes over
+    /// the leases of attempts still finishing.
     pub async fn shutdown(self) {
         self.stop.cancel();
         let grace = self.settings.shutdown_grace;
@@ -366,5 +378,6 @@ impl RunningServer {
                 tracing::warn!("operator alerts still sending after the grace period");
             }
         }
+        self.heartbeat_stop.cancel();
     }
 }

@@ -5,6 +5,7 @@
 //! and each must count only its own work. Counters and the latency histogram
 //! are recorded as work happens; the backlog gauges are read from the
 //! database at scrape time, so every node of a cluster reports the same queue.
+//! The node gauges come from this node's last heartbeat.
 
 use crate::store::{now_millis, OpsStats, PoolStats};
 use hookwire_livechat::EventType;
@@ -27,6 +28,10 @@ pub const DATABASE_UP: &str = "hookwire_database_up";
 pub const PRUNED: &str = "hookwire_pruned_total";
 pub const DATABASE_BYTES: &str = "hookwire_database_bytes";
 pub const OLDEST_KEPT: &str = "hookwire_oldest_kept_age_seconds";
+pub const NODES_ALIVE: &str = "hookwire_nodes_alive";
+pub const HEARTBEAT_AGE: &str = "hookwire_heartbeat_age_seconds";
+pub const NODE_FRESH: &str = "hookwire_node_fresh";
+pub const LEASES_TAKEN_OVER: &str = "hookwire_leases_taken_over_total";
 
 /// Latency buckets (seconds) up to the default 10 s attempt timeout.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -52,6 +57,19 @@ impl AttemptLabel {
             AttemptLabel::Failed => "failed",
         }
     }
+}
+
+/// This node among the nodes sharing its database, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeGauges {
+    /// Nodes whose heartbeat was fresh at this node's last one, itself
+    /// included (1 alone on SQLite).
+    pub alive: u64,
+    /// Since this node's last heartbeat the database accepted was sent
+    /// (zero alone on SQLite).
+    pub heartbeat_age: std::time::Duration,
+    /// Whether this node may claim and attempt now.
+    pub fresh: bool,
 }
 
 /// One server's metrics: cheap to clone, shared by the engine, the
@@ -154,6 +172,23 @@ impl Metrics {
                 OLDEST_KEPT,
                 "Age of the oldest event kept (0 when none): at most about the retention."
             );
+            describe_gauge!(
+                NODES_ALIVE,
+                "Nodes sharing the database whose heartbeat is fresh, as of this node's last heartbeat (1 on SQLite)."
+            );
+            describe_gauge!(
+                HEARTBEAT_AGE,
+                Unit::Seconds,
+                "Since this node last wrote its heartbeat (0 on SQLite); past 4 s it stops claiming and attempting."
+            );
+            describe_gauge!(
+                NODE_FRESH,
+                "1 while this node's heartbeat is fresh and it claims and attempts, else 0."
+            );
+            describe_counter!(
+                LEASES_TAKEN_OVER,
+                "Leases this node took over from nodes whose heartbeat stopped, by what: deliveries, alerts."
+            );
         });
         metrics
     }
@@ -188,6 +223,14 @@ impl Metrics {
         }
     }
 
+    /// Leases this node freed from dead nodes.
+    pub fn leases_taken_over(&self, deliveries: u64, alerts: u64) {
+        self.with(|| {
+            metrics::counter!(LEASES_TAKEN_OVER, "what" => "deliveries").increment(deliveries);
+            metrics::counter!(LEASES_TAKEN_OVER, "what" => "alerts").increment(alerts);
+        });
+    }
+
     /// The attempts counted since the last call, which starts a new count.
     pub fn take_tally(&self) -> AttemptTally {
         let take = |label: AttemptLabel| self.tally[label as usize].swap(0, Ordering::Relaxed);
@@ -199,8 +242,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the gauges set from `ops`
-    /// (None: the database did not answer) and `pool`.
-    pub fn render(&self, ops: Option<OpsStats>, pool: PoolStats) -> String {
+    /// (None: the database did not answer), `pool` and `node`.
+    pub fn render(&self, ops: Option<OpsStats>, pool: PoolStats, node: NodeGauges) -> String {
         self.with(|| {
             use metrics::gauge;
             gauge!(DATABASE_UP).set(if ops.is_some() { 1.0 } else { 0.0 });
@@ -223,6 +266,9 @@ impl Metrics {
             gauge!(DB_CONNECTIONS, "state" => "open").set(pool.open as f64);
             gauge!(DB_CONNECTIONS, "state" => "in_use").set(pool.in_use as f64);
             gauge!(DB_CONNECTIONS, "state" => "max").set(pool.max as f64);
+            gauge!(NODES_ALIVE).set(node.alive as f64);
+            gauge!(HEARTBEAT_AGE).set(node.heartbeat_age.as_secs_f64());
+            gauge!(NODE_FRESH).set(if node.fresh { 1.0 } else { 0.0 });
         });
         self.handle.render()
     }

@@ -17,15 +17,24 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers (migrations ran before the port opened).
+/// Ready when the database answers (migrations ran before the port opened)
+/// and, on PostgreSQL, this node's heartbeat is fresh: a node whose
+/// heartbeat is stale claims and attempts nothing until it is written again.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "The database answers", body = crate::api::openapi::Status)))]
+    responses((status = 200, description = "The database answers and this node's heartbeat is fresh", body = crate::api::openapi::Status)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
     state
         .store()
         .ping()
         .await
         .map_err(|e| AppError::Unavailable(format!("the database is not reachable: {e}")))?;
+    let node = state.engine().dispatcher().liveness().gauges();
+    if !node.fresh {
+        return Err(AppError::Unavailable(format!(
+            "this node's heartbeat was last written {:.1} s ago: it claims and attempts nothing until the heartbeat is written again",
+            node.heartbeat_age.as_secs_f64()
+        )));
+    }
     Ok(Json(json!({ "status": "ready" })))
 }
 
@@ -42,10 +51,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             None
         }
     };
+    let node = state.engine().dispatcher().liveness().gauges();
     let text = state
         .engine()
         .metrics()
-        .render(ops, state.store().pool_stats());
+        .render(ops, state.store().pool_stats(), node);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

@@ -1,10 +1,13 @@
 //! The delivery engine: accepting events (validated, committed, handed to the
-//! dispatcher), attempting their deliveries, and telling the operator what
-//! goes wrong (`alerts`).
+//! dispatcher), attempting their deliveries, telling the operator what goes
+//! wrong (`alerts`), and, on a shared database, keeping this node's
+//! heartbeat (`heartbeat`, `liveness`).
 
 pub mod alerts;
 pub mod attempt;
 pub mod dispatcher;
+pub mod heartbeat;
+pub mod liveness;
 pub mod prune;
 pub mod rate;
 pub mod retry;
@@ -244,7 +247,10 @@ impl Engine {
                 }
             })
             .collect();
-        let handoff = self.dispatcher.has_room().then(|| Handoff {
+        // Read before the store leases anything: deliveries leased across a
+        // fence carry the old epoch, and the dispatcher drops them.
+        let epoch = self.dispatcher.handoff_epoch();
+        let handoff = epoch.map(|_| Handoff {
             lease_until: now + self.lease.as_millis() as Millis,
             saturated: self.dispatcher.saturated(),
         });
@@ -286,7 +292,9 @@ impl Engine {
             // Not handed off: the deliveries are unleased and the poller claims them.
             self.dispatcher.wake();
         }
-        self.dispatcher.submit(fresh);
+        if let Some(epoch) = epoch {
+            self.dispatcher.submit(fresh, epoch);
+        }
         Ok(answers)
     }
 }

@@ -152,7 +152,9 @@ pub trait Alerts: Send + Sync {
     ) -> StoreResult<Vec<AlertJob>>;
 
     /// Records an attempt at a claimed alert: delivered, retried at a time
-    /// (`error` says why), or failed for good. Frees its lease.
+    /// (`error` says why), or failed for good. Frees its lease. Nothing
+    /// changes if the lease was taken over since (see
+    /// [`Nodes`](super::Nodes)): the alert is another node's now.
     async fn record_alert_attempt(
         &self,
         id: &str,

@@ -9,13 +9,14 @@
 //! [`Store`] is nine traits, one per concern, so a reader can hold one at a
 //! time: [`Licenses`], [`Webhooks`], [`DeliveryQueue`] (the hot path),
 //! [`DeliveryLog`], [`Visitors`], [`WebSessions`], [`Ops`], [`Alerts`]
-//! (operator alerts) and [`Retention`] (what is kept, and the prune).
-//! Every backend implements all of them, and `dyn Store` offers every
-//! method of each.
+//! (operator alerts), [`Retention`] (what is kept, and the prune) and
+//! [`Nodes`] (heartbeats and lease takeover). Every backend implements all
+//! of them, and `dyn Store` offers every method of each.
 
 mod alerts;
 mod licenses;
 mod log;
+mod nodes;
 mod ops;
 pub mod postgres;
 mod queue;
@@ -34,6 +35,7 @@ pub use log::{
     AttemptSample, AttemptSamples, AttemptView, DeliveryLog, DeliveryQuery, DeliveryState,
     DeliveryView, QueueStats, Redelivery, ReplayBatch, ReplayQuery, TokenGrant, TokenKey,
 };
+pub use nodes::{Beat, NodeTimes, Nodes, Takeover};
 pub use ops::{Ops, OpsStats, PoolStats};
 pub use queue::{
     AttemptRecord, Backlog, DeliveryJob, DeliveryQueue, EventBody, Handoff, IngestOutcome,
@@ -103,6 +105,7 @@ pub trait Store:
     + Ops
     + Alerts
     + Retention
+    + Nodes
     + Send
     + Sync
     + 'static
@@ -119,6 +122,7 @@ impl<T> Store for T where
         + Ops
         + Alerts
         + Retention
+        + Nodes
         + Send
         + Sync
         + 'static

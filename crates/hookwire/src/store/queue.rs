@@ -125,11 +125,15 @@ pub trait DeliveryQueue: Send + Sync {
         skip_webhooks: Vec<String>,
     ) -> StoreResult<Vec<DeliveryJob>>;
     /// Gives back leases of deliveries this node holds but will not attempt
-    /// now; they become due again no earlier than `due_at`.
+    /// now; they become due again no earlier than `due_at`. A lease taken
+    /// over since (see [`Nodes`](super::Nodes)) is another node's and is
+    /// left alone.
     async fn release(&self, delivery_ids: Vec<i64>, due_at: Millis) -> StoreResult<()>;
-    /// Logs an attempt, moves its delivery on, and keeps the webhook's health:
-    /// `failing_since` is cleared by a delivered attempt and set (if unset) to
-    /// `record.at` by a failed one.
+    /// Logs an attempt, moves its delivery on if this node still holds its
+    /// lease (claimed or handed off, and not taken over since: then the
+    /// delivery is another node's, whose own record counts), and keeps the
+    /// webhook's health: `failing_since` is cleared by a delivered attempt
+    /// and set (if unset) to `record.at` by a failed one.
     async fn record_attempt(&self, record: AttemptRecord) -> StoreResult<()>;
 
     /// Disables an enabled webhook (`enabled = false`, `disabled_reason =

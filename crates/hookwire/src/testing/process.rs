@@ -81,11 +81,26 @@ impl Serving {
 
     /// Sends SIGTERM (a graceful shutdown) without waiting for it.
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// SIGSTOP: the process is frozen as it is, connections open, until
+    /// [`resume`](Self::resume) (a paused VM, a stalled host).
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .unwrap();
-        assert!(status.success(), "kill -TERM {}", self.child.id());
+        assert!(status.success(), "kill -{name} {}", self.child.id());
     }
 
     /// Waits (without blocking the runtime, whose receivers may be what the

@@ -21,6 +21,7 @@ mod safety;
 mod several_nodes;
 mod store;
 mod support;
+mod takeover;
 mod tls;
 mod tools;
 mod ui;

@@ -20,13 +20,13 @@ use std::sync::Arc;
 use tempfile::TempDir;
 
 /// A store on a fresh database of the test's backend, and where it is.
-struct TestStore {
-    store: Arc<dyn Store>,
-    database: DatabaseUrl,
+pub(crate) struct TestStore {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) database: DatabaseUrl,
     _dir: TempDir,
 }
 
-async fn open() -> TestStore {
+pub(crate) async fn open() -> TestStore {
     let dir = TempDir::new().unwrap();
     let mut settings = test_settings(&dir);
     settings.database = fresh_database(&dir).await;
@@ -108,7 +108,7 @@ fn event_of(license: &str, unique_id: &str, kind: &str, tags: &[&str], now: Mill
     }
 }
 
-fn event(license: &str, unique_id: &str, now: Millis) -> NewEvent {
+pub(crate) fn event(license: &str, unique_id: &str, now: Millis) -> NewEvent {
     event_of(license, unique_id, "chat_started", &[], now)
 }
 
@@ -132,7 +132,7 @@ fn webhook_for(
 }
 
 /// A `chat_started` webhook that wants the visitor.
-fn visitor_webhook(id: &str, license: &str, now: Millis) -> NewWebhook {
+pub(crate) fn visitor_webhook(id: &str, license: &str, now: Millis) -> NewWebhook {
     webhook_for(
         id,
         license,
@@ -142,7 +142,7 @@ fn visitor_webhook(id: &str, license: &str, now: Millis) -> NewWebhook {
     )
 }
 
-fn all_of(license: &str) -> DeliveryQuery<'_> {
+pub(crate) fn all_of(license: &str) -> DeliveryQuery<'_> {
     DeliveryQuery {
         license_id: license,
         webhook_id: None,
@@ -232,6 +232,9 @@ backend_tests! {
             .contains("Mary"));
         assert!(store.delivery_body("2002", newest).await.unwrap().is_none());
 
+        // An attempt is recorded for a delivery this node holds.
+        let claimed = store.claim_due(now, 10, now + 60_000, vec![]).await.unwrap();
+        assert_eq!(claimed.len(), 2);
         for (id, at, error, next) in [
             (oldest, now - 5, Some("HTTP 500".to_string()), NextState::Failed),
             (newest, now - 1, None, NextState::Delivered),
@@ -295,13 +298,21 @@ backend_tests! {
             response_excerpt: Some(format!("at {at}")),
             next,
         };
+        // Recorded as the dispatcher would: each attempt of a delivery
+        // this node claimed, `old` claimed again for its retry.
+        assert_eq!(store.claim_due(now, 10, now + 60_000, vec![]).await.unwrap().len(), 2);
         for r in [
             record(old, now - 20, false, NextState::RetryAt(now - 10)),
             record(new, now - 15, true, NextState::Delivered),
-            record(old, now - 10, true, NextState::Delivered),
         ] {
             store.record_attempt(r).await.unwrap();
         }
+        let again = store.claim_due(now, 10, now + 60_000, vec![]).await.unwrap();
+        assert_eq!(again.iter().map(|j| j.delivery_id).collect::<Vec<_>>(), [old]);
+        store
+            .record_attempt(record(old, now - 10, true, NextState::Delivered))
+            .await
+            .unwrap();
 
         let list = store.list_deliveries(all_of("7")).await.unwrap();
         let log = |i: usize| -> Vec<(Millis, Option<u16>, Option<String>)> {

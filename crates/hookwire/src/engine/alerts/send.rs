@@ -1,13 +1,16 @@
 //! Sending operator alerts: a task that claims due alerts (leased, so nodes
 //! sharing a database never send one twice at once), POSTs each to the
 //! operator's endpoint and records the answer. A 2xx acknowledges; anything
-//! else is retried on the deliveries' retry schedule, then given up.
+//! else is retried on the deliveries' retry schedule, then given up. Like
+//! deliveries, alerts are claimed and sent only while this node's heartbeat
+//! is fresh, and a send in flight at a fence is abandoned unrecorded.
 //!
 //! The endpoint is the operator's own configuration, not a stranger's URL,
 //! so it is not put through the SSRF guard that webhook targets are.
 
 use super::rfc3339;
 use crate::config::OperatorWebhook;
+use crate::engine::liveness::{Liveness, Ticket};
 use crate::engine::retry::RetryPolicy;
 use crate::secret::{standard_webhooks_signature, Secret};
 use crate::store::{now_millis, AlertJob, Millis, NextState, Store};
@@ -73,6 +76,7 @@ struct AlertSender {
     store: Arc<dyn Store>,
     client: reqwest::Client,
     settings: SendSettings,
+    liveness: Liveness,
 }
 
 /// Starts the task; it ends soon after `stop`. Alerts it holds unsent then
@@ -80,6 +84,7 @@ struct AlertSender {
 pub fn spawn(
     store: Arc<dyn Store>,
     settings: SendSettings,
+    liveness: Liveness,
     wake: Arc<Notify>,
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>, reqwest::Error> {
@@ -92,6 +97,7 @@ pub fn spawn(
         store,
         client,
         settings,
+        liveness,
     });
     Ok(tokio::spawn(sender.run(wake, stop)))
 }
@@ -105,13 +111,21 @@ impl AlertSender {
             }
             let now = now_millis();
             let mut full = false;
-            match self.store.claim_alerts(now, CLAIM, now + lease).await {
-                Ok(jobs) => {
-                    full = jobs.len() == CLAIM;
-                    futures_util::future::join_all(jobs.into_iter().map(|job| self.deliver(job)))
+            // Taken before the claim, so alerts claimed across a fence are
+            // abandoned with the ticket; not fresh, nothing is claimed.
+            if let Some(ticket) = self.liveness.ticket() {
+                match self.store.claim_alerts(now, CLAIM, now + lease).await {
+                    Ok(jobs) => {
+                        full = jobs.len() == CLAIM;
+                        futures_util::future::join_all(
+                            jobs.into_iter().map(|job| self.deliver(job, &ticket)),
+                        )
                         .await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming operator alerts failed; retrying")
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "claiming operator alerts failed; retrying"),
             }
             if full {
                 continue;
@@ -125,21 +139,33 @@ impl AlertSender {
     }
 
     /// One attempt at `job`, recorded. If the record is lost, the lease runs
-    /// out and the alert is sent again: at least once, like deliveries.
-    async fn deliver(&self, job: AlertJob) {
-        let (next, error) = match body(&job) {
-            Ok(body) => match self.post(&job.id, body).await {
-                Ok(()) => (NextState::Delivered, None),
-                Err(error) => {
-                    let next = self.settings.retry.after_failure(
-                        job.attempts + 1,
-                        now_millis(),
-                        true,
-                        None,
-                    );
-                    (next, Some(error))
+    /// out and the alert is sent again: at least once, like deliveries. At a
+    /// fence the attempt ends at once, unrecorded: the lease may be another
+    /// node's.
+    async fn deliver(&self, job: AlertJob, ticket: &Ticket) {
+        let posted = match body(&job) {
+            Ok(body) => {
+                let post = self.post(&job.id, body);
+                tokio::select! {
+                    biased;
+                    _ = ticket.lost() => return,
+                    posted = post => Ok(posted),
                 }
-            },
+            }
+            Err(error) => Err(error),
+        };
+        if !ticket.holds() {
+            return;
+        }
+        let (next, error) = match posted {
+            Ok(Ok(())) => (NextState::Delivered, None),
+            Ok(Err(error)) => {
+                let next =
+                    self.settings
+                        .retry
+                        .after_failure(job.attempts + 1, now_millis(), true, None);
+                (next, Some(error))
+            }
             // Sending it again would not make it readable.
             Err(error) => (NextState::Failed, Some(error)),
         };

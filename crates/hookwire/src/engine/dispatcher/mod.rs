@@ -10,12 +10,18 @@
 //! poller and what is shared with ingest. Which delivery goes next is decided
 //! by [`schedule`], and what an attempt's outcome means by [`outcome`]; both
 //! are plain code that takes the time as a parameter.
+//!
+//! Everything here acts on leases only while this node's heartbeat is fresh
+//! ([`Liveness`]): deliveries come tagged with the epoch they were leased
+//! in, an attempt runs under a [`Ticket`] of that epoch and is abandoned at
+//! a fence, and the queue in memory is forgotten when the epoch ends.
 
 pub mod outcome;
 pub mod schedule;
 
 use super::alerts::{Alerter, Failure};
 use super::attempt::{target_host, Sender};
+use super::liveness::{Liveness, Ticket};
 use super::rate::TokenBucket;
 use super::retry::RetryPolicy;
 use crate::config::{DeliverySettings, LEASE_MARGIN};
@@ -43,10 +49,16 @@ const MIN_CLAIM: usize = CLAIM_BATCH / 2;
 /// Delivered attempts that may wait for their record's commit at once.
 const MAX_RECORDING: usize = 4_096;
 
+/// Deliveries leased to this node in one epoch of its [`Liveness`].
+struct Leased {
+    epoch: u64,
+    jobs: Vec<DeliveryJob>,
+}
+
 /// What ingest and the API use to talk to the dispatcher.
 #[derive(Clone)]
 pub struct DispatcherHandle {
-    jobs: mpsc::UnboundedSender<Vec<DeliveryJob>>,
+    jobs: mpsc::UnboundedSender<Leased>,
     shared: Arc<Shared>,
 }
 
@@ -69,12 +81,25 @@ struct Shared {
     /// Here because every attempt holds `Shared` already: alerts cost a
     /// delivered attempt nothing, not even a reference count.
     alerter: Option<Alerter>,
+    /// Whether this node may act on its leases, and in which epoch.
+    liveness: Liveness,
 }
 
 impl DispatcherHandle {
-    /// Whether fresh deliveries should be leased and handed over now.
-    pub fn has_room(&self) -> bool {
-        self.shared.held.load(Ordering::Relaxed) < HIGH_WATERMARK
+    /// Whether fresh deliveries should be leased and handed over now: the
+    /// epoch to [`submit`](Self::submit) them with, if so. Not while memory
+    /// is full, nor while this node's heartbeat is not fresh (then they are
+    /// committed unleased, for any node).
+    pub fn handoff_epoch(&self) -> Option<u64> {
+        if self.shared.held.load(Ordering::Relaxed) >= HIGH_WATERMARK {
+            return None;
+        }
+        self.shared.liveness.fresh_epoch()
+    }
+
+    /// This node's standing among the nodes sharing its database.
+    pub fn liveness(&self) -> &Liveness {
+        &self.shared.liveness
     }
 
     /// The webhooks whose queues are full: not handed fresh deliveries.
@@ -86,16 +111,19 @@ impl DispatcherHandle {
             .unwrap_or_default()
     }
 
-    pub fn submit(&self, jobs: Vec<DeliveryJob>) {
+    /// Hands over deliveries leased to this node in `epoch` (as
+    /// [`handoff_epoch`](Self::handoff_epoch) or the poller read it before
+    /// leasing them).
+    pub fn submit(&self, jobs: Vec<DeliveryJob>, epoch: u64) {
         if jobs.is_empty() {
             return;
         }
         self.shared.held.fetch_add(jobs.len(), Ordering::Relaxed);
-        if let Err(returned) = self.jobs.send(jobs) {
+        if let Err(returned) = self.jobs.send(Leased { epoch, jobs }) {
             // The dispatcher has stopped; the leases expire and the work is resumed later.
             self.shared
                 .held
-                .fetch_sub(returned.0.len(), Ordering::Relaxed);
+                .fetch_sub(returned.0.jobs.len(), Ordering::Relaxed);
         }
     }
 
@@ -135,6 +163,8 @@ struct Core {
     /// Rate limiters of the webhooks that have one and work in memory.
     buckets: HashMap<String, Arc<TokenBucket>>,
     metrics: Metrics,
+    /// The epoch the queued deliveries were leased in.
+    epoch: u64,
 }
 
 impl Dispatcher {
@@ -144,6 +174,7 @@ impl Dispatcher {
         settings: DeliverySettings,
         metrics: Metrics,
         alerter: Option<Alerter>,
+        liveness: Liveness,
     ) -> Dispatcher {
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -155,6 +186,7 @@ impl Dispatcher {
             saturated: std::sync::Mutex::new(Arc::default()),
             recording: Arc::new(Semaphore::new(MAX_RECORDING)),
             alerter,
+            liveness: liveness.clone(),
         });
         let handle = DispatcherHandle {
             jobs: jobs_tx,
@@ -179,6 +211,7 @@ impl Dispatcher {
             attempts: tokio::task::JoinSet::new(),
             buckets: HashMap::new(),
             metrics,
+            epoch: liveness.fresh_epoch().unwrap_or_default(),
         };
         let tasks = vec![
             tokio::spawn(core.run(jobs_rx, done_rx)),
@@ -205,20 +238,21 @@ impl Dispatcher {
 impl Core {
     async fn run(
         mut self,
-        mut jobs_rx: mpsc::UnboundedReceiver<Vec<DeliveryJob>>,
+        mut jobs_rx: mpsc::UnboundedReceiver<Leased>,
         mut done_rx: mpsc::UnboundedReceiver<Done>,
     ) {
         let shutdown = self.shared.shutdown.clone();
+        let mut fences = self.shared.liveness.fences();
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(done) = done_rx.recv() => self.finish(done),
-                Some(jobs) = jobs_rx.recv() => {
-                    for job in jobs {
-                        self.enqueue(job);
-                    }
+                Ok(()) = fences.changed() => {
+                    let epoch = *fences.borrow_and_update();
+                    self.new_epoch(epoch);
                 }
+                Some(done) = done_rx.recv() => self.finish(done),
+                Some(leased) = jobs_rx.recv() => self.take(leased),
             }
             self.give_back_overflow();
             self.release_disabled();
@@ -227,18 +261,62 @@ impl Core {
         // Draining: queued work goes back to the database now, attempts in
         // flight are awaited (the caller bounds this by the grace period).
         jobs_rx.close();
-        while let Ok(jobs) = jobs_rx.try_recv() {
-            for job in jobs {
-                self.enqueue(job);
-            }
+        while let Ok(leased) = jobs_rx.try_recv() {
+            self.take(leased);
         }
-        let queued = self.schedule.drain_queued();
+        let queued = self.schedule.forget_queued();
         if !queued.is_empty() {
             if let Err(e) = self.store.release(queued, now_millis()).await {
                 tracing::warn!(error = %e, "could not give queued deliveries back; their leases will expire");
             }
         }
         while self.attempts.join_next().await.is_some() {}
+    }
+
+    /// Queues deliveries leased in the current epoch. Older ones are
+    /// dropped: a fence came between their lease and now, so the lease may
+    /// be another node's (given back, in case it is still this node's).
+    fn take(&mut self, leased: Leased) {
+        if !self.shared.liveness.is_current(leased.epoch) {
+            self.shared
+                .held
+                .fetch_sub(leased.jobs.len(), Ordering::Relaxed);
+            let ids = leased.jobs.iter().map(|j| j.delivery_id).collect();
+            release_in_background(self.store.clone(), ids);
+            return;
+        }
+        if leased.epoch != self.epoch {
+            self.new_epoch(leased.epoch);
+        }
+        for job in leased.jobs {
+            self.enqueue(job);
+        }
+    }
+
+    /// A fence ended the epoch of what is queued: forget it all (its leases
+    /// are taken over with this node's old id) and give it back in case the
+    /// database still counts it this node's. Attempts in flight end on their
+    /// own: their tickets were cancelled.
+    fn new_epoch(&mut self, epoch: u64) {
+        if epoch == self.epoch {
+            return;
+        }
+        self.epoch = epoch;
+        let ids = self.schedule.forget_queued();
+        if let Ok(mut saturated) = self.shared.saturated.lock() {
+            *saturated = Arc::default();
+        }
+        let schedule = &self.schedule;
+        self.buckets.retain(|id, _| schedule.webhook(id).is_some());
+        if ids.is_empty() {
+            return;
+        }
+        self.shared.held.fetch_sub(ids.len(), Ordering::Relaxed);
+        tracing::info!(
+            deliveries = ids.len(),
+            "forgot the deliveries queued in memory: this node's heartbeat went stale"
+        );
+        release_in_background(self.store.clone(), ids);
     }
 
     fn enqueue(&mut self, job: DeliveryJob) {
@@ -281,11 +359,19 @@ impl Core {
         while self.attempts.try_join_next().is_some() {}
     }
 
-    /// Starts attempts, one per ready webhook in turn, while there is room.
+    /// Starts attempts, one per ready webhook in turn, while there is room
+    /// and this node's heartbeat is fresh.
     fn pump(&mut self) {
+        let Some(ticket) = self.shared.liveness.ticket() else {
+            return;
+        };
+        if ticket.epoch() != self.epoch {
+            // Fenced and joined again before the loop heard of the fence.
+            self.new_epoch(ticket.epoch());
+        }
         while let Some(pick) = self.schedule.next(now_millis()) {
             match pick {
-                Pick::Start(job) => self.spawn_attempt(job),
+                Pick::Start(job) => self.spawn_attempt(job, ticket.clone()),
                 // Waited too long to start inside its lease: claimed afresh
                 // from the database.
                 Pick::Expired(_) => {
@@ -295,7 +381,7 @@ impl Core {
         }
     }
 
-    fn spawn_attempt(&mut self, job: DeliveryJob) {
+    fn spawn_attempt(&mut self, job: DeliveryJob, ticket: Ticket) {
         // The webhook's own rate limit: the attempt waits for a token while
         // holding its slot, so a limited webhook only slows itself down.
         let bucket = job.max_per_second.map(|rate| {
@@ -329,21 +415,39 @@ impl Core {
         );
         self.attempts.spawn(
             async move {
-                if let Some(bucket) = bucket {
-                    bucket.acquire().await;
-                    if too_late_to_start(job.lease_until, now_millis(), start_margin) {
-                        // Waited past the point where the attempt could end
-                        // inside its lease; the lease runs out and the
-                        // delivery is claimed again.
-                        let _ = done.send(Done {
-                            delivery_id: job.delivery_id,
-                            webhook_id: job.webhook_id,
-                            disabled: false,
-                        });
-                        return;
+                let attempt = async {
+                    if let Some(bucket) = bucket {
+                        bucket.acquire().await;
+                        if too_late_to_start(job.lease_until, now_millis(), start_margin) {
+                            // Waited past the point where the attempt could
+                            // end inside its lease; the lease runs out and
+                            // the delivery is claimed again.
+                            return None;
+                        }
                     }
-                }
-                let report = sender.attempt(&job).await;
+                    Some(sender.attempt(&job).await)
+                };
+                let report = tokio::select! {
+                    biased;
+                    // Fenced: the lease may be another node's any moment, so
+                    // the attempt ends now, unrecorded, and is made again by
+                    // whoever holds the lease next.
+                    _ = ticket.lost() => None,
+                    report = attempt => report,
+                };
+                // `holds` also catches a process paused past its deadline
+                // whose watchdog has not run yet.
+                let Some(report) = report.filter(|_| ticket.holds()) else {
+                    if !ticket.holds() {
+                        tracing::debug!("attempt abandoned: this node's heartbeat is stale");
+                    }
+                    let _ = done.send(Done {
+                        delivery_id: job.delivery_id,
+                        webhook_id: job.webhook_id,
+                        disabled: false,
+                    });
+                    return;
+                };
                 let now = now_millis();
                 let Step {
                     status,
@@ -543,6 +647,8 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
             return;
         }
         let now = now_millis();
+        // Leases taken now belong to this epoch; none while not fresh.
+        let epoch = shared.liveness.fresh_epoch();
         if shared.next_hint.load(Ordering::Relaxed) <= now {
             shared.next_hint.store(i64::MAX, Ordering::Relaxed);
         }
@@ -552,7 +658,7 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
         // memory), so claiming a handful at a time while memory is nearly
         // full would keep the writer busy scanning; wait for room for a
         // real batch (`finish` wakes the poller when there is).
-        if room >= MIN_CLAIM.min(HIGH_WATERMARK) {
+        if let (Some(epoch), true) = (epoch, room >= MIN_CLAIM.min(HIGH_WATERMARK)) {
             let limit = room.min(CLAIM_BATCH);
             let skip: Vec<String> = shared
                 .saturated
@@ -568,7 +674,7 @@ async fn poll(store: Arc<dyn Store>, handle: DispatcherHandle, settings: Deliver
                         full = jobs.len() == limit;
                         skipping_came_back_short =
                             (skipping && !full).then(std::time::Instant::now);
-                        handle.submit(jobs);
+                        handle.submit(jobs, epoch);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "claiming due deliveries failed; retrying")

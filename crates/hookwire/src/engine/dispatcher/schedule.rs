@@ -271,13 +271,27 @@ impl<J: Queued> Schedule<J> {
         std::mem::take(&mut self.released)
     }
 
-    /// Empties every queue (at shutdown), returning what was in them.
-    pub fn drain_queued(&mut self) -> Vec<i64> {
-        self.targets
+    /// Empties every queue and forgets what was in them (at shutdown, or
+    /// when this node stops holding its leases), returning their ids.
+    /// Attempts in flight keep their slots until they finish; webhooks with
+    /// none are forgotten, and none is saturated any more.
+    pub fn forget_queued(&mut self) -> Vec<i64> {
+        let ids: Vec<i64> = self
+            .targets
             .values_mut()
             .flat_map(|t| t.queue.drain(..))
             .map(|j| j.delivery_id())
-            .collect()
+            .collect();
+        for id in &ids {
+            self.known.remove(id);
+        }
+        self.targets.retain(|_, t| {
+            t.in_ready = false;
+            t.in_flight > 0
+        });
+        self.ready.clear();
+        self.saturated.clear();
+        ids
     }
 }
 
@@ -517,15 +531,25 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_drains_every_queue() {
+    fn forgetting_the_queue_keeps_only_what_is_in_flight() {
         let mut s = schedule(1, 100);
-        for (id, webhook) in [(1, "a"), (2, "a"), (3, "b"), (4, "b")] {
+        for (id, webhook) in [(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c")] {
             s.enqueue(job(id, webhook));
         }
-        assert_eq!(start_all(&mut s, 0).len(), 2);
-        let mut left = s.drain_queued();
+        assert_eq!(start_all(&mut s, 0).len(), 3);
+        assert!(s.finish(5, "c", false).idle);
+        let mut left = s.forget_queued();
         left.sort();
         assert_eq!(left, [2, 4]);
         assert_eq!(s.next(0), None);
+        assert_eq!(s.webhook("a"), Some((1, 0)));
+        // What was forgotten can be held again; what is in flight cannot.
+        assert!(s.enqueue(job(2, "a")));
+        assert!(!s.enqueue(job(1, "a")));
+        // Finishing the attempt in flight starts the one queued behind it.
+        assert!(!s.finish(1, "a", false).idle);
+        assert!(matches!(s.next(0), Some(Pick::Start(Job { id: 2, .. }))));
+        assert!(s.finish(3, "b", false).idle);
+        assert_eq!(s.webhook("b"), None);
     }
 }

@@ -1,5 +1,7 @@
 //! Operator alerts on PostgreSQL. Nodes share the table: claims lease rows
-//! with `FOR UPDATE SKIP LOCKED`, so no alert is sent by two nodes at once;
+//! with `FOR UPDATE SKIP LOCKED` to the claiming node, so no alert is sent by
+//! two nodes at once, and a record counts only while the lease is still this
+//! node's (a dead node's leases are taken over, see `nodes`);
 //! the once-an-hour rules decide under an advisory lock per kind and
 //! subject, and the unique `open_key` keeps one open batch per license.
 
@@ -172,7 +174,7 @@ impl Alerts for PgStore {
             .await?
             .query(
                 &format!(
-                    "UPDATE alerts a SET lease_until = $2, open_key = NULL
+                    "UPDATE alerts a SET lease_until = $2, open_key = NULL, leased_by = $4
                      FROM (SELECT id FROM alerts
                            WHERE state = 'pending' AND next_attempt_at <= $1
                              AND lease_until <= $1
@@ -186,7 +188,7 @@ impl Alerts for PgStore {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                &[&now, &lease_until, &(limit as i64)],
+                &[&now, &lease_until, &(limit as i64), &self.node.get()],
             )
             .await
             .map_err(db_error)?;
@@ -205,9 +207,9 @@ impl Alerts for PgStore {
             .await?
             .execute(
                 "UPDATE alerts SET state = $2, next_attempt_at = $3, lease_until = 0,
-                     attempts = attempts + 1, last_error = $4, updated_at = $5
-                 WHERE id = $1",
-                &[&id, &state, &next_at, &error, &at],
+                     leased_by = NULL, attempts = attempts + 1, last_error = $4, updated_at = $5
+                 WHERE id = $1 AND leased_by = $6",
+                &[&id, &state, &next_at, &error, &at, &self.node.get()],
             )
             .await
             .map(|_| ())

@@ -39,6 +39,8 @@ pub(super) struct IngestRequest {
 
 pub(super) struct IngestWork {
     pub pool: Pool,
+    /// The node handed-off deliveries are leased to.
+    pub node: NodeId,
 }
 
 #[async_trait]
@@ -61,7 +63,9 @@ impl GroupWork for IngestWork {
             .iter()
             .flat_map(|r| r.events.iter().map(|e| (e, r.handoff.as_ref())))
             .collect();
-        let mut outcomes = ingest_events(&tx, &events).await?.into_iter();
+        let mut outcomes = ingest_events(&tx, &events, self.node.get())
+            .await?
+            .into_iter();
         Ok(requests
             .iter()
             .map(|r| outcomes.by_ref().take(r.events.len()).collect())
@@ -84,22 +88,24 @@ pub(super) async fn notify_due(c: &impl GenericClient) -> Result<(), tokio_postg
 }
 
 /// Ingests `events` in order inside `tx` and commits: runs without
-/// idempotency keys set based, keyed events one by one.
+/// idempotency keys set based, keyed events one by one. Handed-off
+/// deliveries are leased to `node`.
 async fn ingest_events(
     tx: &PipelinedTx,
     events: &[(&NewEvent, Option<&Handoff>)],
+    node: i64,
 ) -> Result<Vec<IngestOutcome>, GroupFailure> {
     let mut outcomes = Vec::with_capacity(events.len());
     let mut run_start = 0;
     for (i, (ev, handoff)) in events.iter().enumerate() {
         if ev.idempotency.is_some() {
-            outcomes.extend(ingest_run(tx, &events[run_start..i], false).await?);
+            outcomes.extend(ingest_run(tx, &events[run_start..i], node, false).await?);
             tx.begin().await?;
-            outcomes.push(ingest_one(tx.client(), ev, *handoff).await?);
+            outcomes.push(ingest_one(tx.client(), ev, *handoff, node).await?);
             run_start = i + 1;
         }
     }
-    outcomes.extend(ingest_run(tx, &events[run_start..], true).await?);
+    outcomes.extend(ingest_run(tx, &events[run_start..], node, true).await?);
     // A group ending in a keyed event has no run to carry its `COMMIT`.
     tx.commit_if(true).await?;
     Ok(outcomes)
@@ -146,8 +152,8 @@ const EVENTS: &str =
      RETURNING unique_id, seq";
 const DELIVERIES: &str =
     "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state,
-                             next_attempt_at, lease_until, created_at, updated_at)
-     SELECT s, w, l, d, 'pending', t, lease, t, t
+                             next_attempt_at, lease_until, leased_by, created_at, updated_at)
+     SELECT s, w, l, d, 'pending', t, lease, CASE WHEN lease > 0 THEN $7::bigint END, t, t
      FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[])
           AS u(s, w, l, d, t, lease)
      RETURNING event_seq, webhook_id, id";
@@ -213,6 +219,7 @@ async fn query_if(
 async fn ingest_run(
     tx: &PipelinedTx,
     events: &[(&NewEvent, Option<&Handoff>)],
+    node: i64,
     commit: bool,
 ) -> Result<Vec<IngestOutcome>, GroupFailure> {
     if events.is_empty() {
@@ -314,8 +321,8 @@ async fn ingest_run(
     }
     let (c_lic, c_chat, c_tags): (Vec<&str>, Vec<&str>, Vec<&str>) = changed.into_iter().collect();
     let tags_update: [&(dyn ToSql + Sync); 3] = [&c_lic, &c_chat, &c_tags];
-    let delivery_params: [&(dyn ToSql + Sync); 6] =
-        [&d_seq, &d_hook, &d_lic, &d_bits, &d_at, &d_lease];
+    let delivery_params: [&(dyn ToSql + Sync); 7] =
+        [&d_seq, &d_hook, &d_lic, &d_bits, &d_at, &d_lease, &node];
     let held_params = held.params();
     let (_, delivery_rows, held_rows, _, _) = tokio::try_join!(
         biased;
@@ -379,6 +386,7 @@ async fn ingest_one(
     tx: &Client,
     ev: &NewEvent,
     handoff: Option<&Handoff>,
+    node: i64,
 ) -> Result<IngestOutcome, tokio_postgres::Error> {
     let known = tx
         .query_opt(
@@ -537,9 +545,10 @@ async fn ingest_one(
         let id: i64 = tx
             .query_one(
                 "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
-                                         lease_until, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $5, $5) RETURNING id",
-                &[&seq, &t.webhook_id, &ev.license_id, &bits, &ev.received_at, &lease],
+                                         lease_until, leased_by, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, CASE WHEN $6::bigint > 0 THEN $7::bigint END, $5, $5)
+                 RETURNING id",
+                &[&seq, &t.webhook_id, &ev.license_id, &bits, &ev.received_at, &lease, &node],
             )
             .await?
             .get(0);

@@ -1,8 +1,9 @@
 //! The PostgreSQL store, for several nodes on one database.
 //!
 //! Nodes share work through the database alone: due deliveries are claimed
-//! with `FOR UPDATE SKIP LOCKED` and leased, so no two nodes attempt one at
-//! the same time, and a dead node's leases simply run out. Decisions that
+//! with `FOR UPDATE SKIP LOCKED` and leased to the claiming node, so no two
+//! nodes attempt one at the same time, and a dead node's leases are taken
+//! over as soon as its heartbeat goes stale (`nodes`). Decisions that
 //! must hold across nodes (idempotency keys, the `chat_changed` tag rule) are
 //! made under row locks inside the ingest transaction. `NOTIFY hookwire_due`
 //! wakes every node's poller when work becomes due that no node holds.
@@ -11,7 +12,7 @@
 //! mapping, planner settings, the event columns); each trait of [`Store`]
 //! has its file: `licenses`, `webhooks`, `queue` (with `ingest`, `record`,
 //! `group` and `pipeline` for the hot path), `log`, `visitors`, `ops`,
-//! `alerts`.
+//! `alerts`, `nodes`.
 
 mod alerts;
 mod group;
@@ -19,6 +20,7 @@ mod ingest;
 mod licenses;
 mod listen;
 mod log;
+mod nodes;
 mod ops;
 mod pipeline;
 mod queue;
@@ -34,6 +36,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use group::{Group, GroupFailure, GroupWork};
 use hookwire_livechat::{DataType, DataTypes, EventType};
 use ingest::{notify_due, IngestWork};
+use nodes::{HeartbeatLink, NodeId};
 use record::RecordWork;
 use rules::rows::EventRow;
 use std::collections::HashMap;
@@ -54,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_8.sql"),
     include_str!("schema_9.sql"),
     include_str!("schema_10.sql"),
+    include_str!("schema_11.sql"),
 ];
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
@@ -89,6 +93,10 @@ pub struct PgStore {
     _listener: tokio::task::JoinHandle<()>,
     /// The connection holding the prune lock during a prune pass.
     pruning: retention::PruneLockHolder,
+    /// The node this process is now: the id its leases name.
+    node: NodeId,
+    /// The heartbeat's own connection, apart from the pool.
+    heartbeat: HeartbeatLink,
 }
 
 fn db_error(e: tokio_postgres::Error) -> StoreError {
@@ -138,12 +146,27 @@ impl PgStore {
             .map_err(StoreError::unavailable)?;
         migrate(&pool).await?;
         let due = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen::run(config, DUE_CHANNEL, due.clone()));
+        let listener = tokio::spawn(listen::run(config.clone(), DUE_CHANNEL, due.clone()));
+        let node = NodeId::default();
         // Few groups, so each is large: more groups at once measured slower
         // (more statements and WAL flushes for the same events). Two ingest
         // groups let one commit while the next runs its statements.
-        let ingests = Group::start(IngestWork { pool: pool.clone() }, MAX_GROUP, 2);
-        let records = Group::start(RecordWork { pool: pool.clone() }, MAX_GROUP, 1);
+        let ingests = Group::start(
+            IngestWork {
+                pool: pool.clone(),
+                node: node.clone(),
+            },
+            MAX_GROUP,
+            2,
+        );
+        let records = Group::start(
+            RecordWork {
+                pool: pool.clone(),
+                node: node.clone(),
+            },
+            MAX_GROUP,
+            1,
+        );
         Ok(PgStore {
             pool,
             ingests,
@@ -151,6 +174,8 @@ impl PgStore {
             due,
             _listener: listener,
             pruning: Default::default(),
+            node,
+            heartbeat: HeartbeatLink::new(config),
         })
     }
 

@@ -1,6 +1,8 @@
 //! The delivery queue on PostgreSQL: ingests and records go through their
 //! group commits (`ingest`, `record`); claims lease with `FOR UPDATE SKIP
-//! LOCKED`, so nodes never claim the same delivery.
+//! LOCKED`, so nodes never claim the same delivery. Every lease names the
+//! node holding it (`leased_by`): a give-back or a record takes effect only
+//! while it still names this node (see `nodes`).
 
 use super::*;
 use ingest::IngestRequest;
@@ -50,7 +52,7 @@ impl DeliveryQueue for PgStore {
                      FOR UPDATE OF d SKIP LOCKED),
                  due AS (SELECT id FROM expired UNION ALL SELECT id FROM free LIMIT $2),
                  leased AS (
-                     UPDATE deliveries d SET lease_until = $3 FROM due WHERE d.id = due.id
+                     UPDATE deliveries d SET lease_until = $3, leased_by = $5 FROM due WHERE d.id = due.id
                      RETURNING d.id, d.webhook_id, d.data_types, d.attempts_in_round, d.event_seq, d.next_attempt_at)
                  SELECT l.id, l.webhook_id, w.url, l.data_types, l.attempts_in_round, l.event_seq,
                         e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
@@ -58,7 +60,13 @@ impl DeliveryQueue for PgStore {
                         w.max_per_second
                  FROM leased l JOIN webhooks w ON w.id = l.webhook_id JOIN events e ON e.seq = l.event_seq
                  ORDER BY l.next_attempt_at, l.id",
-                &[&now, &(limit as i64), &lease_until, &skip_webhooks],
+                &[
+                    &now,
+                    &(limit as i64),
+                    &lease_until,
+                    &skip_webhooks,
+                    &self.node.get(),
+                ],
             )
             .await
             .map_err(db_error)?;
@@ -96,10 +104,12 @@ impl DeliveryQueue for PgStore {
         let tx = client.transaction().await.map_err(db_error)?;
         tx.batch_execute(BY_ID_PLANS).await.map_err(db_error)?;
         tx.execute(
-            // `IS TRUE`: see `BY_ID_PLANS`.
-            "UPDATE deliveries SET lease_until = 0, next_attempt_at = GREATEST(next_attempt_at, $2)
-             WHERE id = ANY($1) AND (state = 'pending') IS TRUE",
-            &[&delivery_ids, &due_at],
+            // `IS TRUE`: see `BY_ID_PLANS`. Only leases still this node's:
+            // one taken over meanwhile is another's now.
+            "UPDATE deliveries SET lease_until = 0, leased_by = NULL,
+                 next_attempt_at = GREATEST(next_attempt_at, $2)
+             WHERE id = ANY($1) AND (state = 'pending') IS TRUE AND leased_by = $3",
+            &[&delivery_ids, &due_at, &self.node.get()],
         )
         .await
         .map_err(db_error)?;

@@ -4,7 +4,10 @@
 //! logged and applied to their deliveries with one statement per group, and
 //! each webhook's health (`failing_since`) is updated once, with what the
 //! last of its attempts in the group says. A webhook row is only written when
-//! its health changes: every write would lock it until commit.
+//! its health changes: every write would lock it until commit. An attempt
+//! moves its delivery on only while the delivery's lease names this node:
+//! one taken over (this node was declared dead) belongs to another node now,
+//! whose own record counts. The attempt is logged either way: it was made.
 
 use super::pipeline::PipelinedTx;
 use super::*;
@@ -13,6 +16,8 @@ use tokio_postgres::types::ToSql;
 
 pub(super) struct RecordWork {
     pub pool: Pool,
+    /// Whose leases records may end.
+    pub node: NodeId,
 }
 
 #[async_trait]
@@ -44,9 +49,11 @@ impl GroupWork for RecordWork {
         }
         chunks.push(&records[start..]);
         let last = chunks.len() - 1;
+        let node = self.node.get();
         for (i, chunk) in chunks.into_iter().enumerate() {
             let columns = RecordColumns::new(chunk);
-            let params = columns.params();
+            let mut params = columns.params().to_vec();
+            params.push(&node);
             tokio::try_join!(
                 biased;
                 tx.begin(),
@@ -89,9 +96,9 @@ const RECORD: &str = "WITH input AS (
                          WHEN h.restart THEN w.failing_since IS DISTINCT FROM h.since
                          ELSE w.failing_since IS NULL END)
              UPDATE deliveries d SET state = i.state, next_attempt_at = i.next_at, lease_until = 0,
-                 attempts_in_round = d.attempts_in_round + 1, updated_at = i.at
+                 leased_by = NULL, attempts_in_round = d.attempts_in_round + 1, updated_at = i.at
              FROM input i
-             WHERE d.id = i.delivery_id AND (d.state = 'pending') IS TRUE";
+             WHERE d.id = i.delivery_id AND (d.state = 'pending') IS TRUE AND d.leased_by = $13";
 
 /// A chunk of records as the columns of [`RECORD`].
 struct RecordColumns<'a> {

@@ -5,7 +5,7 @@
 //! share (reading on a pooled connection, the event columns); each trait of
 //! [`Store`] has its file: `licenses`, `webhooks`, `queue` (with `ingest`,
 //! `claim` and `record` for the hot path's writer operations), `log`,
-//! `visitors`, `ops`, `alerts`, `retention`.
+//! `visitors`, `ops`, `alerts`, `retention`, `nodes`.
 
 mod alerts;
 pub mod backup;
@@ -13,6 +13,7 @@ mod claim;
 mod ingest;
 mod licenses;
 mod log;
+mod nodes;
 mod ops;
 mod process;
 mod queue;
