@@ -139,9 +139,20 @@ impl Engine {
         self
     }
 
-    /// The exact body a delivery of `event` with `data_types` sends.
-    pub fn render_body(&self, event: &EventBody, data_types: DataTypes) -> Vec<u8> {
-        attempt::render_body(&self.token_secret, event, data_types)
+    /// The exact body a delivery of `event` with `data_types` to webhook
+    /// `webhook_id` sends, as the web app shows it: a v3 delivery's
+    /// `secret_key` masked.
+    pub fn render_body(
+        &self,
+        event: &EventBody,
+        data_types: DataTypes,
+        webhook_id: &str,
+    ) -> Vec<u8> {
+        let v3 = attempt::V3Recipient {
+            webhook_id,
+            secret_key: "****",
+        };
+        attempt::render_body(&self.token_secret, event, data_types, Some(v3))
     }
 
     /// Attempts one delivery of `event` to `webhook` right now, the way the
@@ -174,6 +185,7 @@ impl Engine {
             event: Arc::new(event),
             signing_secrets,
             max_per_second: None,
+            v3_secret_key: None,
         };
         Ok(Some(sender.attempt(&job).await))
     }

@@ -6,10 +6,11 @@
 //! node owns a delivery (leases). What those decisions are, apart from the
 //! SQL that loads and keeps their state, is written once in [`rules`].
 //!
-//! [`Store`] is eight traits, one per concern, so a reader can hold one at a
+//! [`Store`] is nine traits, one per concern, so a reader can hold one at a
 //! time: [`Licenses`], [`Webhooks`], [`DeliveryQueue`] (the hot path),
-//! [`DeliveryLog`], [`Visitors`], [`WebSessions`], [`Ops`] and [`Alerts`]
-//! (operator alerts). Every backend implements all of them, and `dyn Store`
+//! [`DeliveryLog`], [`Visitors`], [`WebSessions`], [`Ops`], [`Alerts`]
+//! (operator alerts) and [`V3Webhooks`] (LiveChat v3.x registrations and
+//! ingest). Every backend implements all of them, and `dyn Store`
 //! offers every method of each.
 
 mod alerts;
@@ -20,6 +21,7 @@ pub mod postgres;
 mod queue;
 pub mod rules;
 pub mod sqlite;
+mod v3_webhooks;
 mod visitors;
 mod web_sessions;
 mod webhooks;
@@ -36,6 +38,10 @@ pub use ops::{Ops, OpsStats, PoolStats};
 pub use queue::{
     AttemptRecord, DeliveryJob, DeliveryQueue, EventBody, Handoff, IngestOutcome, NewEvent,
     NextState,
+};
+pub use v3_webhooks::{
+    EventName, NewV3Event, NewV3Webhook, V3Body, V3Extra, V3Registered, V3Webhook, V3Webhooks,
+    MAX_V3_WEBHOOKS_PER_ACTION,
 };
 pub use visitors::{DetailsSet, VisitorView, Visitors};
 pub use web_sessions::{WebSession, WebSessions};
@@ -97,6 +103,7 @@ pub trait Store:
     + WebSessions
     + Ops
     + Alerts
+    + V3Webhooks
     + Send
     + Sync
     + 'static
@@ -112,6 +119,7 @@ impl<T> Store for T where
         + WebSessions
         + Ops
         + Alerts
+        + V3Webhooks
         + Send
         + Sync
         + 'static

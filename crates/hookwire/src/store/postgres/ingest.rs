@@ -72,8 +72,9 @@ fn event_body(ev: &NewEvent) -> EventBody {
     EventBody {
         unique_id: ev.unique_id.clone(),
         license_id: ev.license_id.clone(),
-        event_type: ev.event_type,
+        event_type: EventName::V2(ev.event_type),
         sections: ev.sections.clone(),
+        v3: None,
     }
 }
 
@@ -271,6 +272,7 @@ async fn ingest_run(
                             ev.received_at,
                         ),
                         max_per_second: r.get::<_, Option<i32>>(8).map(|n| n.max(0) as u32),
+                        v3_secret_key: None,
                     })
                     .collect()
             })
@@ -481,6 +483,7 @@ async fn ingest_one(
                 data_types: DataTypes::from_bits(bits as u8),
                 signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), ev.received_at),
                 max_per_second: r.get::<_, Option<i32>>(6).map(|n| n.max(0) as u32),
+                v3_secret_key: None,
             }
         })
         .collect()

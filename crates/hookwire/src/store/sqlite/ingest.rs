@@ -100,6 +100,7 @@ pub(super) fn ingest_one(
                 data_types: DataTypes::from_bits(r.get(2)?),
                 signing_secrets: signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
                 max_per_second: r.get(6)?,
+                v3_secret_key: None,
             })
         })?;
         for row in rows {
@@ -136,8 +137,9 @@ pub(super) fn ingest_one(
         EventBody {
             unique_id: ev.unique_id,
             license_id: ev.license_id,
-            event_type: ev.event_type,
+            event_type: EventName::V2(ev.event_type),
             sections: ev.sections,
+            v3: None,
         }
     });
     Ok(IngestOutcome::Accepted {

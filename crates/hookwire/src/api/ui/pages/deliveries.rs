@@ -334,7 +334,9 @@ pub async fn delivery_page(
     out.push_str("<h2>Body sent</h2>");
     match state.store().delivery_body(license, d.id).await? {
         Some((event, data_types)) => {
-            let body = state.engine().render_body(&event, data_types);
+            let body = state
+                .engine()
+                .render_body(&event, data_types, &d.webhook_id);
             let _ = write!(
                 out,
                 r#"<p class="hint">Exactly as POSTed (Content-Type: application/json), on every attempt.</p><pre class="body" id="body-sent" tabindex="0">{}</pre>"#,
