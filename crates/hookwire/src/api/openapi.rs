@@ -36,6 +36,7 @@ pub const LICENSE_BASIC: &str = "license_basic";
     ),
     tags(
         (name = "livechat-v2", description = "LiveChat's v2 REST routes, at `/` and at `/v2`."),
+        (name = "livechat-v3", description = "LiveChat's Configuration API webhook methods, v3.5 to v3.7; errors answer `{\"error\": {\"type\", \"message\"}}`."),
         (name = "ingest", description = "The chat platform reports events (platform key)."),
         (name = "licenses", description = "Licenses and their API keys (platform key)."),
         (name = "webhooks", description = "hookwire's own webhook routes (license key)."),
@@ -47,6 +48,7 @@ pub const LICENSE_BASIC: &str = "license_basic";
         ErrorBody,
         ErrorDetail,
         LivechatError,
+        crate::api::livechat_v3::schemas::LivechatV3Error,
         OperatorAlert,
         AlertTypeName,
         AlertData,
@@ -87,9 +89,14 @@ impl Modify for Common {
 /// wrong method) or a 5xx (503: database unavailable, backlog full; 500:
 /// stored data that cannot be read), always in the error format: LiveChat's
 /// on LiveChat's routes, hookwire's elsewhere.
-fn add_errors(op: &mut Operation, livechat: bool) {
+fn add_errors(op: &mut Operation, livechat: bool, v3: bool) {
     let error = || {
-        let (description, schema) = if livechat {
+        let (description, schema) = if v3 {
+            (
+                "An error, in the Configuration API's format: `error.type` and `error.message`.",
+                "LivechatV3Error",
+            )
+        } else if livechat {
             (
                 "An error, in LiveChat's format: `error` is one sentence.",
                 "LivechatError",
@@ -131,7 +138,11 @@ pub fn finish(mut spec: Spec) -> Spec {
         .into_iter()
         .flatten()
         {
-            add_errors(op, super::livechat_error::is_livechat_path(path));
+            add_errors(
+                op,
+                super::livechat_error::is_livechat_path(path),
+                super::livechat_v3::errors::is_v3_path(path),
+            );
             if prefixed {
                 if let Some(id) = &op.operation_id {
                     op.operation_id = Some(format!("v2_prefixed_{id}"));

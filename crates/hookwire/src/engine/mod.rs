@@ -8,6 +8,9 @@ pub mod dispatcher;
 pub mod rate;
 pub mod retry;
 pub mod ssrf;
+mod v3;
+
+pub use v3::new_organization_id;
 
 use crate::secret::{hash_secret, new_event_id, token_is_for, token_time_prefix, Secret};
 use crate::store::{
@@ -230,7 +233,10 @@ impl Engine {
     ) -> Result<Vec<IngestAnswer>, StoreError> {
         let now = now_millis();
         let expires = now + self.token_ttl.as_millis() as Millis;
-        let event_types: Vec<_> = events.iter().map(|(ev, _)| ev.event_type).collect();
+        let event_types: Vec<_> = events
+            .iter()
+            .map(|(ev, _)| ev.event_type.as_str())
+            .collect();
         let new_events = events
             .into_iter()
             .map(|(ev, idempotency)| {
@@ -250,11 +256,27 @@ impl Engine {
                 }
             })
             .collect();
-        let handoff = self.dispatcher.has_room().then(|| Handoff {
+        let outcomes = self.store.ingest(new_events, self.handoff(now)).await?;
+        Ok(self.hand_over(outcomes, event_types))
+    }
+
+    /// Whether ingest hands its fresh deliveries straight to this node's
+    /// dispatcher, and with which lease.
+    fn handoff(&self, now: Millis) -> Option<Handoff> {
+        self.dispatcher.has_room().then(|| Handoff {
             lease_until: now + self.lease.as_millis() as Millis,
             saturated: self.dispatcher.saturated(),
-        });
-        let outcomes = self.store.ingest(new_events, handoff).await?;
+        })
+    }
+
+    /// The answers to committed events (named for the metrics), their
+    /// handed-over deliveries submitted and the dispatcher woken for those
+    /// left to the poller.
+    fn hand_over(
+        &self,
+        outcomes: Vec<IngestOutcome>,
+        event_types: Vec<&'static str>,
+    ) -> Vec<IngestAnswer> {
         let mut answers = Vec::with_capacity(outcomes.len());
         let mut fresh = Vec::new();
         let mut left_unleased = false;
@@ -291,6 +313,6 @@ impl Engine {
             self.dispatcher.wake();
         }
         self.dispatcher.submit(fresh);
-        Ok(answers)
+        answers
     }
 }
