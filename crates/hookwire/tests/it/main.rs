@@ -12,6 +12,7 @@ mod fuzz;
 mod ingest;
 mod isolation;
 mod limits;
+mod livechat_v3;
 mod openapi;
 mod ops;
 mod receiver_crate;

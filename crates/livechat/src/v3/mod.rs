@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod event;
 pub mod filters;
 pub mod register;
+pub mod sample;
 
 pub use catalog::PayloadKey;
 pub use envelope::{render_envelope, EnvelopeParts};

@@ -155,6 +155,17 @@ async fn action(
     Ok(Json(answer))
 }
 
+/// Whether the license has a v3 webhook `id` (its deliveries are in the
+/// log like a v2 webhook's).
+pub async fn is_v3_webhook(state: &AppState, license_id: &str, id: &str) -> ApiResult<bool> {
+    Ok(state
+        .store()
+        .list_v3_webhooks(license_id, None)
+        .await?
+        .iter()
+        .any(|w| w.id == id))
+}
+
 /// `list_webhook_names`: the version's catalog with each action's filters
 /// and additional data.
 fn webhook_names(version: Version) -> Value {
