@@ -13,6 +13,7 @@ mod ingest;
 mod isolation;
 mod limits;
 mod livechat_v3;
+mod livechat_v3_sdk;
 mod openapi;
 mod ops;
 mod receiver_crate;
