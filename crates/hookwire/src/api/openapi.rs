@@ -49,6 +49,7 @@ pub const LICENSE_BASIC: &str = "license_basic";
         ErrorDetail,
         LivechatError,
         crate::api::livechat_v3::schemas::LivechatV3Error,
+        crate::api::livechat_v3::schemas::V3Method,
         OperatorAlert,
         AlertTypeName,
         AlertData,

@@ -39,7 +39,7 @@ impl Service {
         };
         let action = new.action;
         match self.store.register_v3_webhook(new).await? {
-            V3Registered::Registered(w) => Ok(w),
+            V3Registered::Registered(w) => Ok(*w),
             V3Registered::LimitReached => Err(ServiceError::Invalid(ValidationError::new(
                 "action",
                 format!(

@@ -113,7 +113,7 @@ pub struct NewV3Webhook {
 /// What a registration came to.
 #[derive(Debug)]
 pub enum V3Registered {
-    Registered(V3Webhook),
+    Registered(Box<V3Webhook>),
     /// The owner has [`MAX_V3_WEBHOOKS_PER_ACTION`] for the action already.
     LimitReached,
     UnknownLicense,

@@ -60,9 +60,18 @@ async fn every_described_operation_is_routed() {
         "/healthz",
         "/readyz",
         "/api/openapi.json",
+        "/v3.5/configuration/action/{method}",
+        "/v3.6/configuration/action/{method}",
+        "/v3.7/configuration/action/{method}",
     ] {
         assert!(paths.contains_key(path), "{path} is not described");
     }
+    // The Configuration API's routes describe their own error shape.
+    assert_eq!(
+        paths["/v3.6/configuration/action/{method}"]["post"]["responses"]["4XX"]["content"]
+            ["application/json"]["schema"]["$ref"],
+        "#/components/schemas/LivechatV3Error"
+    );
     app.shutdown().await;
 }
 
@@ -127,4 +136,5 @@ fn described_enums_match_the_domain() {
         .collect();
     assert_eq!(names("EventTypeName"), events);
     assert_eq!(names("DataTypeName"), data);
+    assert_eq!(names("V3Method"), hookwire::api::livechat_v3::METHODS);
 }

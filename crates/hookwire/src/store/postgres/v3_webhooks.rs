@@ -121,7 +121,7 @@ impl V3Webhooks for PgStore {
             .map_err(db_error)?;
         let webhook = v3_webhook(&row)?;
         tx.commit().await.map_err(db_error)?;
-        Ok(V3Registered::Registered(webhook))
+        Ok(V3Registered::Registered(Box::new(webhook)))
     }
 
     async fn list_v3_webhooks(

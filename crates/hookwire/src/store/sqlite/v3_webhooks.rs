@@ -107,7 +107,7 @@ impl V3Webhooks for SqliteStore {
         Ok(match rows {
             None => V3Registered::UnknownLicense,
             Some(None) => V3Registered::LimitReached,
-            Some(Some(row)) => V3Registered::Registered(row.into_webhook()?),
+            Some(Some(row)) => V3Registered::Registered(Box::new(row.into_webhook()?)),
         })
     }
 
