@@ -1,5 +1,6 @@
 //! Licenses: created by the chat platform, each with an API key shown once,
-//! and the portal links that sign its customers into the web app.
+//! its organization id (the v3 envelope's `organization_id`), and the
+//! portal links that sign its customers into the web app.
 
 use super::auth::Platform;
 use super::error::ApiResult;
@@ -34,6 +35,51 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(json!({ "license_id": license_id, "api_key": api_key.expose() })),
+    ))
+}
+
+/// A license as the platform sees it: its id and organization id (made the
+/// first time it is needed, as LiveChat makes one per organization).
+#[utoipa::path(operation_id = "get_license", get, path = "/licenses/{license_id}", tag = "licenses", security(("platform_key" = [])),
+    params(("license_id" = String, Path, description = "The license")),
+    responses((status = 200, description = "The license", body = crate::api::openapi::LicenseView)))]
+pub async fn get(
+    State(state): State<AppState>,
+    _: Platform,
+    Path(license_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let organization_id = state.service().organization_id(&license_id).await?;
+    Ok(Json(
+        json!({ "license_id": license_id, "organization_id": organization_id }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LicenseChange {
+    organization_id: String,
+}
+
+/// Sets the license's organization id: the platform's own, so v3 webhooks
+/// carry the id its integrations know.
+#[utoipa::path(operation_id = "update_license", patch, path = "/licenses/{license_id}", tag = "licenses", security(("platform_key" = [])),
+    params(("license_id" = String, Path, description = "The license")),
+    request_body(content = crate::api::openapi::LicenseChange, description = "JSON"),
+    responses((status = 200, description = "The license", body = crate::api::openapi::LicenseView)))]
+pub async fn update(
+    State(state): State<AppState>,
+    _: Platform,
+    Path(license_id): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let change: LicenseChange = typed(json_or_form(&headers, &body)?)?;
+    state
+        .service()
+        .set_organization_id(&license_id, &change.organization_id)
+        .await?;
+    Ok(Json(
+        json!({ "license_id": license_id, "organization_id": change.organization_id }),
     ))
 }
 

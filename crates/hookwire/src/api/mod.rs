@@ -126,6 +126,7 @@ fn livechat_v2() -> OpenApiRouter<AppState> {
 pub fn api_routes() -> OpenApiRouter<AppState> {
     let v1 = OpenApiRouter::new()
         .routes(routes!(licenses::create))
+        .routes(routes!(licenses::get, licenses::update))
         .routes(routes!(licenses::create_portal_link))
         .routes(routes!(events::ingest_one))
         .routes(routes!(events::ingest_batch))

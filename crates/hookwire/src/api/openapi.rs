@@ -260,6 +260,22 @@ pub struct LicenseCreated {
     pub api_key: String,
 }
 
+/// A license: its id and organization id (the v3 envelope's `organization_id`).
+#[derive(Serialize, ToSchema)]
+pub struct LicenseView {
+    pub license_id: String,
+    /// Generated when first needed (UUID layout) unless the platform set one.
+    pub organization_id: String,
+}
+
+/// What the platform may change of a license.
+#[derive(Serialize, ToSchema)]
+pub struct LicenseChange {
+    /// 1 to 64 letters, digits, `-`, `_` and `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub organization_id: String,
+}
+
 /// A single-use link that signs a browser into the web app as the license.
 #[derive(Serialize, ToSchema)]
 pub struct PortalLinkCreated {

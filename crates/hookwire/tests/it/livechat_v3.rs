@@ -249,9 +249,18 @@ crate::backend_tests! {
         // The delivery is logged like a v2 one, its event named by its action.
         let deliveries = app.wait_deliveries(&key, &id, |d| d.len() == 1 && d[0]["state"] == "delivered").await;
         assert_eq!(deliveries[0]["event_type"], "incoming_chat");
-        // The same organization id on every event of the license.
+        // The license's organization id, shown to the platform, which may set its own.
+        let (status, license) = app.get(PLATFORM_KEY, "/api/v1/licenses/1025707").await;
+        assert_eq!((status, license), (200, json!({"license_id": "1025707", "organization_id": org})));
         let (_, _) = post(event.clone()).await;
         assert_eq!(receiver.next().await.json()["organization_id"], org.as_str());
+        let (status, _) = app.patch(PLATFORM_KEY, "/api/v1/licenses/1025707", &json!({"organization_id": "org-42"})).await;
+        assert_eq!(status, 200);
+        let (status, body) = app.patch(PLATFORM_KEY, "/api/v1/licenses/1025707", &json!({"organization_id": "a b"})).await;
+        assert_eq!((status, &body["error"]["field"]), (400, &json!("organization_id")));
+        assert_eq!(app.get(PLATFORM_KEY, "/api/v1/licenses/404").await.0, 404);
+        let (_, _) = post(event.clone()).await;
+        assert_eq!(receiver.next().await.json()["organization_id"], "org-42");
 
         // Bad input: a 400 naming the key.
         for (event, field) in [

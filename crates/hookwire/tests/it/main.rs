@@ -20,6 +20,7 @@ mod receiver_crate;
 mod safety;
 mod several_nodes;
 mod store;
+mod store_v3;
 mod support;
 mod tls;
 mod tools;

@@ -19,13 +19,13 @@ use std::sync::Arc;
 use tempfile::TempDir;
 
 /// A store on a fresh database of the test's backend, and where it is.
-struct TestStore {
-    store: Arc<dyn Store>,
+pub(crate) struct TestStore {
+    pub(crate) store: Arc<dyn Store>,
     database: DatabaseUrl,
     _dir: TempDir,
 }
 
-async fn open() -> TestStore {
+pub(crate) async fn open() -> TestStore {
     let dir = TempDir::new().unwrap();
     let mut settings = test_settings(&dir);
     settings.database = fresh_database(&dir).await;
@@ -39,7 +39,7 @@ async fn open() -> TestStore {
 
 impl TestStore {
     /// Runs `statements` straight on the database, behind the store's back.
-    async fn sql(&self, statements: &str) {
+    pub(crate) async fn sql(&self, statements: &str) {
         match &self.database {
             DatabaseUrl::Sqlite(path) => {
                 let (path, statements) = (path.clone(), statements.to_string());
@@ -153,7 +153,7 @@ fn all_of(license: &str) -> DeliveryQuery<'_> {
 }
 
 /// The message of a `Corrupt` error; anything else fails the test.
-fn corrupt<T: std::fmt::Debug>(result: StoreResult<T>) -> String {
+pub(crate) fn corrupt<T: std::fmt::Debug>(result: StoreResult<T>) -> String {
     match result {
         Err(StoreError::Corrupt(what)) => what,
         other => panic!("expected StoreError::Corrupt, got {other:?}"),
