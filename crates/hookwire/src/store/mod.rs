@@ -49,6 +49,7 @@ pub use webhooks::{NewWebhook, Webhook, WebhookPatch, Webhooks};
 
 use queue::{handoff_jobs, signing_secrets, IngestTarget};
 use std::sync::Arc;
+use v3_webhooks::{admitted, v3_event_body, Found};
 
 /// Milliseconds since the Unix epoch: every time the store keeps.
 pub type Millis = i64;

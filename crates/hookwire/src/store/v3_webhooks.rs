@@ -8,7 +8,7 @@
 //! whose deliveries go through the same queue: only the body differs
 //! (`engine::attempt` renders the six-key envelope for it).
 
-use super::{Handoff, IngestOutcome, Millis, StoreResult};
+use super::{EventBody, Handoff, IngestOutcome, IngestTarget, Millis, StoreError, StoreResult};
 use crate::secret::{SealedSecret, SealedTargetUrl};
 use async_trait::async_trait;
 use hookwire_livechat::v3::{Action, AdditionalDataSet, Filters, Version, WebhookKind};
@@ -133,6 +133,60 @@ pub struct NewV3Event {
     pub new_organization_id: String,
     pub idempotency: Option<(String, String)>,
     pub received_at: Millis,
+}
+
+/// A webhook ingest found for a v3 event, before `rules::v3` decides.
+pub(super) struct Found {
+    pub target: IngestTarget,
+    /// `v3_kind` as stored.
+    pub kind: String,
+    pub owner_client_id: String,
+    pub filters: Option<String>,
+    pub license_enabled: bool,
+}
+
+/// The targets among `found` that `rules::v3` admits `ev` to; the others
+/// are logged at DEBUG with the reason.
+pub(super) fn admitted(found: Vec<Found>, ev: &NewV3Event) -> StoreResult<Vec<IngestTarget>> {
+    let mut targets = Vec::with_capacity(found.len());
+    for f in found {
+        let kind = WebhookKind::parse(&f.kind).ok_or_else(|| {
+            StoreError::corrupt(
+                format_args!("webhook {}", f.target.webhook_id),
+                format_args!("v3_kind: {:?}", f.kind),
+            )
+        })?;
+        let candidate = super::rules::v3::Candidate {
+            kind,
+            owner_client_id: f.owner_client_id,
+            filters: f.filters,
+            license_enabled: f.license_enabled,
+        };
+        let webhook_id = &f.target.webhook_id;
+        match super::rules::v3::decide(webhook_id, &candidate, &ev.context, ev.agent_id.as_deref())?
+        {
+            super::rules::v3::Decision::Deliver => targets.push(f.target),
+            not => {
+                tracing::debug!(webhook = %webhook_id, decision = ?not, "v3 event not delivered")
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// What a handed-over delivery of a v3 event carries of it.
+pub(super) fn v3_event_body(ev: NewV3Event, extra: V3Extra) -> EventBody {
+    EventBody {
+        unique_id: ev.unique_id,
+        license_id: ev.license_id,
+        event_type: EventName::V3(ev.action),
+        sections: Default::default(),
+        v3: Some(V3Body {
+            action: ev.action,
+            payload: ev.payload,
+            extra,
+        }),
+    }
 }
 
 /// Registrations, switches and ingest for v3 webhooks.

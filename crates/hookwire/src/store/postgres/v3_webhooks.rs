@@ -5,7 +5,7 @@
 
 use super::*;
 use rules::idempotency::{self, StoredKey};
-use rules::v3::{Candidate, Decision, V3WebhookRow};
+use rules::v3::V3WebhookRow;
 use tokio_postgres::Transaction;
 
 const V3_COLUMNS: &str = "id, license_id, event_type, data_types, url, enabled, disabled_reason,
@@ -355,40 +355,24 @@ async fn ingest_v3_one(
         .await
         .map_err(db_error)?;
     let now = ev.received_at;
-    let mut targets = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let target = IngestTarget {
-            webhook_id: r.get(0),
-            url: r.get(1),
-            data_types: DataTypes::from_bits(r.get::<_, i16>(2) as u8),
-            signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), now),
-            max_per_second: r.get::<_, Option<i32>>(6).map(|n| n.max(0) as u32),
-            v3_secret_key: r.get(10),
-        };
-        let kind: String = r.get(7);
-        let candidate = Candidate {
-            kind: hookwire_livechat::v3::WebhookKind::parse(&kind).ok_or_else(|| {
-                StoreError::corrupt(
-                    format_args!("webhook {}", target.webhook_id),
-                    format_args!("v3_kind: {kind:?}"),
-                )
-            })?,
+    let found = rows
+        .iter()
+        .map(|r| Found {
+            target: IngestTarget {
+                webhook_id: r.get(0),
+                url: r.get(1),
+                data_types: DataTypes::from_bits(r.get::<_, i16>(2) as u8),
+                signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), now),
+                max_per_second: r.get::<_, Option<i32>>(6).map(|n| n.max(0) as u32),
+                v3_secret_key: r.get(10),
+            },
+            kind: r.get(7),
             owner_client_id: r.get(8),
             filters: r.get(9),
             license_enabled: r.get(11),
-        };
-        match rules::v3::decide(
-            &target.webhook_id,
-            &candidate,
-            &ev.context,
-            ev.agent_id.as_deref(),
-        )? {
-            Decision::Deliver => targets.push(target),
-            not => {
-                tracing::debug!(webhook = %target.webhook_id, decision = ?not, "v3 event not delivered")
-            }
-        }
-    }
+        })
+        .collect();
+    let targets = admitted(found, &ev)?;
     let mut delivery_ids = Vec::with_capacity(targets.len());
     let mut unleased = false;
     for t in &targets {
@@ -417,17 +401,7 @@ async fn ingest_v3_one(
     let delivery_count = targets.len();
     let event_id = ev.unique_id.clone();
     let deliveries = handoff_jobs(handoff, delivery_ids.into_iter().zip(targets), || {
-        EventBody {
-            unique_id: ev.unique_id,
-            license_id: ev.license_id,
-            event_type: EventName::V3(ev.action),
-            sections: Default::default(),
-            v3: Some(V3Body {
-                action: ev.action,
-                payload: ev.payload,
-                extra,
-            }),
-        }
+        v3_event_body(ev, extra)
     });
     Ok((
         IngestOutcome::Accepted {

@@ -3,7 +3,7 @@
 
 use super::*;
 use rules::idempotency::{self, StoredKey};
-use rules::v3::{Candidate, Decision, V3WebhookRow};
+use rules::v3::V3WebhookRow;
 
 const V3_COLUMNS: &str = "id, license_id, event_type, data_types, url, enabled, disabled_reason,
      created_at, signing_secret IS NOT NULL, max_per_second, v3_version, v3_kind,
@@ -323,47 +323,27 @@ fn ingest_v3_one(
         )
         .map_err(unavailable)?;
     let now = ev.received_at;
-    let rows = stmt
+    let found = stmt
         .query_map(params![ev.license_id, ev.action.as_str()], |r| {
-            let target = IngestTarget {
-                webhook_id: r.get(0)?,
-                url: r.get(1)?,
-                data_types: DataTypes::from_bits(r.get(2)?),
-                signing_secrets: signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
-                max_per_second: r.get(6)?,
-                v3_secret_key: r.get(10)?,
-            };
-            let kind: String = r.get(7)?;
-            Ok((target, kind, r.get(8)?, r.get(9)?, r.get(11)?))
+            Ok(Found {
+                target: IngestTarget {
+                    webhook_id: r.get(0)?,
+                    url: r.get(1)?,
+                    data_types: DataTypes::from_bits(r.get(2)?),
+                    signing_secrets: signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
+                    max_per_second: r.get(6)?,
+                    v3_secret_key: r.get(10)?,
+                },
+                kind: r.get(7)?,
+                owner_client_id: r.get(8)?,
+                filters: r.get(9)?,
+                license_enabled: r.get(11)?,
+            })
         })
         .map_err(unavailable)?
-        .collect::<rusqlite::Result<Vec<(IngestTarget, String, String, Option<String>, bool)>>>()
+        .collect::<rusqlite::Result<Vec<Found>>>()
         .map_err(unavailable)?;
-    let mut targets = Vec::with_capacity(rows.len());
-    for (target, kind, owner_client_id, filters, license_enabled) in rows {
-        let candidate = Candidate {
-            kind: hookwire_livechat::v3::WebhookKind::parse(&kind).ok_or_else(|| {
-                StoreError::corrupt(
-                    format_args!("webhook {}", target.webhook_id),
-                    format_args!("v3_kind: {kind:?}"),
-                )
-            })?,
-            owner_client_id,
-            filters,
-            license_enabled,
-        };
-        match rules::v3::decide(
-            &target.webhook_id,
-            &candidate,
-            &ev.context,
-            ev.agent_id.as_deref(),
-        )? {
-            Decision::Deliver => targets.push(target),
-            not => {
-                tracing::debug!(webhook = %target.webhook_id, decision = ?not, "v3 event not delivered")
-            }
-        }
-    }
+    let targets = admitted(found, &ev)?;
     let mut insert = c
         .prepare_cached(
             "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
@@ -395,17 +375,7 @@ fn ingest_v3_one(
     let delivery_count = targets.len();
     let event_id = ev.unique_id.clone();
     let deliveries = handoff_jobs(handoff, delivery_ids.into_iter().zip(targets), || {
-        EventBody {
-            unique_id: ev.unique_id,
-            license_id: ev.license_id,
-            event_type: EventName::V3(ev.action),
-            sections: Default::default(),
-            v3: Some(V3Body {
-                action: ev.action,
-                payload: ev.payload,
-                extra,
-            }),
-        }
+        v3_event_body(ev, extra)
     });
     Ok(IngestOutcome::Accepted {
         event_id,
