@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// Calls a Configuration API method with the license's key (`None`: no key).
 async fn call(
@@ -374,5 +375,18 @@ crate::backend_tests! {
         let (status, _) = call(&app, Some(&key), "3.6", "unregister_webhook", json!({"id": id, "owner_client_id": "app"})).await;
         assert_eq!(status, 200);
         assert_eq!(delivered_to(&app, &v3_event("9", "thread_tagged", json!({"chat_id": "C", "thread_id": "T", "tag": "x"}), json!({}))).await, 0);
+    }
+
+    async fn v3_deliveries_follow_their_own_retry_schedule_when_set() {
+        let app = spawn_app_with(|s| s.delivery.v3_retry_schedule = vec![Duration::from_millis(100)]).await;
+        let key = app.create_license("9").await;
+        let receiver = TestReceiver::start().await;
+        receiver.script([Reply::Status(500, "boom"), Reply::Status(500, "boom"), Reply::Status(500, "boom")]);
+        let id = register(&app, &key, registration("thread_tagged", "app", &receiver.url("/t"))).await;
+        enable(&app, &key, "app").await;
+        app.ingest_accepted(&v3_event("9", "thread_tagged", json!({"chat_id": "C", "thread_id": "T", "tag": "x"}), json!({}))).await;
+        // One retry (v3's schedule), where v2's schedule here makes two.
+        let deliveries = app.wait_deliveries(&key, &id, |d| d.len() == 1 && d[0]["state"] == "failed").await;
+        assert_eq!(deliveries[0]["attempts"].as_array().unwrap().len(), 2);
     }
 }
