@@ -389,4 +389,38 @@ crate::backend_tests! {
         let deliveries = app.wait_deliveries(&key, &id, |d| d.len() == 1 && d[0]["state"] == "failed").await;
         assert_eq!(deliveries[0]["attempts"].as_array().unwrap().len(), 2);
     }
+
+    async fn the_web_app_shows_v3_webhooks_by_client_id_and_switches_them() {
+        let app = spawn_app().await;
+        let key = app.create_license("1025707").await;
+        let mut with_filter = registration("incoming_event", "app-<b>", "https://hooks.example.com/e");
+        with_filter["filters"] = json!({"author_type": "customer"});
+        let a = register(&app, &key, with_filter).await;
+        register(&app, &key, registration("incoming_chat", "app-2", "https://u:pw@hooks.example.com/c")).await;
+
+        let mut b = crate::ui::Browser::new(&app);
+        b.sign_in("1025707", &key).await;
+        let page = b.get("/ui/v3-webhooks").await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("Client ID <code>app-&lt;b&gt;</code>"), "{}", page.body);
+        assert!(page.body.contains("Client ID <code>app-2</code>"));
+        assert!(page.body.contains("license webhooks off"));
+        assert!(page.body.contains("&quot;author_type&quot;:&quot;customer&quot;"));
+        assert!(page.body.contains("https://u:****@hooks.example.com/c"));
+        assert!(!page.body.contains("laudla991lamda0pnoaa0"), "secret keys are never shown");
+
+        let csrf = b.csrf("/ui/v3-webhooks").await;
+        let r = b.post("/ui/v3-webhooks/switch", &[("csrf", &csrf), ("owner_client_id", "app-<b>"), ("enabled", "true")]).await;
+        assert_eq!(r.status, 303);
+        let (_, state) = call(&app, Some(&key), "3.6", "get_license_webhooks_state", json!({"owner_client_id": "app-<b>"})).await;
+        assert_eq!(state, json!({"license_webhooks_enabled": true}));
+        assert!(b.get("/ui/v3-webhooks").await.body.contains("license webhooks on"));
+        let r = b.post("/ui/v3-webhooks/switch", &[("csrf", "forged"), ("owner_client_id", "app-2"), ("enabled", "true")]).await;
+        assert_eq!(r.status, 403);
+
+        let r = b.post(&format!("/ui/v3-webhooks/{a}/unregister"), &[("csrf", &csrf), ("owner_client_id", "app-<b>")]).await;
+        assert_eq!(r.status, 303);
+        let page = b.get("/ui/v3-webhooks").await;
+        assert!(!page.body.contains("app-&lt;b&gt;") && page.body.contains("app-2"));
+    }
 }

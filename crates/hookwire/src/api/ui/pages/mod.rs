@@ -31,12 +31,14 @@ mod agents;
 mod deliveries;
 mod overview;
 mod sign_in;
+mod v3_webhooks;
 mod webhooks;
 
 pub use agents::*;
 pub use deliveries::*;
 pub use overview::*;
 pub use sign_in::*;
+pub use v3_webhooks::*;
 pub use webhooks::*;
 
 const PAGE_SIZE: usize = 25;
