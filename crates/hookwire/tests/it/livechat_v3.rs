@@ -423,4 +423,20 @@ crate::backend_tests! {
         let page = b.get("/ui/v3-webhooks").await;
         assert!(!page.body.contains("app-&lt;b&gt;") && page.body.contains("app-2"));
     }
+
+    async fn a_v3_webhook_with_a_signing_secret_is_signed_with_standard_webhooks() {
+        let app = spawn_app().await;
+        let key = app.create_license("9").await;
+        let mut receiver = TestReceiver::start().await;
+        let id = register(&app, &key, registration("tag_created", "app", &receiver.url("/t"))).await;
+        enable(&app, &key, "app").await;
+        let (status, secret) = app.post(&key, &format!("/api/v1/webhooks/{id}/secret")).await;
+        assert_eq!(status, 200, "{secret}");
+        let secret = secret["secret"].as_str().unwrap().to_string();
+        app.ingest_accepted(&v3_event("9", "tag_created", hookwire_livechat::v3::sample::payload(
+            hookwire_livechat::v3::Action::TagCreated, true), json!({}))).await;
+        let got = receiver.next().await;
+        clients::standardwebhooks_verifies(&secret, &got).expect("the published library verifies it");
+        assert_eq!(got.json().as_object().unwrap().len(), 6, "signing adds headers, never a key");
+    }
 }
