@@ -418,6 +418,15 @@ crate::backend_tests! {
         let r = b.post("/ui/v3-webhooks/switch", &[("csrf", "forged"), ("owner_client_id", "app-2"), ("enabled", "true")]).await;
         assert_eq!(r.status, 403);
 
+        // A v3 delivery's page: its webhook, the body with secret_key masked, redelivery.
+        app.ingest_accepted(&v3_event("1025707", "incoming_event",
+            json!({"chat_id": "C", "thread_id": "T"}), json!({"author_type": "customer"}))).await;
+        let deliveries = app.wait_deliveries(&key, &a, |d| d.len() == 1).await;
+        let page = b.get(&format!("/ui/deliveries/{}", deliveries[0]["id"].as_str().unwrap())).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("https://hooks.example.com/e") && page.body.contains("Redeliver"), "{}", page.body);
+        assert!(page.body.contains("****") && !page.body.contains("laudla991lamda0pnoaa0"), "{}", page.body);
+
         let r = b.post(&format!("/ui/v3-webhooks/{a}/unregister"), &[("csrf", &csrf), ("owner_client_id", "app-<b>")]).await;
         assert_eq!(r.status, 303);
         let page = b.get("/ui/v3-webhooks").await;

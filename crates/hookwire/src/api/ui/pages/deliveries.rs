@@ -274,7 +274,11 @@ pub async fn delivery_page(
 ) -> UiResult<Html<String>> {
     let license = signed.license()?;
     let d = find_delivery(&state, license, &id).await?;
-    let webhook = state.store().get_webhook(license, &d.webhook_id).await?;
+    // A v2 webhook, else a v3 one: (id, masked URL).
+    let webhook = match state.store().get_webhook(license, &d.webhook_id).await? {
+        Some(w) => Some((w.id, w.url.masked())),
+        None => v3_target(&state, license, &d.webhook_id).await?,
+    };
     let mut out = flash(&params.0);
     let next = d
         .next_attempt_at
@@ -287,10 +291,10 @@ pub async fn delivery_page(
         event = d.event_type.as_str(),
         event_id = esc(&d.event_id),
         target = match &webhook {
-            Some(w) => format!(
+            Some((id, url)) => format!(
                 r#"<a href="/ui/deliveries?webhook={}">{}</a>"#,
-                esc(&w.id),
-                esc(&w.url.masked())
+                esc(id),
+                esc(url)
             ),
             None => "(deleted)".into(),
         },

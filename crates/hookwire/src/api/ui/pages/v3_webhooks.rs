@@ -7,6 +7,21 @@ use super::*;
 use crate::store::V3Webhook;
 use std::collections::BTreeMap;
 
+/// A v3 webhook of the license, for the delivery page: (id, masked URL).
+pub(super) async fn v3_target(
+    state: &AppState,
+    license: &str,
+    id: &str,
+) -> UiResult<Option<(String, String)>> {
+    Ok(state
+        .store()
+        .list_v3_webhooks(license, None)
+        .await?
+        .into_iter()
+        .find(|w| w.id == id)
+        .map(|w| (w.id, w.url.masked())))
+}
+
 fn v3_flash(p: &HashMap<String, String>) -> String {
     match p.get("n").map(String::as_str) {
         Some("switched_on") => notice("ok", "License webhooks enabled for the Client ID."),
