@@ -78,7 +78,7 @@ fn error_json(e: AppError) -> (StatusCode, Value) {
 
 #[utoipa::path(post, path = "/events", tag = "ingest", security(("platform_key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays answer as the first time")),
-    request_body = crate::api::openapi::IncomingEvent,
+    request_body = crate::api::livechat_v3::schemas::IngestItem,
     responses((status = 202, description = "Committed with its deliveries", body = crate::api::openapi::EventAccepted)))]
 pub async fn ingest_one(
     State(state): State<AppState>,
@@ -108,7 +108,7 @@ pub async fn ingest_one(
 /// Valid items are committed together even when others are rejected.
 #[utoipa::path(post, path = "/events/batch", tag = "ingest", security(("platform_key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Applies per item")),
-    request_body = Vec<crate::api::openapi::IncomingEvent>,
+    request_body = Vec<crate::api::livechat_v3::schemas::IngestItem>,
     responses((status = 200, description = "One answer per item, in order", body = crate::api::openapi::BatchAnswer)))]
 pub async fn ingest_batch(
     State(state): State<AppState>,

@@ -50,6 +50,7 @@ pub const LICENSE_BASIC: &str = "license_basic";
         LivechatError,
         crate::api::livechat_v3::schemas::LivechatV3Error,
         crate::api::livechat_v3::schemas::V3Method,
+        crate::api::livechat_v3::schemas::V3ActionName,
         OperatorAlert,
         AlertTypeName,
         AlertData,

@@ -137,4 +137,12 @@ fn described_enums_match_the_domain() {
     assert_eq!(names("EventTypeName"), events);
     assert_eq!(names("DataTypeName"), data);
     assert_eq!(names("V3Method"), hookwire::api::livechat_v3::METHODS);
+    let actions: Vec<&str> = hookwire_livechat::v3::Action::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(names("V3ActionName"), actions);
+    // Ingest takes either shape.
+    let item = &spec["components"]["schemas"]["IngestItem"]["oneOf"];
+    assert_eq!(item.as_array().map(Vec::len), Some(2), "{item}");
 }

@@ -76,3 +76,80 @@ pub struct LivechatV3ErrorDetail {
     /// One readable sentence naming the problem.
     pub message: String,
 }
+
+/// One ingested event: a v2 event (`event_type`) or a LiveChat v3 event
+/// (`action`).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum IngestItem {
+    V2(crate::api::openapi::IncomingEvent),
+    V3(V3IncomingEvent),
+}
+
+/// A LiveChat v3 event as the platform reports it. `payload` has exactly
+/// the action's top-level keys (LiveChat's SDK's dataclasses: every required
+/// one, optional ones as known, nothing else) and is delivered byte for
+/// byte; `context` is only for filters and additional data, never sent on.
+#[derive(Serialize, ToSchema)]
+pub struct V3IncomingEvent {
+    #[schema(value_type = V3ActionName)]
+    pub action: String,
+    #[schema(value_type = crate::api::openapi::LicenseId)]
+    pub license_id: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub context: Option<V3Context>,
+}
+
+/// What hookwire needs to know of a v3 event besides its payload.
+#[derive(Serialize, ToSchema)]
+pub struct V3Context {
+    /// The author's type (`author_type` filters).
+    pub author_type: Option<V3AuthorType>,
+    /// The Client ID of the application whose client caused the event;
+    /// absent or null: the system (`source_type` filters).
+    pub source_client_id: Option<String>,
+    pub chat_presence: Option<V3Presence>,
+    /// The chat's properties (`chat_properties` additional data;
+    /// `source.client_id` for `only_my_chats`).
+    #[schema(value_type = Option<Object>)]
+    pub chat_properties: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum V3AuthorType {
+    Customer,
+    Agent,
+}
+
+/// Who is in the chat (`chat_presence` filters, `chat_presence_user_ids`).
+#[derive(Serialize, ToSchema)]
+pub struct V3Presence {
+    pub user_ids: Option<Vec<String>>,
+    pub bots: Option<Vec<V3PresentBot>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct V3PresentBot {
+    pub id: String,
+    pub owner_client_id: String,
+}
+
+/// A v3 action: the catalog of 3.5 (3.6 and 3.7 lack `incoming_customer`).
+pub struct V3ActionName;
+
+impl utoipa::PartialSchema for V3ActionName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(
+                hookwire_livechat::v3::Action::ALL
+                    .iter()
+                    .map(|a| a.as_str()),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for V3ActionName {}
