@@ -83,7 +83,7 @@ pub struct LivechatV3ErrorDetail {
 #[serde(untagged)]
 pub enum IngestItem {
     V2(crate::api::openapi::IncomingEvent),
-    V3(V3IncomingEvent),
+    V3(Box<V3IncomingEvent>),
 }
 
 /// A LiveChat v3 event as the platform reports it. `payload` has exactly
