@@ -8,7 +8,6 @@
 //! The node gauges come from this node's last heartbeat.
 
 use crate::store::{now_millis, OpsStats, PoolStats};
-use hookwire_livechat::EventType;
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -198,10 +197,9 @@ impl Metrics {
         metrics::with_local_recorder(self.recorder.as_ref(), f)
     }
 
-    pub fn event_ingested(&self, event_type: EventType) {
-        self.with(|| {
-            metrics::counter!(EVENTS_INGESTED, "event_type" => event_type.as_str()).increment(1)
-        });
+    /// Counts an ingested event by its name (a v2 event type or a v3 action).
+    pub fn event_ingested(&self, event_type: &'static str) {
+        self.with(|| metrics::counter!(EVENTS_INGESTED, "event_type" => event_type).increment(1));
     }
 
     pub fn attempt(&self, outcome: AttemptLabel, latency: std::time::Duration) {

@@ -1,4 +1,5 @@
-//! The LiveChat v2 webhook domain, as the public v2 documentation describes it.
+//! The LiveChat webhook domain: v2, as the public v2 documentation describes
+//! it, and v3.x (`v3`: the Configuration API's webhooks and their envelope).
 //!
 //! This crate does no I/O: it knows the event types, the data types each one
 //! supports (the documentation's table), the payload shapes, how an incoming
@@ -17,6 +18,7 @@ pub mod sample;
 pub mod shape;
 pub mod target;
 pub mod types;
+pub mod v3;
 
 pub use error::ValidationError;
 pub use event::{IncomingEvent, Sections};

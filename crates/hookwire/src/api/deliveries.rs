@@ -96,7 +96,9 @@ pub async fn for_webhook(
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let q = query(q)?;
-    if state.store().get_webhook(&license, &id).await?.is_none() {
+    if state.store().get_webhook(&license, &id).await?.is_none()
+        && !super::livechat_v3::is_v3_webhook(&state, &license, &id).await?
+    {
         return Err(AppError::NotFound(format!("no webhook {id}")));
     }
     page(&state, &license, Some(&id), q).await

@@ -1,6 +1,6 @@
 //! Licenses: created by the chat platform, each with an API key shown once,
-//! its retention, and the portal links that sign its customers into the
-//! web app.
+//! its retention, its organization id (the v3 envelope's `organization_id`),
+//! and the portal links that sign its customers into the web app.
 
 use super::auth::Platform;
 use super::error::{ApiResult, AppError};
@@ -39,17 +39,20 @@ pub async fn create(
     ))
 }
 
-/// `GET /api/v1/licenses/{license_id}`: the license's retention.
+/// `GET /api/v1/licenses/{license_id}`: the license's retention and its
+/// organization id (made the first time it is needed, as LiveChat makes one
+/// per organization).
 #[utoipa::path(operation_id = "get_license", get, path = "/licenses/{license_id}", tag = "licenses", security(("platform_key" = [])),
     params(("license_id" = String, Path, description = "The license")),
-    responses((status = 200, description = "The license's retention", body = crate::api::openapi::LicenseSettings)))]
+    responses((status = 200, description = "The license's settings", body = crate::api::openapi::LicenseSettings)))]
 pub async fn get(
     State(state): State<AppState>,
     _: Platform,
     Path(license_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let view = state.service().license_retention(&license_id).await?;
-    Ok(Json(views::license(&view)))
+    let organization_id = state.service().organization_id(&license_id).await?;
+    Ok(Json(views::license(&view, &organization_id)))
 }
 
 #[derive(Deserialize)]
@@ -57,14 +60,18 @@ pub async fn get(
 struct LicensePatch {
     #[serde(default, deserialize_with = "super::webhooks::present")]
     retention: Option<Option<Value>>,
+    #[serde(default)]
+    organization_id: Option<String>,
 }
 
 /// `PATCH /api/v1/licenses/{license_id}`: `{"retention": "7d"}` gives the
-/// license a retention of its own; `null` returns it to the default.
+/// license a retention of its own (`null` returns it to the default);
+/// `{"organization_id": "..."}` sets the platform's own organization id, so
+/// v3 webhooks carry the id its integrations know. Either or both.
 #[utoipa::path(operation_id = "update_license", patch, path = "/licenses/{license_id}", tag = "licenses", security(("platform_key" = [])),
     params(("license_id" = String, Path, description = "The license")),
     request_body(content = crate::api::openapi::LicensePatch, description = "JSON, or a form"),
-    responses((status = 200, description = "The license's retention, as changed", body = crate::api::openapi::LicenseSettings)))]
+    responses((status = 200, description = "The license's settings, as changed", body = crate::api::openapi::LicenseSettings)))]
 pub async fn patch(
     State(state): State<AppState>,
     _: Platform,
@@ -73,17 +80,19 @@ pub async fn patch(
     Body(body): Body,
 ) -> ApiResult<Json<Value>> {
     let input: LicensePatch = typed(json_or_form(&headers, &body)?)?;
+    if input.retention.is_none() && input.organization_id.is_none() {
+        return Err(AppError::invalid(
+            "retention",
+            "nothing to change: give \"retention\" (a duration such as \"7d\", or null \
+             for the default) and/or \"organization_id\"",
+        ));
+    }
     let retention = match input.retention {
-        None => {
-            return Err(AppError::invalid(
-                "retention",
-                "is required: a duration such as \"7d\", or null for the default",
-            ))
-        }
-        Some(None | Some(Value::Null)) => None,
-        Some(Some(Value::String(text))) => {
-            Some(RetentionPeriod::parse(&text).map_err(|m| AppError::invalid("retention", m))?)
-        }
+        None => None,
+        Some(None | Some(Value::Null)) => Some(None),
+        Some(Some(Value::String(text))) => Some(Some(
+            RetentionPeriod::parse(&text).map_err(|m| AppError::invalid("retention", m))?,
+        )),
         Some(Some(other)) => {
             return Err(AppError::invalid(
                 "retention",
@@ -91,11 +100,23 @@ pub async fn patch(
             ))
         }
     };
-    let view = state
-        .service()
-        .set_license_retention(&license_id, retention)
-        .await?;
-    Ok(Json(views::license(&view)))
+    if let Some(organization_id) = &input.organization_id {
+        state
+            .service()
+            .set_organization_id(&license_id, organization_id)
+            .await?;
+    }
+    let view = match retention {
+        Some(retention) => {
+            state
+                .service()
+                .set_license_retention(&license_id, retention)
+                .await?
+        }
+        None => state.service().license_retention(&license_id).await?,
+    };
+    let organization_id = state.service().organization_id(&license_id).await?;
+    Ok(Json(views::license(&view, &organization_id)))
 }
 
 /// `POST /api/v1/licenses/{license_id}/portal-links`: a single-use link that

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod licenses;
 pub mod limit;
 pub mod livechat_error;
+pub mod livechat_v3;
 pub mod openapi;
 pub mod ops;
 pub mod ui;
@@ -142,6 +143,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .nest("/api/v1", v1)
         .merge(livechat_v2())
         .nest("/v2", livechat_v2())
+        .routes(routes!(livechat_v3::v35))
+        .routes(routes!(livechat_v3::v36))
+        .routes(routes!(livechat_v3::v37))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -162,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         // Outermost, so rate-limit and body-limit answers are reshaped too.
         .layer(axum::middleware::from_fn(livechat_error::livechat_errors))
+        .layer(axum::middleware::from_fn(livechat_v3::errors::v3_errors))
         .with_state(state)
 }
 

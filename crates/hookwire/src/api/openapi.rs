@@ -36,6 +36,7 @@ pub const LICENSE_BASIC: &str = "license_basic";
     ),
     tags(
         (name = "livechat-v2", description = "LiveChat's v2 REST routes, at `/` and at `/v2`."),
+        (name = "livechat-v3", description = "LiveChat's Configuration API webhook methods, v3.5 to v3.7; errors answer `{\"error\": {\"type\", \"message\"}}`."),
         (name = "ingest", description = "The chat platform reports events (platform key)."),
         (name = "licenses", description = "Licenses and their API keys (platform key)."),
         (name = "webhooks", description = "hookwire's own webhook routes (license key)."),
@@ -47,6 +48,9 @@ pub const LICENSE_BASIC: &str = "license_basic";
         ErrorBody,
         ErrorDetail,
         LivechatError,
+        crate::api::livechat_v3::schemas::LivechatV3Error,
+        crate::api::livechat_v3::schemas::V3Method,
+        crate::api::livechat_v3::schemas::V3ActionName,
         OperatorAlert,
         AlertTypeName,
         AlertData,
@@ -88,9 +92,14 @@ impl Modify for Common {
 /// wrong method) or a 5xx (503: database unavailable, backlog full; 500:
 /// stored data that cannot be read), always in the error format: LiveChat's
 /// on LiveChat's routes, hookwire's elsewhere.
-fn add_errors(op: &mut Operation, livechat: bool) {
+fn add_errors(op: &mut Operation, livechat: bool, v3: bool) {
     let error = || {
-        let (description, schema) = if livechat {
+        let (description, schema) = if v3 {
+            (
+                "An error, in the Configuration API's format: `error.type` and `error.message`.",
+                "LivechatV3Error",
+            )
+        } else if livechat {
             (
                 "An error, in LiveChat's format: `error` is one sentence.",
                 "LivechatError",
@@ -132,7 +141,11 @@ pub fn finish(mut spec: Spec) -> Spec {
         .into_iter()
         .flatten()
         {
-            add_errors(op, super::livechat_error::is_livechat_path(path));
+            add_errors(
+                op,
+                super::livechat_error::is_livechat_path(path),
+                super::livechat_v3::errors::is_v3_path(path),
+            );
             if prefixed {
                 if let Some(id) = &op.operation_id {
                     op.operation_id = Some(format!("v2_prefixed_{id}"));
@@ -264,11 +277,15 @@ pub struct LicenseCreated {
     pub api_key: String,
 }
 
-/// A license's retention: how long its finished deliveries are kept.
+/// A license's settings: its retention (how long its finished deliveries are
+/// kept) and its organization id.
 #[derive(Serialize, ToSchema)]
 pub struct LicenseSettings {
     #[schema(value_type = LicenseId)]
     pub license_id: String,
+    /// The v3 envelope's `organization_id`: generated when first needed (UUID
+    /// layout) unless the platform set one.
+    pub organization_id: String,
     /// What applies, as a duration (`30days`, `7days`, `2m`).
     pub retention: String,
     /// The same, in seconds.
@@ -289,6 +306,10 @@ pub struct LicensePatch {
     /// to the server's default.
     #[schema(example = "7d")]
     pub retention: Option<String>,
+    /// The platform's own organization id: 1 to 64 letters, digits, `-`, `_`
+    /// and `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub organization_id: Option<String>,
 }
 
 /// A single-use link that signs a browser into the web app as the license.

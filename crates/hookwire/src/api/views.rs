@@ -98,9 +98,10 @@ pub fn visitor(v: &crate::store::VisitorView) -> Value {
 }
 
 /// A license's retention (`GET`/`PATCH /api/v1/licenses/{id}`).
-pub fn license(view: &crate::service::RetentionView) -> Value {
+pub fn license(view: &crate::service::RetentionView, organization_id: &str) -> Value {
     json!({
         "license_id": view.license_id,
+        "organization_id": organization_id,
         "retention": view.retention.to_string(),
         "retention_seconds": view.retention.as_duration().as_secs(),
         "retention_is_default": view.own.is_none(),

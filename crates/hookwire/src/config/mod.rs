@@ -40,6 +40,7 @@ const KEYS: &[&str] = &[
     "allowed_target_networks",
     "attempt_timeout",
     "retry_schedule",
+    "v3_retry_schedule",
     "retry_jitter",
     "acknowledge",
     "per_target_concurrency",
@@ -89,6 +90,7 @@ struct RawSettings {
     allowed_target_networks: Schedule,
     attempt_timeout: String,
     retry_schedule: Schedule,
+    v3_retry_schedule: Schedule,
     retry_jitter: f64,
     acknowledge: String,
     per_target_concurrency: usize,
@@ -233,6 +235,8 @@ pub enum LogFormat {
 pub struct DeliverySettings {
     pub attempt_timeout: Duration,
     pub retry_schedule: Vec<Duration>,
+    /// LiveChat v3 deliveries' retry delays (`retry_schedule` when empty).
+    pub v3_retry_schedule: Vec<Duration>,
     pub retry_jitter: f64,
     pub acknowledge: Acknowledge,
     pub per_target_concurrency: usize,
@@ -378,6 +382,10 @@ impl Settings {
             .iter()
             .map(|s| duration("retry_schedule", s))
             .collect::<Result<Vec<_>, _>>()?;
+        let v3_retry_schedule = list(raw.v3_retry_schedule)
+            .iter()
+            .map(|s| duration("v3_retry_schedule", s))
+            .collect::<Result<Vec<_>, _>>()?;
         if !(0.0..1.0).contains(&raw.retry_jitter) {
             return Err(ConfigError::invalid(
                 "retry_jitter",
@@ -491,6 +499,7 @@ impl Settings {
             delivery: DeliverySettings {
                 attempt_timeout,
                 retry_schedule,
+                v3_retry_schedule,
                 retry_jitter: raw.retry_jitter,
                 acknowledge,
                 per_target_concurrency: raw.per_target_concurrency,

@@ -12,6 +12,9 @@ pub mod prune;
 pub mod rate;
 pub mod retry;
 pub mod ssrf;
+mod v3;
+
+pub use v3::new_organization_id;
 
 use crate::secret::{hash_secret, new_event_id, token_is_for, token_time_prefix, Secret};
 use crate::store::{
@@ -148,9 +151,20 @@ impl Engine {
         self
     }
 
-    /// The exact body a delivery of `event` with `data_types` sends.
-    pub fn render_body(&self, event: &EventBody, data_types: DataTypes) -> Vec<u8> {
-        attempt::render_body(&self.token_secret, event, data_types)
+    /// The exact body a delivery of `event` with `data_types` to webhook
+    /// `webhook_id` sends, as the web app shows it: a v3 delivery's
+    /// `secret_key` masked.
+    pub fn render_body(
+        &self,
+        event: &EventBody,
+        data_types: DataTypes,
+        webhook_id: &str,
+    ) -> Vec<u8> {
+        let v3 = attempt::V3Recipient {
+            webhook_id,
+            secret_key: "****",
+        };
+        attempt::render_body(&self.token_secret, event, data_types, Some(v3))
     }
 
     /// Attempts one delivery of `event` to `webhook` right now, the way the
@@ -183,6 +197,7 @@ impl Engine {
             event: Arc::new(event),
             signing_secrets,
             max_per_second: None,
+            v3_secret_key: None,
         };
         Ok(Some(sender.attempt(&job).await))
     }
@@ -227,7 +242,10 @@ impl Engine {
     ) -> Result<Vec<IngestAnswer>, StoreError> {
         let now = now_millis();
         let expires = now + self.token_ttl.as_millis() as Millis;
-        let event_types: Vec<_> = events.iter().map(|(ev, _)| ev.event_type).collect();
+        let event_types: Vec<_> = events
+            .iter()
+            .map(|(ev, _)| ev.event_type.as_str())
+            .collect();
         let new_events = events
             .into_iter()
             .map(|(ev, idempotency)| {
@@ -247,14 +265,33 @@ impl Engine {
                 }
             })
             .collect();
-        // Read before the store leases anything: deliveries leased across a
-        // fence carry the old epoch, and the dispatcher drops them.
+        let handover = self.handover(now);
+        let outcomes = self.store.ingest(new_events, handover.handoff).await?;
+        Ok(self.hand_over(outcomes, event_types, handover.epoch))
+    }
+
+    /// Whether ingest hands its fresh deliveries straight to this node's
+    /// dispatcher (a [`Handover`]): the epoch they are handed over in, and their lease. The
+    /// epoch is read before the store leases anything: deliveries leased
+    /// across a fence carry the old epoch, and the dispatcher drops them.
+    fn handover(&self, now: Millis) -> Handover {
         let epoch = self.dispatcher.handoff_epoch();
         let handoff = epoch.map(|_| Handoff {
             lease_until: now + self.lease.as_millis() as Millis,
             saturated: self.dispatcher.saturated(),
         });
-        let outcomes = self.store.ingest(new_events, handoff).await?;
+        Handover { epoch, handoff }
+    }
+
+    /// The answers to committed events (named for the metrics), their
+    /// handed-over deliveries submitted and the dispatcher woken for those
+    /// left to the poller.
+    fn hand_over(
+        &self,
+        outcomes: Vec<IngestOutcome>,
+        event_types: Vec<&'static str>,
+        epoch: Option<u64>,
+    ) -> Vec<IngestAnswer> {
         let mut answers = Vec::with_capacity(outcomes.len());
         let mut fresh = Vec::new();
         let mut left_unleased = false;
@@ -295,6 +332,16 @@ impl Engine {
         if let Some(epoch) = epoch {
             self.dispatcher.submit(fresh, epoch);
         }
-        Ok(answers)
+        answers
     }
+}
+
+/// How one ingest call hands its fresh deliveries to this node's dispatcher:
+/// both set, or neither (past the high-water mark, or while the node is not
+/// fresh, the poller claims them instead).
+struct Handover {
+    /// The liveness epoch the deliveries are leased in.
+    epoch: Option<u64>,
+    /// The lease the store writes on them.
+    handoff: Option<Handoff>,
 }

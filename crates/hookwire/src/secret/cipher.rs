@@ -34,6 +34,8 @@ impl fmt::Debug for Cipher {
 /// Purposes (associated data) of sealed values.
 pub const URL_PASSWORD: &str = "url-password";
 pub const SIGNING_SECRET: &str = "signing-secret";
+/// A LiveChat v3 webhook's `secret_key`, which its deliveries carry.
+pub const V3_SECRET_KEY: &str = "v3-secret-key";
 
 impl Cipher {
     pub fn new(key: &[u8; 32]) -> Self {
@@ -117,6 +119,11 @@ impl Cipher {
     /// A signing secret as the store keeps it.
     pub fn seal_signing_secret(&self, secret: &Secret) -> SealedSecret {
         SealedSecret(self.seal(SIGNING_SECRET, secret.expose().as_bytes()))
+    }
+
+    /// A v3 webhook's `secret_key` as the store keeps it.
+    pub fn seal_v3_secret_key(&self, secret: &Secret) -> SealedSecret {
+        SealedSecret(self.seal(V3_SECRET_KEY, secret.expose().as_bytes()))
     }
 
     /// The URL to send to: its password opened. A password stored before

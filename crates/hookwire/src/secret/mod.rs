@@ -5,6 +5,7 @@ mod cipher;
 
 pub use cipher::{
     Cipher, SealedSecret, SealedTargetUrl, SEALED_PREFIX, SIGNING_SECRET, URL_PASSWORD,
+    V3_SECRET_KEY,
 };
 
 use base64::engine::general_purpose::STANDARD;

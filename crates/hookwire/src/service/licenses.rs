@@ -53,7 +53,13 @@ pub async fn create_license(store: &dyn Store, license_id: &str) -> ServiceResul
         .create_license(license_id, &hash_secret(api_key.expose()), now_millis())
         .await
     {
-        Ok(()) => Ok(api_key),
+        Ok(()) => {
+            // The organization id v3 webhooks carry is made with the license.
+            store
+                .organization_id(license_id, &crate::engine::new_organization_id())
+                .await?;
+            Ok(api_key)
+        }
         Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!(
             "license {license_id} already exists"
         ))),

@@ -1,8 +1,9 @@
 //! The one write path for configuration and operator actions.
 //!
 //! Creating, changing and deleting webhooks, every kind of redelivery,
-//! creating licenses and portal links, rotating signing secrets and storing
-//! visitor details go through [`Service`]. The
+//! creating licenses and portal links, rotating signing secrets, storing
+//! visitor details, and registering LiveChat v3 webhooks and switching
+//! them go through [`Service`]. The
 //! API, the web app and the CLI call it; none of them writes through the
 //! store. That is what keeps two promises in one place: secrets are sealed
 //! before the store sees them (the store's write types are
@@ -14,12 +15,14 @@
 mod deliveries;
 mod licenses;
 mod retention;
+mod v3_webhooks;
 mod visitors;
 mod webhooks;
 
 pub use deliveries::RedeliverySince;
 pub use licenses::{create_license, PortalLink};
 pub use retention::RetentionView;
+pub use v3_webhooks::OpenedV3Webhook;
 pub use webhooks::{WebhookChanges, WebhookSpec, MAX_WEBHOOKS_PER_LICENSE};
 
 use crate::engine::dispatcher::DispatcherHandle;

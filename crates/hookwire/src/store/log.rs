@@ -2,7 +2,7 @@
 //! their attempts, charted, counted), redeliveries, and the events a
 //! per-event token may belong to.
 
-use super::{EventBody, Millis, StoreResult};
+use super::{EventBody, EventName, Millis, StoreResult};
 use async_trait::async_trait;
 use hookwire_livechat::{DataTypes, EventType};
 
@@ -62,7 +62,7 @@ pub struct DeliveryView {
     pub id: i64,
     pub event_id: String,
     pub webhook_id: String,
-    pub event_type: EventType,
+    pub event_type: EventName,
     pub state: DeliveryState,
     pub created_at: Millis,
     pub next_attempt_at: Option<Millis>,

@@ -9,9 +9,10 @@
 //! [`Store`] is nine traits, one per concern, so a reader can hold one at a
 //! time: [`Licenses`], [`Webhooks`], [`DeliveryQueue`] (the hot path),
 //! [`DeliveryLog`], [`Visitors`], [`WebSessions`], [`Ops`], [`Alerts`]
-//! (operator alerts), [`Retention`] (what is kept, and the prune) and
-//! [`Nodes`] (heartbeats and lease takeover). Every backend implements all
-//! of them, and `dyn Store` offers every method of each.
+//! (operator alerts), [`Retention`] (what is kept, and the prune),
+//! [`Nodes`] (heartbeats and lease takeover) and [`V3Webhooks`] (LiveChat
+//! v3.x registrations and ingest). Every backend implements all of them,
+//! and `dyn Store` offers every method of each.
 
 mod alerts;
 mod licenses;
@@ -23,6 +24,7 @@ mod queue;
 mod retention;
 pub mod rules;
 pub mod sqlite;
+mod v3_webhooks;
 mod visitors;
 mod web_sessions;
 mod webhooks;
@@ -44,12 +46,17 @@ pub use queue::{
 pub use retention::{
     ExpiredRows, LicenseRetention, LicenseRows, PruneBatch, PruneScope, Retention,
 };
+pub use v3_webhooks::{
+    EventName, NewV3Event, NewV3Webhook, V3Body, V3Extra, V3Registered, V3Webhook, V3Webhooks,
+    MAX_V3_WEBHOOKS_PER_ACTION,
+};
 pub use visitors::{DetailsSet, VisitorView, Visitors};
 pub use web_sessions::{WebSession, WebSessions};
 pub use webhooks::{HeldDeliveries, NewWebhook, Webhook, WebhookPatch, Webhooks};
 
 use queue::{handoff_jobs, ingest_lease, ingest_state, signing_secrets, IngestTarget};
 use std::sync::Arc;
+use v3_webhooks::{admitted, v3_event_body, Found};
 
 /// Milliseconds since the Unix epoch: every time the store keeps.
 pub type Millis = i64;
@@ -106,6 +113,7 @@ pub trait Store:
     + Alerts
     + Retention
     + Nodes
+    + V3Webhooks
     + Send
     + Sync
     + 'static
@@ -123,6 +131,7 @@ impl<T> Store for T where
         + Alerts
         + Retention
         + Nodes
+        + V3Webhooks
         + Send
         + Sync
         + 'static

@@ -1,7 +1,7 @@
 //! The delivery queue, the hot path: events committed with their
 //! deliveries, due deliveries leased to a node, attempts recorded.
 
-use super::{Millis, StoreResult};
+use super::{EventName, Millis, StoreResult, V3Body};
 use async_trait::async_trait;
 use hookwire_livechat::event::VisitorSummary;
 use hookwire_livechat::{DataTypes, EventType, Sections};
@@ -54,8 +54,11 @@ pub enum IngestOutcome {
 pub struct EventBody {
     pub unique_id: String,
     pub license_id: String,
-    pub event_type: EventType,
+    pub event_type: EventName,
+    /// A v2 event's data; all `None` for a v3 event.
     pub sections: Sections,
+    /// A v3 event's payload and what its deliveries add; `None` for v2.
+    pub v3: Option<V3Body>,
 }
 
 /// One delivery, claimed by this node, with everything needed to attempt it.
@@ -76,6 +79,8 @@ pub struct DeliveryJob {
     pub signing_secrets: Vec<String>,
     /// The webhook's rate limit, attempts per second (None: no limit).
     pub max_per_second: Option<u32>,
+    /// A v3 webhook's `secret_key`, sealed; `None` for a v2 webhook.
+    pub v3_secret_key: Option<String>,
 }
 
 /// What happens to a delivery after an attempt.
@@ -207,6 +212,8 @@ pub(super) struct IngestTarget {
     /// Sealed; current first.
     pub signing_secrets: Vec<String>,
     pub max_per_second: Option<u32>,
+    /// Sealed; a v3 webhook's only.
+    pub v3_secret_key: Option<String>,
 }
 
 /// The lease a new delivery to `target` is inserted with: none when it is
@@ -261,6 +268,7 @@ pub(super) fn handoff_jobs(
             event: event.clone(),
             signing_secrets: t.signing_secrets,
             max_per_second: t.max_per_second,
+            v3_secret_key: t.v3_secret_key,
         })
         .collect()
 }

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 pub mod clients;
 pub mod inspect;
+pub mod lc_sdk;
 mod ledger;
 pub mod postgres;
 mod process;

@@ -60,9 +60,18 @@ async fn every_described_operation_is_routed() {
         "/healthz",
         "/readyz",
         "/api/openapi.json",
+        "/v3.5/configuration/action/{method}",
+        "/v3.6/configuration/action/{method}",
+        "/v3.7/configuration/action/{method}",
     ] {
         assert!(paths.contains_key(path), "{path} is not described");
     }
+    // The Configuration API's routes describe their own error shape.
+    assert_eq!(
+        paths["/v3.6/configuration/action/{method}"]["post"]["responses"]["4XX"]["content"]
+            ["application/json"]["schema"]["$ref"],
+        "#/components/schemas/LivechatV3Error"
+    );
     app.shutdown().await;
 }
 
@@ -150,4 +159,13 @@ fn described_enums_match_the_domain() {
     assert!(patch["discard_held"].is_object(), "{patch}");
     let view = &spec["components"]["schemas"]["WebhookView"]["properties"];
     assert!(view["held_deliveries"].is_object(), "{view}");
+    assert_eq!(names("V3Method"), hookwire::api::livechat_v3::METHODS);
+    let actions: Vec<&str> = hookwire_livechat::v3::Action::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(names("V3ActionName"), actions);
+    // Ingest takes either shape.
+    let item = &spec["components"]["schemas"]["IngestItem"]["oneOf"];
+    assert_eq!(item.as_array().map(Vec::len), Some(2), "{item}");
 }

@@ -40,7 +40,7 @@ pub(crate) async fn open() -> TestStore {
 
 impl TestStore {
     /// Runs `statements` straight on the database, behind the store's back.
-    async fn sql(&self, statements: &str) {
+    pub(crate) async fn sql(&self, statements: &str) {
         match &self.database {
             DatabaseUrl::Sqlite(path) => {
                 let (path, statements) = (path.clone(), statements.to_string());
@@ -154,7 +154,7 @@ pub(crate) fn all_of(license: &str) -> DeliveryQuery<'_> {
 }
 
 /// The message of a `Corrupt` error; anything else fails the test.
-fn corrupt<T: std::fmt::Debug>(result: StoreResult<T>) -> String {
+pub(crate) fn corrupt<T: std::fmt::Debug>(result: StoreResult<T>) -> String {
     match result {
         Err(StoreError::Corrupt(what)) => what,
         other => panic!("expected StoreError::Corrupt, got {other:?}"),

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 /// A fresh self-signed certificate for 127.0.0.1 and localhost, as PEM
 /// texts (certificate, private key).
-fn self_signed() -> (String, String) {
+pub(crate) fn self_signed() -> (String, String) {
     let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
         .expect("a self-signed certificate");
     (made.cert.pem(), made.signing_key.serialize_pem())
 }
 
 /// Writes a certificate and key into `dir`, answering their paths.
-fn write_pair(dir: &Path, (cert, key): &(String, String)) -> (PathBuf, PathBuf) {
+pub(crate) fn write_pair(dir: &Path, (cert, key): &(String, String)) -> (PathBuf, PathBuf) {
     let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
     // Written beside and renamed, as a renewal tool does, so the server
     // never reads half a file.
@@ -28,7 +28,7 @@ fn write_pair(dir: &Path, (cert, key): &(String, String)) -> (PathBuf, PathBuf) 
 }
 
 /// A client that trusts only `cert_pem`.
-fn client_trusting(cert_pem: &str) -> reqwest::Client {
+pub(crate) fn client_trusting(cert_pem: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)

@@ -78,7 +78,7 @@ impl Browser {
         self.send(req).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
         let body = form
             .iter()
             .map(|(k, v)| {
@@ -99,7 +99,7 @@ impl Browser {
     }
 
     /// The CSRF token on a page.
-    async fn csrf(&mut self, path: &str) -> String {
+    pub(crate) async fn csrf(&mut self, path: &str) -> String {
         let page = self.get(path).await;
         csrf_in(&page.body)
     }

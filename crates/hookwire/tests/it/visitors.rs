@@ -42,6 +42,15 @@ fn store_token_the_old_way(database: &DatabaseUrl, unique_id: &str, old_token: &
                  ALTER TABLE deliveries DROP COLUMN first_latency_ms;
                  ALTER TABLE deliveries DROP COLUMN first_error;
                  ALTER TABLE deliveries DROP COLUMN first_excerpt;
+                 DROP INDEX webhooks_v3_by_owner;
+                 ALTER TABLE webhooks DROP COLUMN v3_version;
+                 ALTER TABLE webhooks DROP COLUMN v3_kind;
+                 ALTER TABLE webhooks DROP COLUMN v3_owner_client_id;
+                 ALTER TABLE webhooks DROP COLUMN v3_secret_key;
+                 ALTER TABLE webhooks DROP COLUMN v3_filters;
+                 ALTER TABLE webhooks DROP COLUMN v3_description;
+                 ALTER TABLE events DROP COLUMN v3_payload;
+                 ALTER TABLE events DROP COLUMN v3_extra;
                  PRAGMA user_version = 5;",
             )
             .unwrap();

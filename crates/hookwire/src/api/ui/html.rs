@@ -59,6 +59,7 @@ pub fn duration(ms: Millis) -> String {
 const NAV: &[(&str, &str)] = &[
     ("/ui/overview", "Overview"),
     ("/ui/webhooks", "Webhooks"),
+    ("/ui/v3-webhooks", "v3 webhooks"),
     ("/ui/deliveries", "Delivery log"),
     ("/ui/agents", "Agent view"),
 ];

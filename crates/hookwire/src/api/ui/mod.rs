@@ -62,6 +62,15 @@ pub fn routes(frame_ancestors: &[String]) -> Router<AppState> {
             get(pages::confirm_delete).post(pages::delete_webhook),
         )
         .route("/ui/webhooks/{id}/test", post(pages::send_test))
+        .route("/ui/v3-webhooks", get(pages::v3_webhooks_page))
+        .route(
+            "/ui/v3-webhooks/switch",
+            post(pages::switch_license_webhooks),
+        )
+        .route(
+            "/ui/v3-webhooks/{id}/unregister",
+            post(pages::unregister_v3_webhook),
+        )
         .route("/ui/deliveries", get(pages::deliveries_page))
         .route(
             "/ui/deliveries/redeliver-failed",

@@ -2,7 +2,7 @@
 //! ([`hookwire_livechat::sample`]) as events ready to attempt.
 
 use crate::secret::new_event_id;
-use crate::store::EventBody;
+use crate::store::{EventBody, EventName};
 use hookwire_livechat::sample::sample_json;
 use hookwire_livechat::{EventType, IncomingEvent, ValidationError};
 
@@ -13,8 +13,9 @@ pub fn sample_event(event: EventType, license_id: &str) -> Result<EventBody, Val
     Ok(EventBody {
         unique_id: new_event_id(),
         license_id: incoming.license_id,
-        event_type: incoming.event_type,
+        event_type: EventName::V2(incoming.event_type),
         sections: incoming.sections,
+        v3: None,
     })
 }
 

@@ -7,9 +7,13 @@ pub use classify::{classify_status, reads_retry_after, AttemptFailure, Broke, Fa
 
 use super::ssrf;
 use crate::config::{Acknowledge, DeliverySettings};
-use crate::secret::{event_token, standard_webhooks_signature, Cipher, Secret, SIGNING_SECRET};
-use crate::store::{DeliveryJob, EventBody};
+use crate::secret::{
+    event_token, standard_webhooks_signature, Cipher, Secret, SIGNING_SECRET, V3_SECRET_KEY,
+};
+use crate::store::{DeliveryJob, EventBody, EventName};
 use base64::Engine as _;
+use hookwire_livechat::v3::envelope::additional_data;
+use hookwire_livechat::v3::{render_envelope, AdditionalDataSet, EnvelopeParts};
 use hookwire_livechat::{render_payload, DataTypes, PayloadParts, TargetUrl};
 use reqwest::header::{
     HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
@@ -40,18 +44,53 @@ pub struct AttemptReport {
     pub response_excerpt: Option<String>,
 }
 
-/// The exact body of a delivery of `event` with `data_types`: the same on
-/// every retry, and what the web app shows as "sent".
-pub fn render_body(token_secret: &Secret, event: &EventBody, data_types: DataTypes) -> Vec<u8> {
-    let token = event_token(token_secret, &event.unique_id);
-    render_payload(&PayloadParts {
-        event_type: event.event_type,
-        token: &token,
-        license_id: &event.license_id,
-        sections: &event.sections,
-        data_types,
-        event_unique_id: &event.unique_id,
-    })
+/// Who a v3 delivery is for: its webhook's id and `secret_key` (in the
+/// clear for a delivery, masked where the web app shows a body).
+pub struct V3Recipient<'a> {
+    pub webhook_id: &'a str,
+    pub secret_key: &'a str,
+}
+
+/// The exact body of a delivery of `event` with `data_types` (for a v3
+/// event, the additional data asked for): the same on every retry, and what
+/// the web app shows as "sent". A v3 event renders the six-key envelope for
+/// `v3`; without one (never the case for a delivery) it is empty.
+pub fn render_body(
+    token_secret: &Secret,
+    event: &EventBody,
+    data_types: DataTypes,
+    v3: Option<V3Recipient<'_>>,
+) -> Vec<u8> {
+    match (event.event_type, &event.v3, v3) {
+        (EventName::V2(event_type), _, _) => {
+            let token = event_token(token_secret, &event.unique_id);
+            render_payload(&PayloadParts {
+                event_type,
+                token: &token,
+                license_id: &event.license_id,
+                sections: &event.sections,
+                data_types,
+                event_unique_id: &event.unique_id,
+            })
+        }
+        (EventName::V3(action), Some(body), Some(to)) => {
+            let extra = &body.extra;
+            let additional = additional_data(
+                AdditionalDataSet::from_bits(data_types.bits()),
+                extra.chat_properties.as_deref(),
+                extra.chat_presence_user_ids.as_deref(),
+            );
+            render_envelope(&EnvelopeParts {
+                webhook_id: to.webhook_id,
+                secret_key: to.secret_key,
+                action: action.as_str(),
+                organization_id: &extra.organization_id,
+                additional_data: &additional,
+                payload: &body.payload,
+            })
+        }
+        (EventName::V3(_), _, _) => Vec::new(),
+    }
 }
 
 /// The host (and port, if any) a stored webhook URL points at, for logs:
@@ -120,9 +159,33 @@ impl Sender {
         }))
     }
 
-    /// The exact body a delivery sends (the same on every retry).
-    pub fn body(&self, job: &DeliveryJob) -> Vec<u8> {
-        render_body(&self.token_secret, &job.event, job.data_types)
+    /// The exact body a delivery sends (the same on every retry). A v3
+    /// delivery's carries its webhook's `secret_key`, opened here.
+    pub fn body(&self, job: &DeliveryJob) -> Result<Vec<u8>, AttemptFailure> {
+        let secret_key = match &job.v3_secret_key {
+            Some(sealed) => Some(
+                self.cipher
+                    .open(V3_SECRET_KEY, sealed)
+                    .and_then(|s| String::from_utf8(s).ok())
+                    .ok_or_else(|| {
+                        AttemptFailure::InvalidTarget(
+                            "the webhook's secret_key cannot be decrypted (was encryption_key changed?)"
+                                .into(),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let v3 = secret_key.as_deref().map(|secret_key| V3Recipient {
+            webhook_id: &job.webhook_id,
+            secret_key,
+        });
+        Ok(render_body(
+            &self.token_secret,
+            &job.event,
+            job.data_types,
+            v3,
+        ))
     }
 
     pub async fn attempt(&self, job: &DeliveryJob) -> AttemptReport {
@@ -141,7 +204,10 @@ impl Sender {
             Ok(t) => t,
             Err(cause) => return (fail(cause), None),
         };
-        let body = self.body(job);
+        let body = match self.body(job) {
+            Ok(b) => b,
+            Err(cause) => return (fail(cause), None),
+        };
         let signature = match self.signature(job, &body) {
             Ok(s) => s,
             Err(e) => return (fail(AttemptFailure::InvalidTarget(e)), None),

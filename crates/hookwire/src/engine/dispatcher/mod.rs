@@ -155,6 +155,8 @@ struct Core {
     store: Arc<dyn Store>,
     sender: Arc<Sender>,
     retry: RetryPolicy,
+    /// For LiveChat v3 deliveries (`v3_retry_schedule`).
+    retry_v3: RetryPolicy,
     settings: DeliverySettings,
     shared: Arc<Shared>,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -197,6 +199,15 @@ impl Dispatcher {
             sender,
             retry: RetryPolicy {
                 schedule: settings.retry_schedule.clone(),
+                jitter: settings.retry_jitter,
+                max_retry_after: settings.max_retry_after,
+            },
+            retry_v3: RetryPolicy {
+                schedule: if settings.v3_retry_schedule.is_empty() {
+                    settings.retry_schedule.clone()
+                } else {
+                    settings.v3_retry_schedule.clone()
+                },
                 jitter: settings.retry_jitter,
                 max_retry_after: settings.max_retry_after,
             },
@@ -395,7 +406,11 @@ impl Core {
         let start_margin = self.schedule.limits().start_margin;
         let sender = self.sender.clone();
         let store = self.store.clone();
-        let retry = self.retry.clone();
+        let retry = if job.v3_secret_key.is_some() {
+            self.retry_v3.clone()
+        } else {
+            self.retry.clone()
+        };
         let done = self.done_tx.clone();
         let shared = self.shared.clone();
         let disable_after = self.settings.disable_after.as_millis() as Millis;

@@ -78,8 +78,9 @@ fn event_body(ev: &NewEvent) -> EventBody {
     EventBody {
         unique_id: ev.unique_id.clone(),
         license_id: ev.license_id.clone(),
-        event_type: ev.event_type,
+        event_type: EventName::V2(ev.event_type),
         sections: ev.sections.clone(),
+        v3: None,
     }
 }
 
@@ -285,6 +286,7 @@ async fn ingest_run(
                             ev.received_at,
                         ),
                         max_per_second: r.get::<_, Option<i32>>(8).map(|n| n.max(0) as u32),
+                        v3_secret_key: None,
                     })
                     .collect()
             })
@@ -398,45 +400,11 @@ async fn ingest_one(
         return Ok(IngestOutcome::UnknownLicense);
     }
     if let Some((key, body_hash)) = &ev.idempotency {
-        // Claiming the key first serializes nodes racing on it: a second
-        // insert waits for the first transaction, then finds the row. An
-        // expired key is claimed anew (`idempotency::decide`).
-        let claimed = tx
-            .query_opt(
-                "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at)
-                 VALUES ($1, $2, $3, 0, $4)
-                 ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash,
-                   event_id = excluded.event_id, deliveries = 0, created_at = excluded.created_at
-                 WHERE idempotency_keys.created_at < $5
-                 RETURNING key",
-                &[
-                    key,
-                    body_hash,
-                    &ev.unique_id,
-                    &ev.received_at,
-                    &idempotency::expired_before(ev.received_at),
-                ],
-            )
-            .await?;
-        if claimed.is_none() {
-            let row = tx
-                .query_one(
-                    "SELECT body_hash, event_id, deliveries, created_at FROM idempotency_keys WHERE key = $1",
-                    &[key],
-                )
-                .await?;
-            let stored = StoredKey {
-                body_hash: row.get(0),
-                event_id: row.get(1),
-                deliveries: row.get(2),
-                created_at: row.get(3),
-            };
-            // A stored key is never accepted again: this answers.
-            if let Some(answer) =
-                idempotency::decide(Some(stored), body_hash, ev.received_at).outcome()
-            {
-                return Ok(answer);
-            }
+        let client: &tokio_postgres::Client = tx;
+        if let Some(answer) =
+            claim_idempotency_key(client, key, body_hash, &ev.unique_id, ev.received_at).await?
+        {
+            return Ok(answer);
         }
     }
 
@@ -523,6 +491,7 @@ async fn ingest_one(
                 data_types: DataTypes::from_bits(bits as u8),
                 signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), ev.received_at),
                 max_per_second: r.get::<_, Option<i32>>(6).map(|n| n.max(0) as u32),
+                v3_secret_key: None,
             }
         })
         .collect()
@@ -580,4 +549,53 @@ async fn ingest_one(
         delivery_count,
         held: held_count,
     })
+}
+
+/// Claims an idempotency key for the event `event_id` inside the ingest's
+/// transaction, or answers as the key's first request did (a replay, or a
+/// key reused with another body). Claiming first serializes nodes racing on
+/// the key: a second insert waits for the first transaction, then finds the
+/// row. An expired key is claimed anew (`idempotency::decide`). The claim
+/// counts no deliveries yet: ingest sets them once it made them.
+pub(super) async fn claim_idempotency_key(
+    tx: &impl tokio_postgres::GenericClient,
+    key: &str,
+    body_hash: &str,
+    event_id: &str,
+    received_at: Millis,
+) -> Result<Option<IngestOutcome>, tokio_postgres::Error> {
+    let claimed = tx
+        .query_opt(
+            "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at)
+             VALUES ($1, $2, $3, 0, $4)
+             ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash,
+               event_id = excluded.event_id, deliveries = 0, created_at = excluded.created_at
+             WHERE idempotency_keys.created_at < $5
+             RETURNING key",
+            &[
+                &key,
+                &body_hash,
+                &event_id,
+                &received_at,
+                &idempotency::expired_before(received_at),
+            ],
+        )
+        .await?;
+    if claimed.is_some() {
+        return Ok(None);
+    }
+    let row = tx
+        .query_one(
+            "SELECT body_hash, event_id, deliveries, created_at FROM idempotency_keys WHERE key = $1",
+            &[&key],
+        )
+        .await?;
+    let stored = StoredKey {
+        body_hash: row.get(0),
+        event_id: row.get(1),
+        deliveries: row.get(2),
+        created_at: row.get(3),
+    };
+    // A stored key is never accepted again: this answers.
+    Ok(idempotency::decide(Some(stored), body_hash, received_at).outcome())
 }

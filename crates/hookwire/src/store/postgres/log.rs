@@ -74,7 +74,7 @@ impl DeliveryLog for PgStore {
             .await?
             .query_opt(
                 "SELECT e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey,
-                        e.ticket, d.data_types
+                        e.ticket, d.data_types, e.v3_payload, e.v3_extra
                  FROM deliveries d JOIN events e ON e.seq = d.event_seq
                  WHERE d.id = $1 AND d.license_id = $2",
                 &[&delivery_id, &license_id],
@@ -84,7 +84,7 @@ impl DeliveryLog for PgStore {
         let Some(r) = row else { return Ok(None) };
         let bits: i16 = r.get(7);
         Ok(Some((
-            event_from_row(&r, 0)?,
+            event_from_row(&r, 0, 8)?,
             DataTypes::from_bits(bits as u8),
         )))
     }

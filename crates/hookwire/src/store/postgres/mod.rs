@@ -12,7 +12,7 @@
 //! mapping, planner settings, the event columns); each trait of [`Store`]
 //! has its file: `licenses`, `webhooks`, `queue` (with `ingest`, `record`,
 //! `group` and `pipeline` for the hot path), `log`, `visitors`, `ops`,
-//! `alerts`, `nodes`.
+//! `alerts`, `nodes`, `v3_webhooks`.
 
 mod alerts;
 mod group;
@@ -26,6 +26,7 @@ mod pipeline;
 mod queue;
 mod record;
 mod retention;
+mod v3_webhooks;
 mod visitors;
 mod web_sessions;
 mod webhooks;
@@ -58,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_9.sql"),
     include_str!("schema_10.sql"),
     include_str!("schema_11.sql"),
+    include_str!("schema_12.sql"),
 ];
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;
@@ -217,8 +219,9 @@ async fn migrate(pool: &Pool) -> StoreResult<()> {
 }
 
 /// An event's body from column `first` on: unique id, license, type, then
-/// the four sections (read by `rules::rows`).
-fn event_from_row(row: &Row, first: usize) -> StoreResult<EventBody> {
+/// the four sections (read by `rules::rows`); a v3 event's payload and
+/// extra at `v3_first` and the one after.
+fn event_from_row(row: &Row, first: usize, v3_first: usize) -> StoreResult<EventBody> {
     EventRow {
         unique_id: row.get(first),
         license_id: row.get(first + 1),
@@ -229,6 +232,8 @@ fn event_from_row(row: &Row, first: usize) -> StoreResult<EventBody> {
             row.get(first + 5),
             row.get(first + 6),
         ],
+        v3_payload: row.get(v3_first),
+        v3_extra: row.get(v3_first + 1),
     }
     .into_body()
 }

@@ -57,7 +57,7 @@ impl DeliveryQueue for PgStore {
                  SELECT l.id, l.webhook_id, w.url, l.data_types, l.attempts_in_round, l.event_seq,
                         e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
                         w.signing_secret, w.previous_signing_secret, w.previous_secret_until,
-                        w.max_per_second
+                        w.max_per_second, e.v3_payload, e.v3_extra, w.v3_secret_key
                  FROM leased l JOIN webhooks w ON w.id = l.webhook_id JOIN events e ON e.seq = l.event_seq
                  ORDER BY l.next_attempt_at, l.id",
                 &[
@@ -77,7 +77,7 @@ impl DeliveryQueue for PgStore {
             let event = match events.get(&seq) {
                 Some(e) => e.clone(),
                 None => {
-                    let e = Arc::new(event_from_row(r, 6)?);
+                    let e = Arc::new(event_from_row(r, 6, 17)?);
                     events.insert(seq, e.clone());
                     e
                 }
@@ -94,6 +94,7 @@ impl DeliveryQueue for PgStore {
                 event,
                 signing_secrets: signing_secrets(r.get(13), r.get(14), r.get(15), now),
                 max_per_second: r.get::<_, Option<i32>>(16).map(|n| n.max(0) as u32),
+                v3_secret_key: r.get(19),
             });
         }
         Ok(jobs)

@@ -97,7 +97,7 @@ impl Webhooks for PgStore {
             .await?
             .query(
                 &format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = $1 AND deleted_at IS NULL ORDER BY created_at, id"
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = $1 AND deleted_at IS NULL AND v3_version IS NULL ORDER BY created_at, id"
                 ),
                 &[&license_id],
             )
@@ -112,7 +112,7 @@ impl Webhooks for PgStore {
             .await?
             .query_opt(
                 &format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL"
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL AND v3_version IS NULL"
                 ),
                 &[&license_id, &id],
             )
@@ -150,7 +150,7 @@ impl Webhooks for PgStore {
                                           WHEN $5 THEN NULL ELSE 'disabled by the license' END,
                    failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
                    max_per_second = CASE WHEN $6 THEN $7 ELSE max_per_second END
-                 WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL
+                 WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL AND v3_version IS NULL
                  RETURNING id",
                 &[
                     &license_id,
@@ -189,7 +189,7 @@ impl Webhooks for PgStore {
         let tx = client.transaction().await.map_err(db_error)?;
         let n = tx
             .execute(
-                "UPDATE webhooks SET deleted_at = $1 WHERE id = $2 AND license_id = $3 AND deleted_at IS NULL",
+                "UPDATE webhooks SET deleted_at = $1 WHERE id = $2 AND license_id = $3 AND deleted_at IS NULL AND v3_version IS NULL",
                 &[&now, &id, &license_id],
             )
             .await

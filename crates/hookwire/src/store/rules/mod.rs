@@ -11,11 +11,14 @@
 //! - [`retention`]: how long finished work is kept, and which rows a prune takes;
 //! - [`rows`]: stored strings and numbers read back as typed values, or
 //!   [`StoreError::Corrupt`](super::StoreError::Corrupt) naming row and field;
-//! - [`visitors`]: a visitor's details sets (replaced by `set_id`) and view.
+//! - [`visitors`]: a visitor's details sets (replaced by `set_id`) and view;
+//! - [`v3`]: which v3 webhooks an event goes to (switch, bots, filters),
+//!   what its deliveries add, and v3 rows read back.
 
 pub mod alerts;
 pub mod idempotency;
 pub mod retention;
 pub mod rows;
 pub mod tags;
+pub mod v3;
 pub mod visitors;

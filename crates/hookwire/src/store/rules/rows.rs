@@ -10,7 +10,8 @@
 //! section dropped would be delivered without it.
 
 use crate::store::{
-    AttemptView, DeliveryState, DeliveryView, EventBody, Millis, StoreError, StoreResult, Webhook,
+    AttemptView, DeliveryState, DeliveryView, EventBody, EventName, Millis, StoreError,
+    StoreResult, Webhook,
 };
 use hookwire_livechat::{DataType, DataTypes, EventType, TargetUrl};
 use serde_json::value::RawValue;
@@ -73,13 +74,25 @@ pub struct EventRow {
     /// The sections' JSON texts, by [`DataType::index`] (chat, visitor,
     /// pre-chat survey, ticket: the columns' order).
     pub sections: [Option<String>; 4],
+    /// A v3 event's `v3_payload` and `v3_extra` columns.
+    pub v3_payload: Option<String>,
+    pub v3_extra: Option<String>,
 }
 
 impl EventRow {
     /// The event body; a section is kept as its stored text (no copy), once
     /// checked to be JSON.
     pub fn into_body(self) -> StoreResult<EventBody> {
-        let event_type = event_type(format_args!("event {}", self.unique_id), &self.event_type)?;
+        let event_type = event_name(format_args!("event {}", self.unique_id), &self.event_type)?;
+        let v3 = match event_type {
+            EventName::V3(action) => Some(super::v3::body(
+                &self.unique_id,
+                action,
+                self.v3_payload,
+                self.v3_extra,
+            )?),
+            EventName::V2(_) => None,
+        };
         let [chat, visitor, survey, ticket] = self.sections;
         let id = &self.unique_id;
         let sections = [
@@ -93,6 +106,7 @@ impl EventRow {
             license_id: self.license_id,
             event_type,
             sections,
+            v3,
         })
     }
 }
@@ -112,7 +126,7 @@ impl DeliveryRow {
     /// The view, with the attempts the backend found for it.
     pub fn into_view(self, attempts: Vec<AttemptView>) -> StoreResult<DeliveryView> {
         let state = delivery_state(self.id, &self.state)?;
-        let event_type = event_type(format_args!("delivery {}", self.id), &self.event_type)?;
+        let event_type = event_name(format_args!("delivery {}", self.id), &self.event_type)?;
         Ok(DeliveryView {
             id: self.id,
             event_id: self.event_id,
@@ -130,6 +144,12 @@ impl DeliveryRow {
 /// A stored event type; `row` names where it was read.
 pub fn event_type(row: impl Display, text: &str) -> StoreResult<EventType> {
     text.parse()
+        .map_err(|e: hookwire_livechat::ValidationError| StoreError::corrupt(row, e))
+}
+
+/// A stored event name: a v2 event type or a v3 action.
+pub fn event_name(row: impl Display, text: &str) -> StoreResult<EventName> {
+    EventName::parse(text)
         .map_err(|e: hookwire_livechat::ValidationError| StoreError::corrupt(row, e))
 }
 
@@ -212,6 +232,8 @@ mod tests {
                 None,
                 Some(r#"{ "id" : 7 }"#.into()),
             ],
+            v3_payload: None,
+            v3_extra: None,
         }
     }
 
@@ -274,7 +296,7 @@ mod tests {
     #[test]
     fn an_event_row_keeps_its_sections_text() {
         let body = event_row().into_body().unwrap();
-        assert_eq!(body.event_type, EventType::TicketCreated);
+        assert_eq!(body.event_type, EventName::V2(EventType::TicketCreated));
         let text = |t: DataType| body.sections[t.index()].as_ref().map(|s| s.get());
         assert_eq!(text(DataType::Chat), Some(r#"{"id":"C1"}"#));
         assert_eq!(text(DataType::Visitor), None);

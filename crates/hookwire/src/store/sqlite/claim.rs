@@ -16,7 +16,8 @@ use super::*;
 const CLAIM_SQL: &str =
     "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
         e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
-        w.signing_secret, w.previous_signing_secret, w.previous_secret_until, w.max_per_second
+        w.signing_secret, w.previous_signing_secret, w.previous_secret_until, w.max_per_second,
+        e.v3_payload, e.v3_extra, w.v3_secret_key
  FROM deliveries d
  JOIN webhooks w ON w.id = d.webhook_id
  JOIN events e ON e.seq = d.event_seq
@@ -86,7 +87,11 @@ fn claim_rows(
         let event = match events.get(&seq) {
             Some(e) => e.clone(),
             None => {
-                let e = Arc::new(event_from_columns(r, 6).map_err(unavailable)?.into_body()?);
+                let e = Arc::new(
+                    event_from_columns(r, 6, 17)
+                        .map_err(unavailable)?
+                        .into_body()?,
+                );
                 events.insert(seq, e.clone());
                 e
             }
@@ -113,5 +118,6 @@ fn job_from_row(
         event,
         signing_secrets: signing_secrets(r.get(13)?, r.get(14)?, r.get(15)?, now),
         max_per_second: r.get(16)?,
+        v3_secret_key: r.get(19)?,
     })
 }

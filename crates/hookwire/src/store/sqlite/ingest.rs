@@ -11,20 +11,7 @@ pub(super) fn ingest_one(
     handoff: Option<&Handoff>,
 ) -> rusqlite::Result<IngestOutcome> {
     if let Some((key, body_hash)) = &ev.idempotency {
-        let stored = c
-            .prepare_cached(
-                "SELECT body_hash, event_id, deliveries, created_at FROM idempotency_keys WHERE key = ?1",
-            )?
-            .query_row([key], |r| {
-                Ok(StoredKey {
-                    body_hash: r.get(0)?,
-                    event_id: r.get(1)?,
-                    deliveries: r.get(2)?,
-                    created_at: r.get(3)?,
-                })
-            })
-            .optional()?;
-        if let Some(answer) = idempotency::decide(stored, body_hash, ev.received_at).outcome() {
+        if let Some(answer) = idempotency_answer(c, key, body_hash, ev.received_at)? {
             return Ok(answer);
         }
     }
@@ -104,6 +91,7 @@ pub(super) fn ingest_one(
                 data_types: DataTypes::from_bits(r.get(2)?),
                 signing_secrets: signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
                 max_per_second: r.get(6)?,
+                v3_secret_key: None,
             })
         })?;
         for row in rows {
@@ -129,13 +117,14 @@ pub(super) fn ingest_one(
         delivery_ids.push(c.last_insert_rowid());
     }
     if let Some((key, body_hash)) = &ev.idempotency {
-        c.prepare_cached(
-            // An expired key is claimed anew (`idempotency::decide`).
-            "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, event_id = excluded.event_id,
-               deliveries = excluded.deliveries, created_at = excluded.created_at",
-        )?
-        .execute(params![key, body_hash, ev.unique_id, targets.len() as i64, ev.received_at])?;
+        keep_idempotency_key(
+            c,
+            key,
+            body_hash,
+            &ev.unique_id,
+            targets.len(),
+            ev.received_at,
+        )?;
     }
 
     let delivery_count = targets.len();
@@ -145,8 +134,9 @@ pub(super) fn ingest_one(
         EventBody {
             unique_id: ev.unique_id,
             license_id: ev.license_id,
-            event_type: ev.event_type,
+            event_type: EventName::V2(ev.event_type),
             sections: ev.sections,
+            v3: None,
         }
     });
     Ok(IngestOutcome::Accepted {
@@ -155,4 +145,48 @@ pub(super) fn ingest_one(
         delivery_count,
         held,
     })
+}
+
+/// What an event with an idempotency key is answered without being ingested
+/// (a replay, or a key reused with another body); `None`: ingest it. On
+/// SQLite the writer is alone, so reading the key first decides it.
+pub(super) fn idempotency_answer(
+    c: &Connection,
+    key: &str,
+    body_hash: &str,
+    received_at: Millis,
+) -> rusqlite::Result<Option<IngestOutcome>> {
+    let stored = c
+        .prepare_cached(
+            "SELECT body_hash, event_id, deliveries, created_at FROM idempotency_keys WHERE key = ?1",
+        )?
+        .query_row([key], |r| {
+            Ok(StoredKey {
+                body_hash: r.get(0)?,
+                event_id: r.get(1)?,
+                deliveries: r.get(2)?,
+                created_at: r.get(3)?,
+            })
+        })
+        .optional()?;
+    Ok(idempotency::decide(stored, body_hash, received_at).outcome())
+}
+
+/// Keeps the key an ingested event claimed, with its delivery count. An
+/// expired key is claimed anew (`idempotency::decide`).
+pub(super) fn keep_idempotency_key(
+    c: &Connection,
+    key: &str,
+    body_hash: &str,
+    event_id: &str,
+    deliveries: usize,
+    received_at: Millis,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO idempotency_keys (key, body_hash, event_id, deliveries, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, event_id = excluded.event_id,
+           deliveries = excluded.deliveries, created_at = excluded.created_at",
+    )?
+    .execute(params![key, body_hash, event_id, deliveries as i64, received_at])?;
+    Ok(())
 }

@@ -113,12 +113,12 @@ impl DeliveryLog for SqliteStore {
         let found = self.read(move |c| {
             c.prepare_cached(
                 "SELECT e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey,
-                        e.ticket, d.data_types
+                        e.ticket, d.data_types, e.v3_payload, e.v3_extra
                  FROM deliveries d JOIN events e ON e.seq = d.event_seq
                  WHERE d.id = ?1 AND d.license_id = ?2",
             )?
             .query_row(params![delivery_id, license], |r| {
-                Ok((event_from_columns(r, 0)?, DataTypes::from_bits(r.get(7)?)))
+                Ok((event_from_columns(r, 0, 8)?, DataTypes::from_bits(r.get(7)?)))
             })
             .optional()
         })

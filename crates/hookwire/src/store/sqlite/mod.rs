@@ -5,7 +5,7 @@
 //! share (reading on a pooled connection, the event columns); each trait of
 //! [`Store`] has its file: `licenses`, `webhooks`, `queue` (with `ingest`,
 //! `claim` and `record` for the hot path's writer operations), `log`,
-//! `visitors`, `ops`, `alerts`, `retention`, `nodes`.
+//! `visitors`, `ops`, `alerts`, `retention`, `nodes`, `v3_webhooks`.
 
 mod alerts;
 pub mod backup;
@@ -19,6 +19,7 @@ mod process;
 mod queue;
 mod record;
 mod retention;
+mod v3_webhooks;
 mod visitors;
 mod web_sessions;
 mod webhooks;
@@ -48,6 +49,7 @@ const SCHEMA: &[&str] = &[
     include_str!("schema_10.sql"),
     include_str!("schema_11.sql"),
     include_str!("schema_12.sql"),
+    include_str!("schema_13.sql"),
 ];
 const READERS: usize = 4;
 
@@ -197,8 +199,9 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
 }
 
 /// An event's body columns, from column `first` on: unique id, license,
-/// type, then the four sections (`rules::rows` reads them).
-fn event_from_columns(row: &Row<'_>, first: usize) -> rusqlite::Result<EventRow> {
+/// type, then the four sections (`rules::rows` reads them); a v3 event's
+/// payload and extra at `v3_first` and the one after.
+fn event_from_columns(row: &Row<'_>, first: usize, v3_first: usize) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
         unique_id: row.get(first)?,
         license_id: row.get(first + 1)?,
@@ -209,6 +212,8 @@ fn event_from_columns(row: &Row<'_>, first: usize) -> rusqlite::Result<EventRow>
             row.get(first + 5)?,
             row.get(first + 6)?,
         ],
+        v3_payload: row.get(v3_first)?,
+        v3_extra: row.get(v3_first + 1)?,
     })
 }
 

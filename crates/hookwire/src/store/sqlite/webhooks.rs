@@ -35,7 +35,7 @@ fn query_webhook(
     id: &str,
 ) -> rusqlite::Result<Option<WebhookRow>> {
     c.prepare_cached(&format!(
-        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = ?1 AND id = ?2 AND deleted_at IS NULL"
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = ?1 AND id = ?2 AND deleted_at IS NULL AND v3_version IS NULL"
     ))?
     .query_row(params![license_id, id], webhook_from_row)
     .optional()
@@ -99,7 +99,7 @@ impl Webhooks for SqliteStore {
         let rows: Vec<WebhookRow> = self
             .read(move |c| {
                 c.prepare_cached(&format!(
-                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = ?1 AND deleted_at IS NULL ORDER BY created_at, id"
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE license_id = ?1 AND deleted_at IS NULL AND v3_version IS NULL ORDER BY created_at, id"
                 ))?
                 .query_map([license], webhook_from_row)?
                 .collect()
@@ -169,7 +169,7 @@ impl Webhooks for SqliteStore {
             .write(move |c| {
                 let n = c
                     .execute(
-                        "UPDATE webhooks SET deleted_at = ?1 WHERE id = ?2 AND license_id = ?3 AND deleted_at IS NULL",
+                        "UPDATE webhooks SET deleted_at = ?1 WHERE id = ?2 AND license_id = ?3 AND deleted_at IS NULL AND v3_version IS NULL",
                         params![now, id, license],
                     )
                     .map_err(unavailable)?;

@@ -283,7 +283,11 @@ pub async fn delivery_page(
 ) -> UiResult<Html<String>> {
     let license = signed.license()?;
     let d = find_delivery(&state, license, &id).await?;
-    let webhook = state.store().get_webhook(license, &d.webhook_id).await?;
+    // A v2 webhook, else a v3 one: (id, masked URL).
+    let webhook = match state.store().get_webhook(license, &d.webhook_id).await? {
+        Some(w) => Some((w.id, w.url.masked())),
+        None => v3_target(&state, license, &d.webhook_id).await?,
+    };
     let mut out = flash(&params.0);
     let next = d
         .next_attempt_at
@@ -296,10 +300,10 @@ pub async fn delivery_page(
         event = d.event_type.as_str(),
         event_id = esc(&d.event_id),
         target = match &webhook {
-            Some(w) => format!(
+            Some((id, url)) => format!(
                 r#"<a href="/ui/deliveries?webhook={}">{}</a>"#,
-                esc(&w.id),
-                esc(&w.url.masked())
+                esc(id),
+                esc(url)
             ),
             None => "(deleted)".into(),
         },
@@ -308,11 +312,11 @@ pub async fn delivery_page(
     match &webhook {
         // Redelivery is refused for a held delivery: enabling its webhook
         // is what sends it.
-        Some(w) if d.state == DeliveryState::Held => {
+        Some((webhook_id, _)) if d.state == DeliveryState::Held => {
             let _ = write!(
                 out,
                 r#"<p class="hint" id="held-note">Held: its webhook is disabled. <a href="/ui/webhooks/{}/enable">Enable the webhook</a> to deliver it with everything else it holds, or to discard them.</p>"#,
-                esc(&w.id)
+                esc(webhook_id)
             );
         }
         Some(_) => {
@@ -355,7 +359,9 @@ pub async fn delivery_page(
     out.push_str("<h2>Body sent</h2>");
     match state.store().delivery_body(license, d.id).await? {
         Some((event, data_types)) => {
-            let body = state.engine().render_body(&event, data_types);
+            let body = state
+                .engine()
+                .render_body(&event, data_types, &d.webhook_id);
             let _ = write!(
                 out,
                 r#"<p class="hint">Exactly as POSTed (Content-Type: application/json), on every attempt.</p><pre class="body" id="body-sent" tabindex="0">{}</pre>"#,

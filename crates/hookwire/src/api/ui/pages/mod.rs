@@ -32,6 +32,7 @@ mod deliveries;
 mod enable;
 mod overview;
 mod sign_in;
+mod v3_webhooks;
 mod webhooks;
 
 pub use agents::*;
@@ -39,6 +40,7 @@ pub use deliveries::*;
 pub use enable::*;
 pub use overview::*;
 pub use sign_in::*;
+pub use v3_webhooks::*;
 pub use webhooks::*;
 
 const PAGE_SIZE: usize = 25;
