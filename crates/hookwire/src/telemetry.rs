@@ -27,6 +27,7 @@ pub const DATABASE_UP: &str = "hookwire_database_up";
 pub const PRUNED: &str = "hookwire_pruned_total";
 pub const DATABASE_BYTES: &str = "hookwire_database_bytes";
 pub const OLDEST_KEPT: &str = "hookwire_oldest_kept_age_seconds";
+pub const PRUNE_BATCH_SECONDS: &str = "hookwire_prune_batch_seconds";
 pub const NODES_ALIVE: &str = "hookwire_nodes_alive";
 pub const HEARTBEAT_AGE: &str = "hookwire_heartbeat_age_seconds";
 pub const NODE_FRESH: &str = "hookwire_node_fresh";
@@ -36,6 +37,10 @@ pub const LEASES_TAKEN_OVER: &str = "hookwire_leases_taken_over_total";
 const LATENCY_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// Buckets (seconds) for how long a prune batch held the database: a few
+/// milliseconds is the design, so the resolution is below and around it.
+const PRUNE_BATCH_BUCKETS: [f64; 8] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1];
 
 /// How an attempt ended, as the metrics label it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +112,11 @@ impl Metrics {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(ATTEMPT_SECONDS.into()), &LATENCY_BUCKETS)
             .expect("the bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full(PRUNE_BATCH_SECONDS.into()),
+                &PRUNE_BATCH_BUCKETS,
+            )
+            .expect("the bucket list is not empty")
             .build_recorder();
         let handle = recorder.handle();
         let metrics = Metrics {
@@ -167,6 +177,11 @@ impl Metrics {
                 Unit::Bytes,
                 "The database's size on disk (SQLite: file, WAL and shm)."
             );
+            describe_histogram!(
+                PRUNE_BATCH_SECONDS,
+                Unit::Seconds,
+                "How long each prune batch that deleted rows held the database (SQLite: the writer thread)."
+            );
             describe_gauge!(
                 OLDEST_KEPT,
                 "Age of the oldest event kept (0 when none): at most about the retention."
@@ -214,10 +229,13 @@ impl Metrics {
         });
     }
 
-    /// Rows of `what` removed by a prune batch.
-    pub fn pruned(&self, what: &'static str, rows: u64) {
+    /// Rows of `what` removed by a prune batch that held the database for `held`.
+    pub fn pruned(&self, what: &'static str, rows: u64, held: std::time::Duration) {
         if rows > 0 {
-            self.with(|| metrics::counter!(PRUNED, "what" => what).increment(rows));
+            self.with(|| {
+                metrics::counter!(PRUNED, "what" => what).increment(rows);
+                metrics::histogram!(PRUNE_BATCH_SECONDS).record(held.as_secs_f64());
+            });
         }
     }
 

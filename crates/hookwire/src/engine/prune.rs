@@ -18,21 +18,31 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// After a batch that deleted rows, the prune rests this many times the
-/// batch's own time: it takes at most a third of the database's time,
-/// however large the pile (a retention just lowered on a million rows), so
-/// ingest keeps its latency while the pile goes.
+/// time its delete held the database (`PruneBatch::held`): it takes at most
+/// a third of the database's time, however large the pile (a retention just
+/// lowered on a million rows), so ingest keeps its latency while the pile
+/// goes. The held time, not the batch's wall time: on SQLite a delete also
+/// waits in the writer's queue behind ingest, and resting in proportion to
+/// that wait left the prune behind a steady 2,000 events/s (the soak at
+/// bfc6dc8, 2026-12-03: the database grew ~100 MB a minute past retention).
 const REST_PER_BATCH_TIME: u32 = 2;
+/// Space-reclaim steps (SQLite: 2 MiB each) one pass takes at most, so a
+/// large give-back spreads over passes and never holds up the pruning of
+/// newer rows: unbounded, a pass that followed a prune of a million rows
+/// spent some 17 minutes giving back 1.2 GiB while rows past retention
+/// waited for the next pass (measured on 2026-12-03).
+const RECLAIM_STEPS_PER_PASS: usize = 32;
 /// The longest rest, should one batch have been slow for other reasons.
 const MAX_REST: Duration = Duration::from_millis(200);
 
-/// Lets other work at the database between two batches.
-async fn rest_after(batch_began: Instant, deleted: u64) {
-    if deleted == 0 {
+/// Lets other work at the database between two batches, after one that
+/// held it for `held`.
+async fn rest_after(held: Duration) {
+    if held.is_zero() {
         // A scan that found nothing to delete did not touch the writer.
         tokio::task::yield_now().await;
     } else {
-        let rest = (batch_began.elapsed() * REST_PER_BATCH_TIME).min(MAX_REST);
-        tokio::time::sleep(rest).await;
+        tokio::time::sleep((held * REST_PER_BATCH_TIME).min(MAX_REST)).await;
     }
 }
 
@@ -92,14 +102,13 @@ async fn licenses_then_expired(
                     cutoff,
                     after,
                 };
-                let began = Instant::now();
                 let batch = store.prune_license_batch(what, scope).await?;
                 total += counted(metrics, what.as_str(), batch);
                 match batch.resume_after {
                     Some(next) => after = next,
                     None => break,
                 }
-                rest_after(began, batch.deleted).await;
+                rest_after(batch.held).await;
             }
         }
     }
@@ -112,26 +121,25 @@ async fn licenses_then_expired(
             if stop.is_cancelled() {
                 return Ok(total);
             }
-            let began = Instant::now();
             let batch = store.prune_expired_batch(what, cutoff).await?;
             total += counted(metrics, what.as_str(), batch);
             if batch.resume_after.is_none() {
                 break;
             }
-            rest_after(began, batch.deleted).await;
+            rest_after(batch.held).await;
         }
     }
-    loop {
+    for _ in 0..RECLAIM_STEPS_PER_PASS {
         let began = Instant::now();
         if stop.is_cancelled() || store.reclaim_space().await? == 0 {
             break;
         }
-        rest_after(began, 1).await;
+        rest_after(began.elapsed()).await;
     }
     Ok(total)
 }
 
 fn counted(metrics: &Metrics, what: &'static str, batch: PruneBatch) -> u64 {
-    metrics.pruned(what, batch.deleted);
+    metrics.pruned(what, batch.deleted, batch.held);
     batch.deleted
 }

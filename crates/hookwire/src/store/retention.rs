@@ -9,6 +9,7 @@
 use super::rules::retention::RetentionPeriod;
 use super::{Millis, StoreResult};
 use async_trait::async_trait;
+use std::time::Duration;
 
 /// What of a license's rows a prune batch takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,15 +97,21 @@ pub struct PruneBatch {
     pub deleted: u64,
     /// Where the next batch starts; `None`: this kind is done for this pass.
     pub resume_after: Option<i64>,
+    /// How long its delete held the database: on SQLite the writer thread's
+    /// time on it, not its wait in the writer's queue (which grows with
+    /// ingest and is no cost of the prune's); on PostgreSQL the delete's
+    /// own time. The prune rests in proportion to it.
+    pub held: Duration,
 }
 
 impl PruneBatch {
     /// A batch that deleted by a bounded `DELETE ... LIMIT`: more may
     /// remain only if it took as many as it could.
-    pub fn bounded(deleted: u64, limit: usize) -> Self {
+    pub fn bounded(deleted: u64, limit: usize, held: Duration) -> Self {
         PruneBatch {
             deleted,
             resume_after: (deleted >= limit as u64).then_some(0),
+            held,
         }
     }
 }

@@ -10,6 +10,7 @@ use rules::retention::{
     delivery_verdict, event_verdict, scan, RetentionPeriod, ScannedDelivery, ScannedEvent,
     FINISHED_STATES_SQL, PRUNE_BATCH,
 };
+use std::time::Instant;
 use tokio::sync::Mutex;
 
 /// The advisory lock key of a prune pass ("hookprun").
@@ -135,13 +136,13 @@ impl Retention for PgStore {
                    SELECT id FROM alerts WHERE state <> 'pending' AND updated_at < $1 LIMIT $2)"
             }
         };
-        let deleted = self
-            .client()
-            .await?
+        let client = self.client().await?;
+        let began = Instant::now();
+        let deleted = client
             .execute(sql, &[&cutoff, &(PRUNE_BATCH as i64)])
             .await
             .map_err(db_error)?;
-        Ok(PruneBatch::bounded(deleted, PRUNE_BATCH))
+        Ok(PruneBatch::bounded(deleted, PRUNE_BATCH, began.elapsed()))
     }
 
     async fn oldest_kept_delivery(&self, license_id: &str) -> StoreResult<Option<Millis>> {
@@ -219,6 +220,7 @@ impl PgStore {
             |d| delivery_verdict(d, scope.cutoff),
         );
         let mut deleted = 0;
+        let began = Instant::now();
         if !found.prune.is_empty() {
             let tx = client.transaction().await.map_err(db_error)?;
             let gone: Vec<i64> = tx
@@ -253,6 +255,7 @@ impl PgStore {
         Ok(PruneBatch {
             deleted,
             resume_after: (!found.done).then(|| found.last_scanned.unwrap_or(scope.after)),
+            held: began.elapsed(),
         })
     }
 
@@ -281,6 +284,7 @@ impl PgStore {
             |e| e.seq,
             |e| event_verdict(e, scope.cutoff),
         );
+        let began = Instant::now();
         let deleted = if found.prune.is_empty() {
             0
         } else {
@@ -296,20 +300,21 @@ impl PgStore {
         Ok(PruneBatch {
             deleted,
             resume_after: (!found.done).then(|| found.last_scanned.unwrap_or(scope.after)),
+            held: began.elapsed(),
         })
     }
 
     /// Runs a `DELETE ... LIMIT` taking (license, cutoff, limit).
     async fn delete_bounded(&self, sql: &str, scope: PruneScope<'_>) -> StoreResult<PruneBatch> {
-        let deleted = self
-            .client()
-            .await?
+        let client = self.client().await?;
+        let began = Instant::now();
+        let deleted = client
             .execute(
                 sql,
                 &[&scope.license_id, &scope.cutoff, &(PRUNE_BATCH as i64)],
             )
             .await
             .map_err(db_error)?;
-        Ok(PruneBatch::bounded(deleted, PRUNE_BATCH))
+        Ok(PruneBatch::bounded(deleted, PRUNE_BATCH, began.elapsed()))
     }
 }

@@ -4,6 +4,7 @@
 //! incremental vacuum gives free pages back a step at a time.
 
 use super::*;
+use std::time::{Duration, Instant};
 use rules::retention::{
     delivery_verdict, event_verdict, scan, RetentionPeriod, ScannedDelivery, ScannedEvent,
     FINISHED_STATES_SQL, PRUNE_BATCH,
@@ -128,14 +129,14 @@ impl Retention for SqliteStore {
             }
         };
         let deleted = self
-            .writer
-            .write(move |c| {
+            .timed_delete(move |c| {
                 c.prepare_cached(sql)
                     .and_then(|mut s| s.execute(params![cutoff, PRUNE_BATCH as i64]))
+                    .map(|n| n as u64)
                     .map_err(unavailable)
             })
             .await?;
-        Ok(PruneBatch::bounded(deleted as u64, PRUNE_BATCH))
+        Ok(PruneBatch::bounded(deleted.rows, PRUNE_BATCH, deleted.held))
     }
 
     async fn oldest_kept_delivery(&self, license_id: &str) -> StoreResult<Option<Millis>> {
@@ -215,17 +216,19 @@ impl SqliteStore {
             |d| delivery_verdict(d, cutoff),
         );
         let deleted = if found.prune.is_empty() {
-            0
+            Deleted::NOTHING
         } else {
             let license = scope.license_id.to_string();
             let ids = found.prune;
-            self.writer
-                .write(move |c| delete_deliveries(c, &license, &ids, cutoff).map_err(unavailable))
-                .await?
+            self.timed_delete(move |c| {
+                delete_deliveries(c, &license, &ids, cutoff).map_err(unavailable)
+            })
+            .await?
         };
         Ok(PruneBatch {
-            deleted,
+            deleted: deleted.rows,
             resume_after: (!found.done).then(|| found.last_scanned.unwrap_or(after)),
+            held: deleted.held,
         })
     }
 
@@ -251,11 +254,10 @@ impl SqliteStore {
             .await?;
         let found = scan(&rows, PRUNE_BATCH, |e| e.seq, |e| event_verdict(e, cutoff));
         let deleted = if found.prune.is_empty() {
-            0
+            Deleted::NOTHING
         } else {
             let seqs = found.prune;
-            self.writer
-                .write(move |c| {
+            self.timed_delete(move |c| {
                     let mut delete = c
                         .prepare_cached(
                             "DELETE FROM events WHERE seq = ?1
@@ -271,8 +273,9 @@ impl SqliteStore {
                 .await?
         };
         Ok(PruneBatch {
-            deleted,
+            deleted: deleted.rows,
             resume_after: (!found.done).then(|| found.last_scanned.unwrap_or(after)),
+            held: deleted.held,
         })
     }
 
@@ -284,15 +287,46 @@ impl SqliteStore {
     ) -> StoreResult<PruneBatch> {
         let (license, cutoff) = (scope.license_id.to_string(), scope.cutoff);
         let deleted = self
-            .writer
-            .write(move |c| {
+            .timed_delete(move |c| {
                 c.prepare_cached(sql)
                     .and_then(|mut s| s.execute(params![license, cutoff, PRUNE_BATCH as i64]))
+                    .map(|n| n as u64)
                     .map_err(unavailable)
             })
             .await?;
-        Ok(PruneBatch::bounded(deleted as u64, PRUNE_BATCH))
+        Ok(PruneBatch::bounded(deleted.rows, PRUNE_BATCH, deleted.held))
     }
+
+    /// Runs a prune's delete in the writer, timing it there: the time it
+    /// held the writer, without its wait in the writer's queue.
+    async fn timed_delete<F>(&self, delete: F) -> StoreResult<Deleted>
+    where
+        F: FnOnce(&Connection) -> StoreResult<u64> + Send + 'static,
+    {
+        self.writer
+            .write(move |c| {
+                let began = Instant::now();
+                let rows = delete(c)?;
+                Ok(Deleted {
+                    rows,
+                    held: began.elapsed(),
+                })
+            })
+            .await
+    }
+}
+
+/// What one of the prune's deletes did in the writer.
+struct Deleted {
+    rows: u64,
+    held: Duration,
+}
+
+impl Deleted {
+    const NOTHING: Deleted = Deleted {
+        rows: 0,
+        held: Duration::ZERO,
+    };
 }
 
 /// Deletes the deliveries `ids` that are still finished before `cutoff`,
