@@ -4,11 +4,11 @@
 //! incremental vacuum gives free pages back a step at a time.
 
 use super::*;
-use std::time::{Duration, Instant};
 use rules::retention::{
     delivery_verdict, event_verdict, scan, RetentionPeriod, ScannedDelivery, ScannedEvent,
     FINISHED_STATES_SQL, PRUNE_BATCH,
 };
+use std::time::{Duration, Instant};
 
 /// Pages one `reclaim_space` step gives back (2 MiB at 4 KiB pages).
 const RECLAIM_STEP_PAGES: i64 = 512;
@@ -258,19 +258,19 @@ impl SqliteStore {
         } else {
             let seqs = found.prune;
             self.timed_delete(move |c| {
-                    let mut delete = c
-                        .prepare_cached(
-                            "DELETE FROM events WHERE seq = ?1
+                let mut delete = c
+                    .prepare_cached(
+                        "DELETE FROM events WHERE seq = ?1
                              AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = ?1)",
-                        )
-                        .map_err(unavailable)?;
-                    let mut n = 0;
-                    for seq in seqs {
-                        n += delete.execute([seq]).map_err(unavailable)? as u64;
-                    }
-                    Ok(n)
-                })
-                .await?
+                    )
+                    .map_err(unavailable)?;
+                let mut n = 0;
+                for seq in seqs {
+                    n += delete.execute([seq]).map_err(unavailable)? as u64;
+                }
+                Ok(n)
+            })
+            .await?
         };
         Ok(PruneBatch {
             deleted: deleted.rows,
