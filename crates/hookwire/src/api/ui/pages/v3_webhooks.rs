@@ -35,26 +35,7 @@ fn v3_flash(p: &HashMap<String, String>) -> String {
 }
 
 async fn row(state: &AppState, license: &str, w: &V3Webhook, csrf: &str) -> UiResult<String> {
-    let last = state
-        .store()
-        .list_deliveries(DeliveryQuery {
-            license_id: license,
-            webhook_id: Some(&w.id),
-            state: None,
-            event_type: None,
-            before: None,
-            limit: 1,
-        })
-        .await?;
-    let last = match last.first() {
-        Some(d) => format!(
-            r#"{} <a href="/ui/deliveries/{}">{}</a>"#,
-            state_badge(d.state),
-            d.id,
-            time(d.created_at)
-        ),
-        None => "never".into(),
-    };
+    let last = super::webhooks::last_delivery_cell(state, license, &w.id).await?;
     let filters = if w.filters.is_empty() {
         r#"<span class="muted">none</span>"#.to_string()
     } else {

@@ -38,26 +38,7 @@ async fn webhooks_body(
     out.push_str(r#"<div class="table-wrap"><table><caption class="sr-only">Webhooks</caption><thead><tr><th scope="col">Event</th><th scope="col">Data types</th><th scope="col">URL</th><th scope="col">Status</th><th scope="col">Last delivery</th><th scope="col">Success (24 h)</th><th scope="col">Actions</th></tr></thead><tbody>"#);
     let csrf = csrf_field(&signed.session);
     for w in &webhooks {
-        let last = state
-            .store()
-            .list_deliveries(DeliveryQuery {
-                license_id: license,
-                webhook_id: Some(&w.id),
-                state: None,
-                event_type: None,
-                before: None,
-                limit: 1,
-            })
-            .await?;
-        let last = match last.first() {
-            Some(d) => format!(
-                r#"{} <a href="/ui/deliveries/{}">{}</a>"#,
-                state_badge(d.state),
-                d.id,
-                time(d.created_at)
-            ),
-            None => "never".into(),
-        };
+        let last = last_delivery_cell(state, license, &w.id).await?;
         let rate = match rates.get(w.id.as_str()) {
             Some((ok, total)) if *total > 0 => format!(
                 "{:.0}% <span class=\"muted\">({ok}/{total} attempts)</span>",
@@ -506,6 +487,35 @@ pub async fn send_test(
     Ok(render(&state, &signed, "/ui/webhooks", "Webhooks", &body)
         .await?
         .into_response())
+}
+
+/// A webhook's newest delivery as a table cell (state, link, time), or
+/// "never"; v2 and v3 webhooks' lists both show it.
+pub(super) async fn last_delivery_cell(
+    state: &AppState,
+    license: &str,
+    webhook_id: &str,
+) -> UiResult<String> {
+    let last = state
+        .store()
+        .list_deliveries(DeliveryQuery {
+            license_id: license,
+            webhook_id: Some(webhook_id),
+            state: None,
+            event_type: None,
+            before: None,
+            limit: 1,
+        })
+        .await?;
+    Ok(match last.first() {
+        Some(d) => format!(
+            r#"{} <a href="/ui/deliveries/{}">{}</a>"#,
+            state_badge(d.state),
+            d.id,
+            time(d.created_at)
+        ),
+        None => "never".into(),
+    })
 }
 
 #[cfg(test)]
