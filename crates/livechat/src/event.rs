@@ -26,6 +26,9 @@ pub struct IncomingEvent {
     /// (a sorted JSON array without duplicates), for the `chat_changed` rule.
     pub chat_tags: Option<(String, String)>,
     pub visitor: Option<VisitorSummary>,
+    /// What orders this event among its webhook's deliveries, for a webhook
+    /// that asks for ordered delivery: see [`ordering_key`].
+    pub ordering_key: Option<String>,
 }
 
 /// What hookwire remembers of a visitor seen in an event.
@@ -106,7 +109,19 @@ impl IncomingEvent {
         let visitor: Option<VisitorShape> = shaped(&sections, DataType::Visitor)?;
         let _: Option<Vec<Obj<SurveyItemShape>>> = typed(&sections, DataType::PreChatSurvey)?;
         let _: Option<Obj<TicketShape>> = typed(&sections, DataType::Ticket)?;
+        let ticket_id = match &sections[DataType::Ticket.index()] {
+            Some(raw) => serde_json::from_str::<IdOnly>(raw.get())
+                .ok()
+                .map(|t| t.id.into_owned()),
+            None => None,
+        };
 
+        let ordering_key = ordering_key(
+            event_type,
+            chat.as_ref().map(|c| c.id.as_ref()),
+            visitor.as_ref().map(|v| v.id.as_ref()),
+            ticket_id.as_deref(),
+        );
         let chat_tags = chat
             .filter(|_| event_type.tracks_chat_tags())
             .map(|chat| (chat.id.into_owned(), canonical_tags(&chat.tags)));
@@ -121,6 +136,7 @@ impl IncomingEvent {
             sections,
             chat_tags,
             visitor,
+            ordering_key,
         })
     }
 
@@ -133,6 +149,32 @@ impl IncomingEvent {
         }
         set
     }
+}
+
+/// A ticket's id, read apart from its shape (which checks it but keeps nothing).
+#[derive(Deserialize)]
+struct IdOnly<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+}
+
+/// The ordering key of an event: the chat's id for the chat events
+/// (`chat_started`, `chat_ended`, `chat_changed`), the visitor's id for
+/// `visitor_queued`, the ticket's id for `ticket_created`. `None` when that
+/// id is missing or empty: such an event is delivered unordered. A webhook
+/// carries one event type, so keys of different kinds never meet.
+pub fn ordering_key(
+    event_type: EventType,
+    chat_id: Option<&str>,
+    visitor_id: Option<&str>,
+    ticket_id: Option<&str>,
+) -> Option<String> {
+    let id = match event_type {
+        EventType::ChatStarted | EventType::ChatEnded | EventType::ChatChanged => chat_id,
+        EventType::VisitorQueued => visitor_id,
+        EventType::TicketCreated => ticket_id,
+    };
+    id.filter(|id| !id.is_empty()).map(str::to_string)
 }
 
 fn typed<'a, T: Deserialize<'a>>(
@@ -197,6 +239,44 @@ pub fn canonical_tags<S: AsRef<str>>(tags: &[S]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ordering_keys_follow_the_event_type() {
+        let key = |body: &str| {
+            IncomingEvent::from_json(body.as_bytes())
+                .unwrap()
+                .ordering_key
+        };
+        assert_eq!(
+            key(
+                r#"{"event_type":"chat_changed","license_id":"1","chat":{"id":"C1","tags":["a"]},"visitor":{"id":"V1"}}"#
+            ),
+            Some("C1".into())
+        );
+        assert_eq!(
+            key(
+                r#"{"event_type":"chat_ended","license_id":"1","chat":{"id":"C2"},"visitor":{"id":"V1"}}"#
+            ),
+            Some("C2".into())
+        );
+        assert_eq!(
+            key(r#"{"event_type":"visitor_queued","license_id":"1","visitor":{"id":"V9"}}"#),
+            Some("V9".into())
+        );
+        assert_eq!(
+            key(
+                r#"{"event_type":"ticket_created","license_id":"1","ticket":{"id":"T4","status":"open"}}"#
+            ),
+            Some("T4".into())
+        );
+        // An empty id orders nothing: delivered unordered.
+        assert_eq!(
+            key(
+                r#"{"event_type":"chat_started","license_id":"1","chat":{"id":""},"visitor":{"id":"V1"}}"#
+            ),
+            None
+        );
+    }
 
     #[test]
     fn keeps_unknown_fields_and_checks_required_data() {

@@ -360,6 +360,23 @@ pub struct NewWebhook {
     pub url: String,
 }
 
+/// A webhook to create through hookwire's own routes: LiveChat's fields,
+/// and ordered delivery.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhookV1 {
+    pub event_type: EventTypeName,
+    /// The data sections to send, from the event type's table (none if left out).
+    pub data_types: Option<Vec<DataTypeName>>,
+    /// `https://` (or `http://`) URL; credentials in it are sent as basic auth.
+    #[schema(example = "https://example.com/hook", pattern = "^https?://")]
+    pub url: String,
+    /// Ordered delivery: a chat's deliveries (a visitor's for
+    /// `visitor_queued`, a ticket's for `ticket_created`) go one at a time,
+    /// in the order their events came (README, "Ordered delivery").
+    pub ordered: Option<bool>,
+}
+
 /// Fields to change; those left out stay as they are.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -376,6 +393,9 @@ pub struct WebhookPatch {
     /// Attempts per second (1 to 10000); `null` removes the limit.
     #[schema(minimum = 1, maximum = 10000)]
     pub max_per_second: Option<u32>,
+    /// Switches ordered delivery on or off (off: new deliveries go
+    /// unordered; those made while on finish their lines).
+    pub ordered: Option<bool>,
 }
 
 /// A webhook as hookwire's own routes show it.
@@ -390,6 +410,8 @@ pub struct WebhookView {
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     pub max_per_second: Option<u32>,
+    /// Ordered delivery per chat (visitor, ticket).
+    pub ordered: bool,
     /// Deliveries carry Standard Webhooks signatures (a secret was made).
     pub signed: bool,
     /// Deliveries held while the webhook is disabled, waiting for it to be
@@ -479,6 +501,24 @@ pub struct DeliveryView {
     /// RFC 3339; null once the delivery is final.
     pub next_attempt_at: Option<String>,
     pub attempts: Vec<AttemptView>,
+    /// For an ordered webhook's delivery, its place in its key's line; null
+    /// otherwise.
+    pub ordering: Option<DeliveryOrdering>,
+}
+
+/// Where a delivery of an ordered webhook stands in its key's line.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryOrdering {
+    /// The chat (visitor, ticket) id it is ordered by; null when its event
+    /// had none, and it was delivered unordered.
+    pub key: Option<String>,
+    /// The delivery it waits for: the earlier (or in-flight) one of its key.
+    pub waits_for: Option<String>,
+    /// Earlier deliveries of its key that failed for good, which the line
+    /// went on past (newest first, at most 3).
+    pub after_failed: Vec<String>,
+    /// The same, in a sentence.
+    pub note: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

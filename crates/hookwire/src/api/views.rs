@@ -1,7 +1,9 @@
 //! How stored things are shown in API answers. Passwords in URLs only ever
 //! appear masked.
 
-use crate::store::{DeliveryView, Millis, Webhook};
+use crate::store::rules::ordering::LinePlace;
+use crate::store::{DeliveryState, DeliveryView, EventName, Millis, Webhook};
+use hookwire_livechat::EventType;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -56,6 +58,7 @@ pub fn webhook(w: &Webhook) -> Value {
         "enabled": w.enabled,
         "disabled_reason": w.disabled_reason,
         "max_per_second": w.max_per_second,
+        "ordered": w.ordered,
         "signed": w.signed,
         "held_deliveries": w.held_deliveries,
         "created_at": rfc3339(w.created_at),
@@ -78,7 +81,65 @@ pub fn delivery(d: &DeliveryView) -> Value {
             "error": a.error,
             "response_excerpt": a.response_excerpt,
         })).collect::<Vec<_>>(),
+        "ordering": d.line.as_ref().map(|line| ordering(d, line)),
     })
+}
+
+/// A delivery's place in its key's line (ordered webhooks only): its key,
+/// what it waits for, what it went past, and a sentence saying so.
+fn ordering(d: &DeliveryView, line: &LinePlace) -> Value {
+    match line {
+        LinePlace::Unkeyed => json!({
+            "key": null,
+            "waits_for": null,
+            "after_failed": [],
+            "note": format!(
+                "delivered unordered: the event has no {} id to order it by",
+                ordering_key_kind(d)
+            ),
+        }),
+        LinePlace::Keyed {
+            key,
+            waits_for,
+            after_failed,
+        } => {
+            let mut notes = Vec::new();
+            if let Some(id) = waits_for {
+                notes.push(format!(
+                    "waits for delivery {id}, the one before it of {} {key}",
+                    ordering_key_kind(d)
+                ));
+            }
+            if d.state == DeliveryState::Failed {
+                notes.push(format!(
+                    "failed for good; the later deliveries of {} {key} went on past it",
+                    ordering_key_kind(d)
+                ));
+            }
+            if !after_failed.is_empty() {
+                let ids: Vec<String> = after_failed.iter().map(i64::to_string).collect();
+                notes.push(format!(
+                    "went on past delivery {}, which failed for good",
+                    ids.join(", ")
+                ));
+            }
+            json!({
+                "key": key,
+                "waits_for": waits_for.map(|id| id.to_string()),
+                "after_failed": after_failed.iter().map(i64::to_string).collect::<Vec<_>>(),
+                "note": (!notes.is_empty()).then(|| notes.join("; ")),
+            })
+        }
+    }
+}
+
+/// What a delivery's ordering key names: a chat, a visitor or a ticket.
+fn ordering_key_kind(d: &DeliveryView) -> &'static str {
+    match d.event_type {
+        EventName::V2(EventType::VisitorQueued) => "visitor",
+        EventName::V2(EventType::TicketCreated) => "ticket",
+        _ => "chat",
+    }
 }
 
 pub fn visitor(v: &crate::store::VisitorView) -> Value {

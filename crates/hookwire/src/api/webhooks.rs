@@ -39,6 +39,16 @@ struct NewWebhookInput {
     #[serde(default)]
     data_types: Option<Names>,
     url: Option<String>,
+    /// hookwire's own routes only: LiveChat's have no such field.
+    ordered: Option<Value>,
+}
+
+/// Which route a new webhook comes through: LiveChat's v2 routes keep
+/// LiveChat's fields; hookwire's own (and the web app) add `ordered`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Surface {
+    LiveChat,
+    Hookwire,
 }
 
 /// Reads a new webhook from a JSON or form body (API and web app) and
@@ -47,8 +57,16 @@ pub(crate) async fn create_webhook(
     state: &AppState,
     license_id: String,
     value: Value,
+    surface: Surface,
 ) -> ApiResult<Webhook> {
     let input: NewWebhookInput = typed(value)?;
+    if surface == Surface::LiveChat && input.ordered.is_some() {
+        return Err(AppError::invalid(
+            "ordered",
+            "unknown field; LiveChat's webhooks have event_type, data_types and url (ordered delivery is set through /api/v1/webhooks)",
+        ));
+    }
+    let ordered = flag("ordered", input.ordered)?.unwrap_or(false);
     let event_type: EventType = input
         .event_type
         .ok_or_else(|| AppError::invalid("event_type", "is required"))?
@@ -58,6 +76,7 @@ pub(crate) async fn create_webhook(
         event_type,
         data_types: DataTypes::parse_for(event_type, &names)?,
         url: TargetUrl::parse(input.url.as_deref().unwrap_or(""))?,
+        ordered,
     };
     Ok(state.service().create_webhook(&license_id, spec).await?)
 }
@@ -85,7 +104,7 @@ pub async fn v2_create(
     Body(body): Body,
 ) -> ApiResult<Json<Value>> {
     let value = json_or_form(&headers, &body)?;
-    let webhook = create_webhook(&state, license, value).await?;
+    let webhook = create_webhook(&state, license, value, Surface::LiveChat).await?;
     Ok(Json(
         json!({ "events": [views::livechat_webhook(&webhook)] }),
     ))
@@ -118,7 +137,7 @@ pub async fn list(
 }
 
 #[utoipa::path(operation_id = "create_webhook", post, path = "/webhooks", tag = "webhooks", security(("license_key" = []), ("license_basic" = [])),
-    request_body(content = crate::api::openapi::NewWebhook, description = "JSON, or a PHP-style form"),
+    request_body(content = crate::api::openapi::NewWebhookV1, description = "JSON, or a PHP-style form"),
     responses((status = 201, description = "Created", body = crate::api::openapi::WebhookView)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -127,7 +146,7 @@ pub async fn create(
     Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let value = json_or_form(&headers, &body)?;
-    let webhook = create_webhook(&state, license, value).await?;
+    let webhook = create_webhook(&state, license, value, Surface::Hookwire).await?;
     Ok((StatusCode::CREATED, Json(views::webhook(&webhook))))
 }
 
@@ -155,6 +174,24 @@ struct PatchInput {
     /// Attempts per second to this webhook; `null` removes the limit.
     #[serde(default, deserialize_with = "present")]
     max_per_second: Option<Option<Value>>,
+    /// Ordered delivery per chat (visitor, ticket).
+    ordered: Option<Value>,
+}
+
+/// A yes-or-no field: a JSON boolean, or as a form sends one (`true`,
+/// `false`, a checkbox's `on`, `1`, `0`); anything else is refused naming
+/// the field. `None`: not sent.
+fn flag(field: &str, value: Option<Value>) -> ApiResult<Option<bool>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(Value::String(s)) if matches!(s.as_str(), "true" | "on" | "1") => Ok(Some(true)),
+        Some(Value::String(s)) if matches!(s.as_str(), "false" | "off" | "0") => Ok(Some(false)),
+        Some(other) => Err(AppError::invalid(
+            field,
+            format!("must be true or false, not {other}"),
+        )),
+    }
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
@@ -207,6 +244,7 @@ pub async fn patch(
         enabled: input.enabled,
         discard_held: input.discard_held.unwrap_or(false),
         max_per_second: input.max_per_second.map(rate_limit).transpose()?,
+        ordered: flag("ordered", input.ordered)?,
     };
     let updated = state
         .service()

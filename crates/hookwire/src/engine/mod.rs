@@ -198,6 +198,7 @@ impl Engine {
             signing_secrets,
             max_per_second: None,
             v3_secret_key: None,
+            order_key: None,
         };
         Ok(Some(sender.attempt(&job).await))
     }
@@ -260,6 +261,7 @@ impl Engine {
                     token_expires_at: expires,
                     chat_tags: ev.chat_tags,
                     visitor: ev.visitor,
+                    order_key: ev.ordering_key,
                     idempotency,
                     received_at: now,
                 }

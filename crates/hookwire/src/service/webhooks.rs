@@ -15,6 +15,9 @@ pub struct WebhookSpec {
     pub data_types: DataTypes,
     /// As typed: the password, if any, in the clear. It is sealed here.
     pub url: TargetUrl,
+    /// Ordered delivery per chat (visitor, ticket); LiveChat's own routes
+    /// never ask for it.
+    pub ordered: bool,
 }
 
 /// What a change to a webhook sets; `None` leaves a field as it is.
@@ -30,6 +33,8 @@ pub struct WebhookChanges {
     pub discard_held: bool,
     /// `Some(None)` removes the rate limit.
     pub max_per_second: Option<Option<u32>>,
+    /// Switches ordered delivery on or off.
+    pub ordered: Option<bool>,
 }
 
 impl Service {
@@ -54,6 +59,7 @@ impl Service {
                 data_types: spec.data_types,
                 url: self.cipher.seal_url(&spec.url),
                 token: random_hex(16),
+                ordered: spec.ordered,
                 created_at: now_millis(),
             })
             .await?)
@@ -100,6 +106,7 @@ impl Service {
                 HeldDeliveries::Deliver
             },
             max_per_second: changes.max_per_second,
+            ordered: changes.ordered,
             at: now_millis(),
         };
         let updated = self

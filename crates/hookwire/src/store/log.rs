@@ -2,6 +2,7 @@
 //! their attempts, charted, counted), redeliveries, and the events a
 //! per-event token may belong to.
 
+use super::rules::ordering::LinePlace;
 use super::{EventBody, EventName, Millis, StoreResult};
 use async_trait::async_trait;
 use hookwire_livechat::{DataTypes, EventType};
@@ -67,6 +68,9 @@ pub struct DeliveryView {
     pub created_at: Millis,
     pub next_attempt_at: Option<Millis>,
     pub attempts: Vec<AttemptView>,
+    /// Its place in its key's line, when its webhook was ordered as it was
+    /// made (`rules::ordering`).
+    pub line: Option<LinePlace>,
 }
 
 pub struct DeliveryQuery<'a> {

@@ -54,7 +54,7 @@ pub use visitors::{DetailsSet, VisitorView, Visitors};
 pub use web_sessions::{WebSession, WebSessions};
 pub use webhooks::{HeldDeliveries, NewWebhook, Webhook, WebhookPatch, Webhooks};
 
-use queue::{handoff_jobs, ingest_lease, ingest_state, signing_secrets, IngestTarget};
+use queue::{handoff_jobs, ingest_due, ingest_lease, ingest_state, signing_secrets, IngestTarget};
 use std::sync::Arc;
 use v3_webhooks::{admitted, v3_event_body, Found};
 

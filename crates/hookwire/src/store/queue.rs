@@ -1,6 +1,7 @@
 //! The delivery queue, the hot path: events committed with their
 //! deliveries, due deliveries leased to a node, attempts recorded.
 
+use super::rules::ordering::{BatchLine, PARKED};
 use super::{EventName, Millis, StoreResult, V3Body};
 use async_trait::async_trait;
 use hookwire_livechat::event::VisitorSummary;
@@ -21,6 +22,9 @@ pub struct NewEvent {
     pub token_expires_at: Millis,
     pub chat_tags: Option<(String, String)>,
     pub visitor: Option<VisitorSummary>,
+    /// Its ordering key (`hookwire_livechat::event::ordering_key`), kept on
+    /// the deliveries to ordered webhooks.
+    pub order_key: Option<String>,
     /// The caller's idempotency key and a hash of the request it came with.
     pub idempotency: Option<(String, String)>,
     pub received_at: Millis,
@@ -81,6 +85,10 @@ pub struct DeliveryJob {
     pub max_per_second: Option<u32>,
     /// A v3 webhook's `secret_key`, sealed; `None` for a v2 webhook.
     pub v3_secret_key: Option<String>,
+    /// Its ordering key, when its webhook is ordered (see
+    /// [`rules::ordering`](super::rules::ordering)); its record wakes the
+    /// next delivery of the key.
+    pub order_key: Option<String>,
 }
 
 /// What happens to a delivery after an attempt.
@@ -104,6 +112,9 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
     pub next: NextState,
+    /// The delivery's ordering key (ordered webhooks only): a final record
+    /// makes the next delivery of the key due.
+    pub order_key: Option<String>,
 }
 
 /// The work of delivering: ingest commits events with their deliveries,
@@ -156,8 +167,9 @@ pub trait DeliveryQueue: Send + Sync {
     /// once a second.
     async fn backlog(&self) -> StoreResult<Backlog>;
 
-    /// Fires when another node made work due that nobody holds; backends
-    /// with a single node have none.
+    /// Fires when work was made due that nobody holds: by another node
+    /// (PostgreSQL), or by a record that woke the next delivery of an
+    /// ordered key (both backends).
     fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
         None
     }
@@ -214,15 +226,41 @@ pub(super) struct IngestTarget {
     pub max_per_second: Option<u32>,
     /// Sealed; a v3 webhook's only.
     pub v3_secret_key: Option<String>,
+    /// The event's ordering key, when this webhook is ordered and the event
+    /// has one.
+    pub order_key: Option<String>,
+    /// Waits behind an unfinished delivery of its key: inserted parked,
+    /// unleased, and not handed over (`rules::ordering`).
+    pub parked: bool,
+}
+
+impl IngestTarget {
+    /// Decides `parked` with `line` (this ingest's keys so far), given
+    /// whether the database holds an unfinished delivery of the webhook and
+    /// key; unkeyed targets are never parked.
+    pub fn park_if(&mut self, line: &mut BatchLine, unfinished_in_database: bool) {
+        if let Some(key) = &self.order_key {
+            self.parked = line.parks(&self.webhook_id, key, unfinished_in_database);
+        }
+    }
 }
 
 /// The lease a new delivery to `target` is inserted with: none when it is
-/// held, else as [`Handoff::lease_for`] says.
+/// held or parked, else as [`Handoff::lease_for`] says.
 pub(super) fn ingest_lease(handoff: Option<&Handoff>, target: &IngestTarget) -> Millis {
-    if target.held {
+    if target.held || target.parked {
         0
     } else {
         Handoff::lease_for(handoff, &target.webhook_id)
+    }
+}
+
+/// When a new delivery to `target` is due: at once, unless it is parked.
+pub(super) fn ingest_due(received_at: Millis, target: &IngestTarget) -> Millis {
+    if target.parked {
+        PARKED
+    } else {
+        received_at
     }
 }
 
@@ -269,6 +307,7 @@ pub(super) fn handoff_jobs(
             signing_secrets: t.signing_secrets,
             max_per_second: t.max_per_second,
             v3_secret_key: t.v3_secret_key,
+            order_key: t.order_key,
         })
         .collect()
 }

@@ -22,6 +22,9 @@ pub struct Webhook {
     pub signed: bool,
     /// At most this many attempts per second to this webhook (None: no limit).
     pub max_per_second: Option<u32>,
+    /// Ordered delivery: a chat's (visitor's, ticket's) deliveries go one at
+    /// a time, in the order their events came (`rules::ordering`).
+    pub ordered: bool,
     /// Deliveries held while it is disabled, waiting for it to be enabled.
     pub held_deliveries: u64,
     pub created_at: Millis,
@@ -34,6 +37,7 @@ pub struct NewWebhook {
     pub data_types: DataTypes,
     pub url: SealedTargetUrl,
     pub token: String,
+    pub ordered: bool,
     pub created_at: Millis,
 }
 
@@ -47,6 +51,9 @@ pub struct WebhookPatch {
     pub held: HeldDeliveries,
     /// `Some(None)` removes the rate limit.
     pub max_per_second: Option<Option<u32>>,
+    /// Switches ordered delivery on or off. Off, new deliveries go
+    /// unordered; those made while it was on still finish their lines.
+    pub ordered: Option<bool>,
     /// When the patch is applied: the `updated_at` of held deliveries it moves.
     pub at: Millis,
 }

@@ -4,7 +4,9 @@
 //! port 0 that hand each request to the test and answer as it scripts.
 //! Beside them: [`eventually`], to wait on a condition instead of sleeping;
 //! [`LedgerReceiver`], a receiver that accounts for every delivery under
-//! load; and [`Serving`], the built binary as a child process.
+//! load; [`LineReceiver`], one that notes each ordering key's deliveries in
+//! order and any two of a key in flight together; and [`Serving`], the
+//! built binary as a child process.
 //!
 //! Everything here panics on failure: it is meant for tests only.
 
@@ -25,11 +27,13 @@ pub mod clients;
 pub mod inspect;
 pub mod lc_sdk;
 mod ledger;
+mod line;
 pub mod postgres;
 mod process;
 mod wait;
 
 pub use ledger::{Arrival, LedgerReceiver};
+pub use line::{KeyedArrival, LineReceiver};
 pub use process::{database_arg, serve_command, Serving};
 pub use wait::{eventually, wait_for, Outcome};
 

@@ -17,6 +17,7 @@ mod livechat_v3;
 mod livechat_v3_sdk;
 mod openapi;
 mod ops;
+mod ordered;
 mod receiver_crate;
 mod retention;
 mod safety;

@@ -103,6 +103,7 @@ fn event_of(license: &str, unique_id: &str, kind: &str, tags: &[&str], now: Mill
         token_expires_at: now + 1000,
         chat_tags: ev.chat_tags,
         visitor: ev.visitor,
+        order_key: ev.ordering_key,
         idempotency: None,
         received_at: now,
     }
@@ -127,6 +128,7 @@ fn webhook_for(
         data_types: DataTypes::of(data_types),
         url: Cipher::new(&[7; 32]).seal_url(&TargetUrl::parse("https://example.com/h").unwrap()),
         token: "t".into(),
+        ordered: false,
         created_at: now,
     }
 }
@@ -249,6 +251,7 @@ backend_tests! {
                     error,
                     response_excerpt: None,
                     next,
+                    order_key: None,
                 })
                 .await
                 .unwrap();
@@ -297,6 +300,7 @@ backend_tests! {
             error: (!ok).then(|| "HTTP 500".to_string()),
             response_excerpt: Some(format!("at {at}")),
             next,
+            order_key: None,
         };
         // Recorded as the dispatcher would: each attempt of a delivery
         // this node claimed, `old` claimed again for its retry.

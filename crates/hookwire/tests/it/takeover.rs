@@ -506,6 +506,7 @@ async fn a_dead_nodes_leases_are_freed_once_and_its_records_no_longer_count_body
         error: None,
         response_excerpt: None,
         next,
+        order_key: None,
     };
     a.record_attempt(record(later, NextState::Delivered))
         .await

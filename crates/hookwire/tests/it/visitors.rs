@@ -51,6 +51,9 @@ fn store_token_the_old_way(database: &DatabaseUrl, unique_id: &str, old_token: &
                  ALTER TABLE webhooks DROP COLUMN v3_description;
                  ALTER TABLE events DROP COLUMN v3_payload;
                  ALTER TABLE events DROP COLUMN v3_extra;
+                 DROP INDEX deliveries_ordered;
+                 ALTER TABLE webhooks DROP COLUMN ordered_since;
+                 ALTER TABLE deliveries DROP COLUMN order_key;
                  PRAGMA user_version = 5;",
             )
             .unwrap();

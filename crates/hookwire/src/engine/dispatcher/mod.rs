@@ -497,9 +497,22 @@ impl Core {
                         );
                         shared.next_hint.fetch_min(*at, Ordering::Relaxed);
                     }
-                    NextState::Failed => {
-                        tracing::warn!(status, latency_ms, error, "attempt failed; no retries left")
-                    }
+                    NextState::Failed => match &job.order_key {
+                        // Ordered: the line of its key goes on without it.
+                        Some(order_key) => tracing::warn!(
+                            status,
+                            latency_ms,
+                            error,
+                            order_key,
+                            "attempt failed; no retries left; the later deliveries of its key go on past it"
+                        ),
+                        None => tracing::warn!(
+                            status,
+                            latency_ms,
+                            error,
+                            "attempt failed; no retries left"
+                        ),
+                    },
                 }
                 let failed = next != NextState::Delivered;
                 // A delivered attempt frees its slot before its record is
@@ -532,6 +545,7 @@ impl Core {
                     error,
                     response_excerpt: report.response_excerpt,
                     next,
+                    order_key: job.order_key.clone(),
                 };
                 // A 410 disables the webhook before the attempt is logged, so
                 // whoever sees the failed delivery also sees the webhook off.

@@ -21,12 +21,14 @@ mod columns;
 mod held;
 mod tag_rule;
 
+use super::ordering::{lock_and_find_unfinished, KeyColumns};
 use super::pipeline::PipelinedTx;
 use super::*;
 use columns::{EventColumns, VisitorColumns};
 use deadpool_postgres::{Client, GenericClient};
 use held::{notify_if_made_pending, HeldColumns, HELD};
 use rules::idempotency::{self, StoredKey};
+use rules::ordering::BatchLine;
 use tag_rule::TagRule;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
@@ -116,9 +118,9 @@ async fn ingest_events(
 /// disabled one gets its deliveries held (`held::HELD`).
 const WEBHOOKS: &str =
     "SELECT license_id, event_type, id, url, data_types, signing_secret, previous_signing_secret,
-            previous_secret_until, max_per_second, enabled
+            previous_secret_until, max_per_second, enabled, ordered_since IS NOT NULL
      FROM webhooks
-     WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL";
+     WHERE license_id = ANY($1::text[]) AND deleted_at IS NULL AND v3_version IS NULL";
 /// The first tags seen of each chat, for the chats that are new.
 const TAGS_INSERT: &str = "INSERT INTO chat_tags (license_id, chat_id, tags)
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(l, c, t)
@@ -153,10 +155,11 @@ const EVENTS: &str =
      RETURNING unique_id, seq";
 const DELIVERIES: &str =
     "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state,
-                             next_attempt_at, lease_until, leased_by, created_at, updated_at)
-     SELECT s, w, l, d, 'pending', t, lease, CASE WHEN lease > 0 THEN $7::bigint END, t, t
-     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[])
-          AS u(s, w, l, d, t, lease)
+                             next_attempt_at, lease_until, leased_by, created_at, updated_at, order_key)
+     SELECT s, w, l, d, 'pending', due, lease, CASE WHEN lease > 0 THEN $7::bigint END, t, t, k
+     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[],
+                 $8::text[], $9::bigint[])
+          AS u(s, w, l, d, t, lease, k, due)
      RETURNING event_seq, webhook_id, id";
 
 /// A run's statements, all prepared before any is sent (see
@@ -201,7 +204,7 @@ impl RunStatements {
 type Params<'a> = [&'a (dyn ToSql + Sync)];
 
 /// `stmt` when `needed`, no rows otherwise: an optional member of a batch.
-async fn query_if(
+pub(super) async fn query_if(
     c: &Client,
     needed: bool,
     stmt: &Statement,
@@ -287,6 +290,8 @@ async fn ingest_run(
                         ),
                         max_per_second: r.get::<_, Option<i32>>(8).map(|n| n.max(0) as u32),
                         v3_secret_key: None,
+                        order_key: ev.order_key.clone().filter(|_| r.get::<_, bool>(10)),
+                        parked: false,
                     })
                     .collect()
             })
@@ -294,18 +299,26 @@ async fn ingest_run(
     };
 
     // Their deliveries.
-    let mut planned: Vec<Vec<IngestTarget>> = Vec::with_capacity(events.len());
+    let mut planned: Vec<Vec<IngestTarget>> = events
+        .iter()
+        .zip(&seq_of)
+        .zip(&deliver)
+        .map(|(((ev, _), seq), deliver)| match (seq, deliver) {
+            (Some(_), true) => targets_of(ev),
+            _ => Vec::new(),
+        })
+        .collect();
+    park_behind_unfinished(c, &mut planned).await?;
     let (mut d_seq, mut d_hook, mut d_lic, mut d_bits, mut d_at, mut d_lease) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut d_key, mut d_due) = (vec![], vec![]);
     let mut held = HeldColumns::default();
     let mut notify = false;
-    for (((ev, handoff), seq), deliver) in events.iter().zip(&seq_of).zip(&deliver) {
-        let (Some(seq), true) = (seq, deliver) else {
-            planned.push(Vec::new());
+    for (((ev, handoff), seq), targets) in events.iter().zip(&seq_of).zip(&planned) {
+        let Some(seq) = seq else {
             continue;
         };
-        let targets = targets_of(ev);
-        for t in &targets {
+        for t in targets {
             if t.held {
                 held.push(*seq, ev, t);
                 continue;
@@ -315,16 +328,18 @@ async fn ingest_run(
             d_lic.push(ev.license_id.as_str());
             d_bits.push(t.data_types.bits() as i16);
             d_at.push(ev.received_at);
-            let lease = Handoff::lease_for(*handoff, &t.webhook_id);
+            d_key.push(t.order_key.as_deref());
+            d_due.push(ingest_due(ev.received_at, t));
+            let lease = ingest_lease(*handoff, t);
             d_lease.push(lease);
-            notify |= lease == 0;
+            notify |= lease == 0 && !t.parked;
         }
-        planned.push(targets);
     }
     let (c_lic, c_chat, c_tags): (Vec<&str>, Vec<&str>, Vec<&str>) = changed.into_iter().collect();
     let tags_update: [&(dyn ToSql + Sync); 3] = [&c_lic, &c_chat, &c_tags];
-    let delivery_params: [&(dyn ToSql + Sync); 7] =
-        [&d_seq, &d_hook, &d_lic, &d_bits, &d_at, &d_lease, &node];
+    let delivery_params: [&(dyn ToSql + Sync); 9] = [
+        &d_seq, &d_hook, &d_lic, &d_bits, &d_at, &d_lease, &node, &d_key, &d_due,
+    ];
     let held_params = held.params();
     let (_, delivery_rows, held_rows, _, _) = tokio::try_join!(
         biased;
@@ -475,9 +490,9 @@ async fn ingest_one(
     let targets: Vec<IngestTarget> = if deliver {
         tx.query(
             "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until,
-                    max_per_second, enabled
+                    max_per_second, enabled, ordered_since IS NOT NULL
              FROM webhooks
-             WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL",
+             WHERE license_id = $1 AND event_type = $2 AND deleted_at IS NULL AND v3_version IS NULL",
             &[&ev.license_id, &ev.event_type.as_str()],
         )
         .await?
@@ -492,12 +507,17 @@ async fn ingest_one(
                 signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), ev.received_at),
                 max_per_second: r.get::<_, Option<i32>>(6).map(|n| n.max(0) as u32),
                 v3_secret_key: None,
+                order_key: ev.order_key.clone().filter(|_| r.get::<_, bool>(8)),
+                parked: false,
             }
         })
         .collect()
     } else {
         Vec::new()
     };
+    let mut targets = vec![targets];
+    park_behind_unfinished(tx, &mut targets).await?;
+    let targets = targets.pop().unwrap_or_default();
     let mut delivery_ids = Vec::with_capacity(targets.len());
     let mut notify = false;
     let mut held = HeldColumns::default();
@@ -509,15 +529,16 @@ async fn ingest_one(
             continue;
         }
         let bits = t.data_types.bits() as i16;
-        let lease = Handoff::lease_for(handoff, &t.webhook_id);
-        notify |= lease == 0;
+        let lease = ingest_lease(handoff, t);
+        notify |= lease == 0 && !t.parked;
         let id: i64 = tx
             .query_one(
                 "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
-                                         lease_until, leased_by, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, CASE WHEN $6::bigint > 0 THEN $7::bigint END, $5, $5)
+                                         lease_until, leased_by, created_at, updated_at, order_key)
+                 VALUES ($1, $2, $3, $4, 'pending', $8, $6, CASE WHEN $6::bigint > 0 THEN $7::bigint END, $5, $5, $9)
                  RETURNING id",
-                &[&seq, &t.webhook_id, &ev.license_id, &bits, &ev.received_at, &lease, &node],
+                &[&seq, &t.webhook_id, &ev.license_id, &bits, &ev.received_at, &lease, &node,
+                  &ingest_due(ev.received_at, t), &t.order_key],
             )
             .await?
             .get(0);
@@ -549,6 +570,35 @@ async fn ingest_one(
         delivery_count,
         held: held_count,
     })
+}
+
+/// Parks the targets that must wait behind an unfinished delivery of their
+/// webhook and key (`rules::ordering`), in the database or earlier in
+/// `planned` (events in order): takes the keys' locks first, so the ids the
+/// inserts give follow commit order. Costs a round trip only when an event
+/// goes to an ordered webhook.
+async fn park_behind_unfinished(
+    c: &Client,
+    planned: &mut [Vec<IngestTarget>],
+) -> Result<(), tokio_postgres::Error> {
+    let mut pairs = KeyColumns::default();
+    for t in planned.iter().flatten() {
+        if let Some(key) = &t.order_key {
+            pairs.push(&t.webhook_id, key);
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let unfinished = lock_and_find_unfinished(c, &pairs).await?;
+    let mut line = BatchLine::default();
+    for t in planned.iter_mut().flatten() {
+        if let Some(key) = &t.order_key {
+            let in_database = unfinished.contains(&(t.webhook_id.clone(), key.clone()));
+            t.park_if(&mut line, in_database);
+        }
+    }
+    Ok(())
 }
 
 /// Claims an idempotency key for the event `event_id` inside the ingest's

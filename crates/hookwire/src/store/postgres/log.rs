@@ -1,5 +1,6 @@
 //! The delivery log on PostgreSQL. Redeliveries notify every node's poller.
 
+use super::ordering::{line_place, lock_keys_of, park_behind};
 use super::*;
 use rules::rows::DeliveryRow;
 
@@ -11,8 +12,10 @@ impl DeliveryLog for PgStore {
         let event_type = q.event_type.map(EventType::as_str);
         let rows = client
             .query(
-                "SELECT d.id, e.unique_id, d.webhook_id, e.event_type, d.state, d.created_at, d.next_attempt_at
+                "SELECT d.id, e.unique_id, d.webhook_id, e.event_type, d.state, d.created_at, d.next_attempt_at,
+                        d.order_key, COALESCE(w.ordered_since <= d.created_at, FALSE)
                  FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                 LEFT JOIN webhooks w ON w.id = d.webhook_id
                  WHERE d.license_id = $1
                    AND ($2::TEXT IS NULL OR d.webhook_id = $2)
                    AND ($3::TEXT IS NULL OR d.state = $3)
@@ -23,21 +26,25 @@ impl DeliveryLog for PgStore {
             )
             .await
             .map_err(db_error)?;
-        let mut views: Vec<DeliveryView> = rows
-            .iter()
-            .map(|r| {
-                DeliveryRow {
-                    id: r.get(0),
-                    event_id: r.get(1),
-                    webhook_id: r.get(2),
-                    event_type: r.get(3),
-                    state: r.get(4),
-                    created_at: r.get(5),
-                    next_attempt_at: r.get(6),
-                }
-                .into_view(Vec::new())
-            })
-            .collect::<StoreResult<_>>()?;
+        let now = now_millis();
+        let mut views: Vec<DeliveryView> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let row = DeliveryRow {
+                id: r.get(0),
+                event_id: r.get(1),
+                webhook_id: r.get(2),
+                event_type: r.get(3),
+                state: r.get(4),
+                created_at: r.get(5),
+                next_attempt_at: r.get(6),
+                order_key: r.get(7),
+                ordered_when_made: r.get(8),
+            };
+            let line = line_place(&**client, &row.line_query(), now)
+                .await
+                .map_err(db_error)?;
+            views.push(row.into_view(Vec::new(), line)?);
+        }
         let ids: Vec<i64> = views.iter().map(|v| v.id).collect();
         let attempts = client
             .query(
@@ -159,6 +166,8 @@ impl DeliveryLog for PgStore {
     ) -> StoreResult<Redelivery> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
+        // Its key's lock first, as ingest and records take it (`ordering`).
+        lock_keys_of(&*tx, &[delivery_id]).await.map_err(db_error)?;
         let found = tx
             .query_opt(
                 "SELECT d.state FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
@@ -180,6 +189,9 @@ impl DeliveryLog for PgStore {
         )
         .await
         .map_err(db_error)?;
+        park_behind(&*tx, &[delivery_id], now)
+            .await
+            .map_err(db_error)?;
         notify_due(&tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(Redelivery::Pending)
@@ -194,16 +206,29 @@ impl DeliveryLog for PgStore {
     ) -> StoreResult<u64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
+        let ids: Vec<i64> = tx
+            .query(
+                "SELECT id FROM deliveries
+                 WHERE license_id = $1 AND webhook_id = $2 AND state = 'failed' AND created_at >= $3
+                   AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)",
+                &[&license_id, &webhook_id, &since],
+            )
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        lock_keys_of(&*tx, &ids).await.map_err(db_error)?;
         let n = tx
             .execute(
                 "UPDATE deliveries SET state = 'pending', attempts_in_round = 0, next_attempt_at = $1,
                      lease_until = 0, updated_at = $1
-                 WHERE license_id = $2 AND webhook_id = $3 AND state = 'failed' AND created_at >= $4
-                   AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)",
-                &[&now, &license_id, &webhook_id, &since],
+                 WHERE id = ANY($2) AND state = 'failed'",
+                &[&now, &ids],
             )
             .await
             .map_err(db_error)?;
+        park_behind(&*tx, &ids, now).await.map_err(db_error)?;
         notify_due(&tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(n)
@@ -226,17 +251,42 @@ impl DeliveryLog for PgStore {
         let tx = client.transaction().await.map_err(db_error)?;
         let (license, webhook) = (query.license_id, query.webhook_id);
         let (since, all, limit) = (query.since, query.include_delivered, limit as i64);
+        // The batch's keys are locked before its rows (`ordering`).
+        let candidates: Vec<i64> = tx
+            .query(
+                &format!("SELECT d.id FROM deliveries d WHERE {MATCHING} ORDER BY d.id LIMIT $6"),
+                &[&license, &webhook, &since, &after, &all, &limit],
+            )
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        lock_keys_of(&*tx, &candidates).await.map_err(db_error)?;
         let rows = tx
             .query(
                 &format!(
                     "UPDATE deliveries SET state = 'pending', attempts_in_round = 0,
                          next_attempt_at = $7, lease_until = 0, updated_at = $7
-                     WHERE id IN (SELECT d.id FROM deliveries d WHERE {MATCHING}
+                     WHERE id IN (SELECT d.id FROM deliveries d WHERE {MATCHING} AND d.id = ANY($8)
                                   ORDER BY d.id LIMIT $6 FOR UPDATE SKIP LOCKED)
                      RETURNING id"
                 ),
-                &[&license, &webhook, &since, &after, &all, &limit, &now],
+                &[
+                    &license,
+                    &webhook,
+                    &since,
+                    &after,
+                    &all,
+                    &limit,
+                    &now,
+                    &candidates,
+                ],
             )
+            .await
+            .map_err(db_error)?;
+        let redelivered: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        park_behind(&*tx, &redelivered, now)
             .await
             .map_err(db_error)?;
         let last_id = rows.iter().map(|r| r.get::<_, i64>(0)).max();

@@ -22,6 +22,7 @@ mod listen;
 mod log;
 mod nodes;
 mod ops;
+mod ordering;
 mod pipeline;
 mod queue;
 mod record;
@@ -60,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_10.sql"),
     include_str!("schema_11.sql"),
     include_str!("schema_12.sql"),
+    include_str!("schema_13.sql"),
 ];
 /// Any fixed number: the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7769_7265;

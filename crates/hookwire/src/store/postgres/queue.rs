@@ -40,6 +40,11 @@ impl DeliveryQueue for PgStore {
                      WHERE d.state = 'pending' AND d.lease_until > 0 AND d.lease_until <= $1
                        AND d.next_attempt_at <= $1
                        AND w.enabled AND w.deleted_at IS NULL AND NOT (d.webhook_id = ANY($4))
+                       AND (d.order_key IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM deliveries p
+                            WHERE p.webhook_id = d.webhook_id AND p.order_key = d.order_key
+                              AND p.order_key IS NOT NULL AND p.state IN ('pending', 'held')
+                              AND p.id <> d.id AND (p.id < d.id OR p.lease_until > $1)))
                      ORDER BY d.next_attempt_at
                      LIMIT $2
                      FOR UPDATE OF d SKIP LOCKED),
@@ -47,17 +52,23 @@ impl DeliveryQueue for PgStore {
                      SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                      WHERE d.state = 'pending' AND d.lease_until = 0 AND d.next_attempt_at <= $1
                        AND w.enabled AND w.deleted_at IS NULL AND NOT (d.webhook_id = ANY($4))
+                       AND (d.order_key IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM deliveries p
+                            WHERE p.webhook_id = d.webhook_id AND p.order_key = d.order_key
+                              AND p.order_key IS NOT NULL AND p.state IN ('pending', 'held')
+                              AND p.id <> d.id AND (p.id < d.id OR p.lease_until > $1)))
                      ORDER BY d.next_attempt_at
                      LIMIT $2
                      FOR UPDATE OF d SKIP LOCKED),
                  due AS (SELECT id FROM expired UNION ALL SELECT id FROM free LIMIT $2),
                  leased AS (
                      UPDATE deliveries d SET lease_until = $3, leased_by = $5 FROM due WHERE d.id = due.id
-                     RETURNING d.id, d.webhook_id, d.data_types, d.attempts_in_round, d.event_seq, d.next_attempt_at)
+                     RETURNING d.id, d.webhook_id, d.data_types, d.attempts_in_round, d.event_seq,
+                               d.next_attempt_at, d.order_key)
                  SELECT l.id, l.webhook_id, w.url, l.data_types, l.attempts_in_round, l.event_seq,
                         e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
                         w.signing_secret, w.previous_signing_secret, w.previous_secret_until,
-                        w.max_per_second, e.v3_payload, e.v3_extra, w.v3_secret_key
+                        w.max_per_second, e.v3_payload, e.v3_extra, w.v3_secret_key, l.order_key
                  FROM leased l JOIN webhooks w ON w.id = l.webhook_id JOIN events e ON e.seq = l.event_seq
                  ORDER BY l.next_attempt_at, l.id",
                 &[
@@ -95,6 +106,7 @@ impl DeliveryQueue for PgStore {
                 signing_secrets: signing_secrets(r.get(13), r.get(14), r.get(15), now),
                 max_per_second: r.get::<_, Option<i32>>(16).map(|n| n.max(0) as u32),
                 v3_secret_key: r.get(19),
+                order_key: r.get(20),
             });
         }
         Ok(jobs)

@@ -9,8 +9,11 @@
 //! one taken over (this node was declared dead) belongs to another node now,
 //! whose own record counts. The attempt is logged either way: it was made.
 
+use super::ingest::query_if;
+use super::ordering::{KeyColumns, LOCK_KEYS, WAKE_HEADS};
 use super::pipeline::PipelinedTx;
 use super::*;
+use rules::ordering::PARKED;
 use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
 
@@ -34,7 +37,25 @@ impl GroupWork for RecordWork {
     async fn run(&self, records: &[AttemptRecord]) -> Result<Vec<()>, GroupFailure> {
         let tx = PipelinedTx::new(group_client(&self.pool).await?, BY_ID_PLANS);
         let c = tx.client();
-        let stmt = c.prepare_cached(RECORD).await?;
+        // Final records of ordered deliveries wake the next of their keys,
+        // under the keys' locks (`ordering`), taken first.
+        let mut finished = KeyColumns::default();
+        for r in records {
+            if let (Some(key), false) = (&r.order_key, matches!(r.next, NextState::RetryAt(_))) {
+                finished.push(&r.webhook_id, key);
+            }
+        }
+        let ordered = !finished.is_empty();
+        let (stmt, lock, wake) = tokio::try_join!(
+            c.prepare_cached(RECORD),
+            c.prepare_cached(LOCK_KEYS),
+            c.prepare_cached(WAKE_HEADS),
+        )?;
+        let locks = finished.lock_ids();
+        let lock_params: [&(dyn ToSql + Sync); 1] = [&locks];
+        let pairs = finished.pairs();
+        let now = records.iter().map(|r| r.at).max().unwrap_or_default();
+        let wake_params: [&(dyn ToSql + Sync); 4] = [pairs[0], pairs[1], &now, &PARKED];
         // A delivery twice in one statement would be updated once: split there.
         let mut chunks = Vec::new();
         let mut start = 0;
@@ -50,16 +71,24 @@ impl GroupWork for RecordWork {
         chunks.push(&records[start..]);
         let last = chunks.len() - 1;
         let node = self.node.get();
+        let mut woken = Vec::new();
         for (i, chunk) in chunks.into_iter().enumerate() {
             let columns = RecordColumns::new(chunk);
             let mut params = columns.params().to_vec();
             params.push(&node);
-            tokio::try_join!(
+            let (_, _, _, rows, _) = tokio::try_join!(
                 biased;
                 tx.begin(),
+                query_if(c, ordered && i == 0, &lock, &lock_params),
                 c.execute(&stmt, &params),
+                query_if(c, ordered && i == last, &wake, &wake_params),
                 tx.commit_if(i == last),
             )?;
+            woken = rows;
+        }
+        if !woken.is_empty() {
+            // After the commit: every node's poller may claim them now.
+            notify_due(c).await?;
         }
         Ok(vec![(); records.len()])
     }

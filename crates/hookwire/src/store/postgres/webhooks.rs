@@ -1,8 +1,10 @@
 //! Webhooks on PostgreSQL. Enabling a webhook moves its held deliveries on
 //! and wakes every node's poller: its waiting deliveries are due.
 
+use super::ordering::wake_heads_of_webhook;
 use super::*;
 use crate::secret::{SealedSecret, SealedTargetUrl};
+use rules::ordering::PARKED;
 use rules::rows::WebhookRow;
 
 /// A webhook's columns, and its held deliveries counted through the
@@ -10,7 +12,8 @@ use rules::rows::WebhookRow;
 const WEBHOOK_COLUMNS: &str = "id, license_id, event_type, data_types, url, token, enabled,
      disabled_reason, created_at, signing_secret IS NOT NULL, max_per_second,
      (SELECT COUNT(*) FROM deliveries d
-      WHERE d.license_id = webhooks.license_id AND d.webhook_id = webhooks.id AND d.state = 'held')";
+      WHERE d.license_id = webhooks.license_id AND d.webhook_id = webhooks.id AND d.state = 'held'),
+     ordered_since IS NOT NULL";
 
 fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
     WebhookRow {
@@ -26,12 +29,15 @@ fn webhook_from_row(row: &Row) -> StoreResult<Webhook> {
         signed: row.get(9),
         max_per_second: row.get::<_, Option<i32>>(10).map(i64::from),
         held_deliveries: row.get(11),
+        ordered: row.get(12),
     }
     .into_webhook()
 }
 
 /// Moves a webhook's held deliveries on: pending again, due at their
-/// creation (so claims take them oldest first), or discarded.
+/// creation (so claims take them oldest first; parked ones stay parked), or
+/// discarded; then wakes the head of each of its keys' lines, which either
+/// move may have changed (`rules::ordering`).
 async fn release_held(
     tx: &deadpool_postgres::Transaction<'_>,
     license_id: &str,
@@ -39,20 +45,30 @@ async fn release_held(
     held: HeldDeliveries,
     now: Millis,
 ) -> StoreResult<u64> {
-    let sql = match held {
+    let moved = match held {
         HeldDeliveries::Deliver => {
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = created_at, lease_until = 0,
-                 updated_at = $3
-             WHERE license_id = $1 AND webhook_id = $2 AND state = 'held'"
+            tx.execute(
+                "UPDATE deliveries SET state = 'pending', lease_until = 0, updated_at = $3,
+                     next_attempt_at = CASE WHEN next_attempt_at = $4 THEN $4 ELSE created_at END
+                 WHERE license_id = $1 AND webhook_id = $2 AND state = 'held'",
+                &[&license_id, &webhook_id, &now, &PARKED],
+            )
+            .await
         }
         HeldDeliveries::Discard => {
-            "UPDATE deliveries SET state = 'discarded', lease_until = 0, updated_at = $3
-             WHERE license_id = $1 AND webhook_id = $2 AND state = 'held'"
+            tx.execute(
+                "UPDATE deliveries SET state = 'discarded', lease_until = 0, updated_at = $3
+                 WHERE license_id = $1 AND webhook_id = $2 AND state = 'held'",
+                &[&license_id, &webhook_id, &now],
+            )
+            .await
         }
-    };
-    tx.execute(sql, &[&license_id, &webhook_id, &now])
+    }
+    .map_err(db_error)?;
+    wake_heads_of_webhook(&**tx, webhook_id, now)
         .await
-        .map_err(db_error)
+        .map_err(db_error)?;
+    Ok(moved)
 }
 
 #[async_trait]
@@ -61,8 +77,9 @@ impl Webhooks for PgStore {
         self.client()
             .await?
             .execute(
-                "INSERT INTO webhooks (id, license_id, event_type, data_types, url, token, enabled, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+                "INSERT INTO webhooks (id, license_id, event_type, data_types, url, token, enabled, created_at,
+                                       ordered_since)
+                 VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, CASE WHEN $8::BOOLEAN THEN $7::BIGINT END)",
                 &[
                     &w.id,
                     &w.license_id,
@@ -71,6 +88,7 @@ impl Webhooks for PgStore {
                     &w.url.as_stored(),
                     &w.token,
                     &w.created_at,
+                    &w.ordered,
                 ],
             )
             .await
@@ -87,6 +105,7 @@ impl Webhooks for PgStore {
             created_at: w.created_at,
             signed: false,
             max_per_second: None,
+            ordered: w.ordered,
             held_deliveries: 0,
         })
     }
@@ -149,7 +168,9 @@ impl Webhooks for PgStore {
                    disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason
                                           WHEN $5 THEN NULL ELSE 'disabled by the license' END,
                    failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
-                   max_per_second = CASE WHEN $6 THEN $7 ELSE max_per_second END
+                   max_per_second = CASE WHEN $6 THEN $7 ELSE max_per_second END,
+                   ordered_since = CASE WHEN $8::BOOLEAN IS NULL THEN ordered_since
+                                        WHEN $8::BOOLEAN THEN COALESCE(ordered_since, $9::BIGINT) END
                  WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL AND v3_version IS NULL
                  RETURNING id",
                 &[
@@ -160,6 +181,8 @@ impl Webhooks for PgStore {
                     &patch.enabled,
                     &limit_given,
                     &limit,
+                    &patch.ordered,
+                    &patch.at,
                 ],
             )
             .await

@@ -8,6 +8,7 @@
 //!   an alert's next state, and alert rows read back;
 //! - [`tags`]: whether a `chat_changed` is delivered, given the chat's tags;
 //! - [`idempotency`]: replay, refuse or accept an event with a key;
+//! - [`ordering`]: ordered delivery's parking, locks and line places;
 //! - [`retention`]: how long finished work is kept, and which rows a prune takes;
 //! - [`rows`]: stored strings and numbers read back as typed values, or
 //!   [`StoreError::Corrupt`](super::StoreError::Corrupt) naming row and field;
@@ -17,6 +18,7 @@
 
 pub mod alerts;
 pub mod idempotency;
+pub mod ordering;
 pub mod retention;
 pub mod rows;
 pub mod tags;

@@ -9,6 +9,7 @@
 //! event type read as `chat_started` would be delivered as one, and a
 //! section dropped would be delivered without it.
 
+use super::ordering::{LinePlace, LineQuery, PARKED};
 use crate::store::{
     AttemptView, DeliveryState, DeliveryView, EventBody, EventName, Millis, StoreError,
     StoreResult, Webhook,
@@ -31,6 +32,8 @@ pub struct WebhookRow {
     /// A signing secret is set.
     pub signed: bool,
     pub max_per_second: Option<i64>,
+    /// `ordered_since` is set.
+    pub ordered: bool,
     /// Its deliveries in state `held`.
     pub held_deliveries: i64,
 }
@@ -60,6 +63,7 @@ impl WebhookRow {
             disabled_reason: self.disabled_reason,
             signed: self.signed,
             max_per_second,
+            ordered: self.ordered,
             held_deliveries: self.held_deliveries.max(0) as u64,
             created_at: self.created_at,
         })
@@ -120,11 +124,31 @@ pub struct DeliveryRow {
     pub state: String,
     pub created_at: Millis,
     pub next_attempt_at: Millis,
+    /// Its ordering key (an ordered webhook's delivery with one).
+    pub order_key: Option<String>,
+    /// Its webhook was ordered when it was made.
+    pub ordered_when_made: bool,
 }
 
 impl DeliveryRow {
-    /// The view, with the attempts the backend found for it.
-    pub fn into_view(self, attempts: Vec<AttemptView>) -> StoreResult<DeliveryView> {
+    /// What the backend reads to find the delivery's place in its line.
+    pub fn line_query(&self) -> LineQuery<'_> {
+        LineQuery {
+            id: self.id,
+            webhook_id: &self.webhook_id,
+            order_key: self.order_key.as_deref(),
+            unfinished: matches!(self.state.as_str(), "pending" | "held"),
+            ordered_when_made: self.ordered_when_made,
+        }
+    }
+
+    /// The view, with the attempts and the place in its key's line the
+    /// backend found for it.
+    pub fn into_view(
+        self,
+        attempts: Vec<AttemptView>,
+        line: Option<LinePlace>,
+    ) -> StoreResult<DeliveryView> {
         let state = delivery_state(self.id, &self.state)?;
         let event_type = event_name(format_args!("delivery {}", self.id), &self.event_type)?;
         Ok(DeliveryView {
@@ -134,9 +158,12 @@ impl DeliveryRow {
             event_type,
             state,
             created_at: self.created_at,
-            // Only a pending delivery is waiting for an attempt.
-            next_attempt_at: (state == DeliveryState::Pending).then_some(self.next_attempt_at),
+            // Only a pending delivery is waiting for an attempt, and a
+            // parked one waits for the one before it, not for a time.
+            next_attempt_at: (state == DeliveryState::Pending && self.next_attempt_at != PARKED)
+                .then_some(self.next_attempt_at),
             attempts,
+            line,
         })
     }
 }
@@ -217,6 +244,7 @@ mod tests {
             created_at: 5,
             signed: true,
             max_per_second: Some(3),
+            ordered: false,
             held_deliveries: 2,
         }
     }
@@ -246,6 +274,8 @@ mod tests {
             state: state.into(),
             created_at: 1,
             next_attempt_at: 9,
+            order_key: None,
+            ordered_when_made: false,
         }
     }
 
@@ -261,6 +291,7 @@ mod tests {
         assert_eq!(w.held_deliveries, 2);
         let unlimited = WebhookRow {
             max_per_second: None,
+            ordered: false,
             ..webhook_row()
         };
         assert_eq!(unlimited.into_webhook().unwrap().max_per_second, None);
@@ -288,6 +319,7 @@ mod tests {
         }
         let msg = bad(WebhookRow {
             max_per_second: Some(-1),
+            ordered: false,
             ..webhook_row()
         });
         assert!(msg.starts_with("webhook w1: max_per_second:"), "{msg}");
@@ -328,7 +360,16 @@ mod tests {
 
     #[test]
     fn a_delivery_row_shows_when_it_is_due_only_while_pending() {
-        let pending = delivery_row("pending").into_view(Vec::new()).unwrap();
+        let parked = DeliveryRow {
+            next_attempt_at: PARKED,
+            ..delivery_row("pending")
+        };
+        // Waiting behind the one before it: no time to show.
+        assert_eq!(
+            parked.into_view(Vec::new(), None).unwrap().next_attempt_at,
+            None
+        );
+        let pending = delivery_row("pending").into_view(Vec::new(), None).unwrap();
         assert_eq!(pending.state, DeliveryState::Pending);
         assert_eq!(pending.next_attempt_at, Some(9));
         for (text, state) in [
@@ -337,14 +378,14 @@ mod tests {
             ("failed", DeliveryState::Failed),
             ("discarded", DeliveryState::Discarded),
         ] {
-            let view = delivery_row(text).into_view(Vec::new()).unwrap();
+            let view = delivery_row(text).into_view(Vec::new(), None).unwrap();
             assert_eq!((view.state, view.next_attempt_at), (state, None));
         }
     }
 
     #[test]
     fn a_delivery_row_with_an_unknown_state_or_event_type_is_corrupt() {
-        let msg = corrupt(delivery_row("Pending").into_view(Vec::new()));
+        let msg = corrupt(delivery_row("Pending").into_view(Vec::new(), None));
         assert_eq!(
             msg,
             r#"delivery 42: state: unknown delivery state "Pending""#
@@ -354,7 +395,7 @@ mod tests {
                 event_type: "chat".into(),
                 ..delivery_row("failed")
             }
-            .into_view(Vec::new()),
+            .into_view(Vec::new(), None),
         );
         assert!(msg.starts_with("delivery 42: event_type:"), "{msg}");
     }

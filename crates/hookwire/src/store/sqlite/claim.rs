@@ -13,17 +13,27 @@ use super::*;
 /// A webhook's deliveries due at the same time come in id order (the
 /// index's last key is the rowid): a re-enabled webhook's held ones, due at
 /// their creation, go in the order their events came.
+///
+/// A keyed delivery (an ordered webhook's) goes only first in its key's
+/// line: no unfinished delivery of its webhook and key has a smaller id,
+/// and none is in flight (`rules::ordering`). Parked ones are never due, so
+/// the probe runs for heads of lines only.
 const CLAIM_SQL: &str =
     "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
         e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
         w.signing_secret, w.previous_signing_secret, w.previous_secret_until, w.max_per_second,
-        e.v3_payload, e.v3_extra, w.v3_secret_key
+        e.v3_payload, e.v3_extra, w.v3_secret_key, d.order_key
  FROM deliveries d
  JOIN webhooks w ON w.id = d.webhook_id
  JOIN events e ON e.seq = d.event_seq
  WHERE d.state = 'pending' AND {LEASE} AND d.next_attempt_at <= ?1
    AND w.enabled = 1 AND w.deleted_at IS NULL
    AND d.webhook_id NOT IN (SELECT value FROM json_each(?3))
+   AND (d.order_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM deliveries p
+        WHERE p.webhook_id = d.webhook_id AND p.order_key = d.order_key AND p.order_key IS NOT NULL
+          AND p.state IN ('pending', 'held') AND p.id <> d.id
+          AND (p.id < d.id OR p.lease_until > ?1)))
  ORDER BY d.next_attempt_at
  LIMIT ?2";
 
@@ -119,5 +129,6 @@ fn job_from_row(
         signing_secrets: signing_secrets(r.get(13)?, r.get(14)?, r.get(15)?, now),
         max_per_second: r.get(16)?,
         v3_secret_key: r.get(19)?,
+        order_key: r.get(20)?,
     })
 }

@@ -2,8 +2,10 @@
 //! deliveries, inside the writer's group commit (each request's events run
 //! in a savepoint of their own, so one request's failure is only its own).
 
+use super::ordering::UNFINISHED_OF_KEY;
 use super::*;
 use rules::idempotency::{self, StoredKey};
+use rules::ordering::BatchLine;
 
 pub(super) fn ingest_one(
     c: &Connection,
@@ -78,9 +80,9 @@ pub(super) fn ingest_one(
     if deliver {
         let mut stmt = c.prepare_cached(
             "SELECT id, url, data_types, signing_secret, previous_signing_secret, previous_secret_until,
-                    max_per_second, enabled
+                    max_per_second, enabled, ordered_since IS NOT NULL
              FROM webhooks
-             WHERE license_id = ?1 AND event_type = ?2 AND deleted_at IS NULL",
+             WHERE license_id = ?1 AND event_type = ?2 AND deleted_at IS NULL AND v3_version IS NULL",
         )?;
         let now = ev.received_at;
         let rows = stmt.query_map(params![ev.license_id, ev.event_type.as_str()], |r| {
@@ -92,16 +94,32 @@ pub(super) fn ingest_one(
                 signing_secrets: signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
                 max_per_second: r.get(6)?,
                 v3_secret_key: None,
+                order_key: ev.order_key.clone().filter(|_| r.get(8).unwrap_or(false)),
+                parked: false,
             })
         })?;
         for row in rows {
             targets.push(row?);
         }
     }
+    // Ordered webhooks: a delivery behind an unfinished one of its key is
+    // parked (`rules::ordering`). The writer is alone, and this ingest's
+    // earlier events are in the table already, so the probe sees all.
+    let mut line = BatchLine::default();
+    for t in &mut targets {
+        if let Some(key) = &t.order_key {
+            let unfinished = c
+                .prepare_cached(UNFINISHED_OF_KEY)?
+                .query_row(params![t.webhook_id, key], |_| Ok(()))
+                .optional()?
+                .is_some();
+            t.park_if(&mut line, unfinished);
+        }
+    }
     let mut insert = c.prepare_cached(
         "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
-                                 lease_until, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?7, ?5, ?6, ?5, ?5)",
+                                 lease_until, created_at, updated_at, order_key)
+         VALUES (?1, ?2, ?3, ?4, ?7, ?8, ?6, ?5, ?5, ?9)",
     )?;
     let mut delivery_ids = Vec::with_capacity(targets.len());
     for t in &targets {
@@ -113,6 +131,8 @@ pub(super) fn ingest_one(
             ev.received_at,
             ingest_lease(handoff, t),
             ingest_state(t),
+            ingest_due(ev.received_at, t),
+            t.order_key,
         ])?;
         delivery_ids.push(c.last_insert_rowid());
     }

@@ -1,18 +1,20 @@
 //! The delivery log on SQLite: listings, bodies and samples on reader
 //! connections, redeliveries through the writer.
 
+use super::ordering::{line_place, park_behind};
 use super::*;
+use rules::ordering::LinePlace;
 use rusqlite::params_from_iter;
 
 /// The deliveries `q` asks for, each with its attempts, as stored (read
 /// into views by `rules::rows`).
-fn list_deliveries(
-    c: &Connection,
-    q: OwnedQuery,
-) -> rusqlite::Result<Vec<(DeliveryRow, Vec<AttemptView>)>> {
+fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<Listed>> {
     let mut sql = String::from(
-        "SELECT d.id, e.unique_id, d.webhook_id, e.event_type, d.state, d.created_at, d.next_attempt_at
-         FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.license_id = ?",
+        "SELECT d.id, e.unique_id, d.webhook_id, e.event_type, d.state, d.created_at, d.next_attempt_at,
+                d.order_key, COALESCE(w.ordered_since <= d.created_at, 0)
+         FROM deliveries d JOIN events e ON e.seq = d.event_seq
+         LEFT JOIN webhooks w ON w.id = d.webhook_id
+         WHERE d.license_id = ?",
     );
     let mut args: Vec<rusqlite::types::Value> = vec![q.license_id.into()];
     if let Some(w) = q.webhook_id {
@@ -44,6 +46,8 @@ fn list_deliveries(
                 state: r.get(4)?,
                 created_at: r.get(5)?,
                 next_attempt_at: r.get(6)?,
+                order_key: r.get(7)?,
+                ordered_when_made: r.get(8)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -59,8 +63,10 @@ fn list_deliveries(
              FROM attempts WHERE delivery_id = ?1)
          ORDER BY at, seq",
     )?;
+    let now = now_millis();
     rows.into_iter()
         .map(|row| {
+            let line = line_place(c, &row.line_query(), now)?;
             let log = attempts
                 .query_map([row.id], |r| {
                     Ok(AttemptView {
@@ -72,9 +78,20 @@ fn list_deliveries(
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok((row, log))
+            Ok(Listed {
+                row,
+                attempts: log,
+                line,
+            })
         })
         .collect()
+}
+
+/// A delivery as stored, with what the log shows beside it.
+struct Listed {
+    row: DeliveryRow,
+    attempts: Vec<AttemptView>,
+    line: Option<LinePlace>,
 }
 
 struct OwnedQuery {
@@ -100,7 +117,7 @@ impl DeliveryLog for SqliteStore {
         self.read(move |c| list_deliveries(c, q))
             .await?
             .into_iter()
-            .map(|(row, attempts)| row.into_view(attempts))
+            .map(|l| l.row.into_view(l.attempts, l.line))
             .collect()
     }
 
@@ -236,6 +253,7 @@ impl DeliveryLog for SqliteStore {
                     params![now, delivery_id],
                 )
                 .map_err(unavailable)?;
+                park_behind(c, &[delivery_id], now).map_err(unavailable)?;
                 Ok(Redelivery::Pending)
             })
             .await
@@ -251,15 +269,21 @@ impl DeliveryLog for SqliteStore {
         let (license, webhook) = (license_id.to_string(), webhook_id.to_string());
         self.writer
             .write(move |c| {
-                c.execute(
-                    "UPDATE deliveries SET state = 'pending', attempts_in_round = 0, next_attempt_at = ?1,
-                         lease_until = 0, updated_at = ?1
-                     WHERE license_id = ?2 AND webhook_id = ?3 AND state = 'failed' AND created_at >= ?4
-                       AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)",
-                    params![now, license, webhook, since],
-                )
-                .map(|n| n as u64)
-                .map_err(unavailable)
+                let ids = c
+                    .prepare(
+                        "UPDATE deliveries SET state = 'pending', attempts_in_round = 0, next_attempt_at = ?1,
+                             lease_until = 0, updated_at = ?1
+                         WHERE license_id = ?2 AND webhook_id = ?3 AND state = 'failed' AND created_at >= ?4
+                           AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)
+                         RETURNING id",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.query_map(params![now, license, webhook, since], |r| r.get(0))?
+                            .collect::<rusqlite::Result<Vec<i64>>>()
+                    })
+                    .map_err(unavailable)?;
+                park_behind(c, &ids, now).map_err(unavailable)?;
+                Ok(ids.len() as u64)
             })
             .await
     }
@@ -294,18 +318,30 @@ impl DeliveryLog for SqliteStore {
                     )
                     .map_err(unavailable)?;
                 let Some(last) = last_id else {
-                    return Ok(ReplayBatch { redelivered: 0, last_id: None, remaining: 0 });
+                    return Ok(ReplayBatch {
+                        redelivered: 0,
+                        last_id: None,
+                        remaining: 0,
+                    });
                 };
-                let redelivered = c
-                    .execute(
-                        &format!(
-                            "UPDATE deliveries SET state = 'pending', attempts_in_round = 0,
-                                 next_attempt_at = ?7, lease_until = 0, updated_at = ?7
-                             WHERE id IN (SELECT d.id FROM deliveries d WHERE {MATCHING} AND d.id <= ?6)"
-                        ),
-                        params![license, webhook, since, after, all, last, now],
-                    )
-                    .map_err(unavailable)? as u64;
+                let ids = c
+                    .prepare(&format!(
+                        "UPDATE deliveries SET state = 'pending', attempts_in_round = 0,
+                             next_attempt_at = ?7, lease_until = 0, updated_at = ?7
+                         WHERE id IN (SELECT d.id FROM deliveries d WHERE {MATCHING} AND d.id <= ?6)
+                         RETURNING id"
+                    ))
+                    .and_then(|mut stmt| {
+                        stmt.query_map(
+                            params![license, webhook, since, after, all, last, now],
+                            |r| r.get(0),
+                        )?
+                        .collect::<rusqlite::Result<Vec<i64>>>()
+                    })
+                    .map_err(unavailable)?;
+                // Each waits behind its key's unfinished ones, as a new one would.
+                park_behind(c, &ids, now).map_err(unavailable)?;
+                let redelivered = ids.len() as u64;
                 let remaining: i64 = c
                     .query_row(
                         &format!("SELECT COUNT(*) FROM deliveries d WHERE {MATCHING}"),

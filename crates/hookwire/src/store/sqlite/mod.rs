@@ -15,6 +15,7 @@ mod licenses;
 mod log;
 mod nodes;
 mod ops;
+mod ordering;
 mod process;
 mod queue;
 mod record;
@@ -50,6 +51,7 @@ const SCHEMA: &[&str] = &[
     include_str!("schema_11.sql"),
     include_str!("schema_12.sql"),
     include_str!("schema_13.sql"),
+    include_str!("schema_14.sql"),
 ];
 const READERS: usize = 4;
 
@@ -64,6 +66,9 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     reader_slots: tokio::sync::Semaphore,
     _checkpointer: Checkpointer,
+    /// Notified when the store itself made deliveries due that nobody holds
+    /// (the next of an ordered key after a record): the poller claims them.
+    due: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -105,8 +110,10 @@ impl SqliteStore {
         .map_err(unavailable)?;
         let checkpointer = Checkpointer::spawn(path, synchronous)?;
         let (writer, _thread) = Writer::spawn(conn);
+        let due = Arc::new(tokio::sync::Notify::new());
         Ok(SqliteStore {
-            recorder: Recorder::new(writer.clone()),
+            recorder: Recorder::new(writer.clone(), due.clone()),
+            due,
             writer,
             _checkpointer: checkpointer,
             serving_lock: Mutex::new(None),

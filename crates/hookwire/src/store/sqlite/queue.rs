@@ -94,4 +94,8 @@ impl DeliveryQueue for SqliteStore {
         })
         .await
     }
+
+    fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.due.clone())
+    }
 }

@@ -12,12 +12,13 @@
 //! critical path (the delivery stays leased until its record lands), so
 //! waiting one group commit costs nothing a caller feels.
 
+use super::ordering::wake_head;
 use super::writer::{in_savepoint, unavailable, Writer};
 use crate::store::{AttemptRecord, Millis, NextState, StoreError, StoreResult};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 /// The most records one operation writes; bounds a group's duration.
 const MAX_BATCH: usize = 1024;
@@ -34,13 +35,16 @@ struct Queue {
 pub(super) struct Recorder {
     writer: Writer,
     queue: Arc<Mutex<Queue>>,
+    /// Notified when a batch woke the next delivery of an ordered key.
+    due: Arc<Notify>,
 }
 
 impl Recorder {
-    pub fn new(writer: Writer) -> Recorder {
+    pub fn new(writer: Writer, due: Arc<Notify>) -> Recorder {
         Recorder {
             writer,
             queue: Arc::default(),
+            due,
         }
     }
 
@@ -55,14 +59,18 @@ impl Recorder {
         if start_flush {
             // A task of its own, not the caller's future: a caller that goes
             // away must not strand the records that joined its batch.
-            tokio::spawn(flush(self.writer.clone(), self.queue.clone()));
+            tokio::spawn(flush(
+                self.writer.clone(),
+                self.queue.clone(),
+                self.due.clone(),
+            ));
         }
         answered.await.map_err(|_| StoreError::Closed)?
     }
 }
 
 /// Writes batches until nothing waits; one batch is in the writer at a time.
-async fn flush(writer: Writer, queue: Arc<Mutex<Queue>>) {
+async fn flush(writer: Writer, queue: Arc<Mutex<Queue>>, due: Arc<Notify>) {
     loop {
         let batch: Vec<(AttemptRecord, Answer)> = {
             let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -75,7 +83,10 @@ async fn flush(writer: Writer, queue: Arc<Mutex<Queue>>) {
         };
         let (records, answers): (Vec<AttemptRecord>, Vec<Answer>) = batch.into_iter().unzip();
         match writer.write(move |c| Ok(write_batch(c, &records))).await {
-            Ok(results) => {
+            Ok((results, woken)) => {
+                if woken > 0 {
+                    due.notify_one();
+                }
                 for (answer, result) in answers.into_iter().zip(results) {
                     let _ = answer.send(result);
                 }
@@ -90,18 +101,21 @@ async fn flush(writer: Writer, queue: Arc<Mutex<Queue>>) {
 }
 
 /// Writes the batch in a savepoint; if the database refuses it, each record
-/// is tried alone so that one bad record fails only itself.
-fn write_batch(c: &Connection, records: &[AttemptRecord]) -> Vec<StoreResult<()>> {
+/// is tried alone so that one bad record fails only itself. Also answers
+/// how many parked deliveries the records made due.
+fn write_batch(c: &Connection, records: &[AttemptRecord]) -> (Vec<StoreResult<()>>, usize) {
     let write = |records: &[AttemptRecord]| {
         in_savepoint(c, |c| write_records(c, records).map_err(unavailable))
     };
-    if write(records).is_ok() {
-        return vec![Ok(()); records.len()];
+    if let Ok(woken) = write(records) {
+        return (vec![Ok(()); records.len()], woken);
     }
-    records
+    let mut woken = 0;
+    let results = records
         .iter()
-        .map(|r| write(std::slice::from_ref(r)))
-        .collect()
+        .map(|r| write(std::slice::from_ref(r)).map(|n| woken += n))
+        .collect();
+    (results, woken)
 }
 
 /// A webhook's `failing_since` after some of its attempts, as recording them
@@ -113,7 +127,10 @@ enum Health {
     Set(Option<Millis>),
 }
 
-fn write_records(c: &Connection, records: &[AttemptRecord]) -> rusqlite::Result<()> {
+/// Answers how many parked deliveries were made due: a final record of an
+/// ordered delivery wakes the next of its key (`rules::ordering`).
+fn write_records(c: &Connection, records: &[AttemptRecord]) -> rusqlite::Result<usize> {
+    let mut woken = 0;
     // A delivery's first attempt goes into its row (schema_8.sql), in the
     // same statement that moves the delivery on: one row written per record
     // in the common case. The rest fall back to the separate steps.
@@ -171,6 +188,9 @@ fn write_records(c: &Connection, records: &[AttemptRecord]) -> rusqlite::Result<
             }
             apply.execute(params![state, next, r.at, r.delivery_id])?;
         }
+        if let (Some(key), false) = (&r.order_key, matches!(r.next, NextState::RetryAt(_))) {
+            woken += usize::from(wake_head(c, &r.webhook_id, key, r.at)?);
+        }
         let delivered = r.next == NextState::Delivered;
         let h = health
             .entry(r.webhook_id.as_str())
@@ -198,7 +218,7 @@ fn write_records(c: &Connection, records: &[AttemptRecord]) -> rusqlite::Result<
                 .execute(params![webhook_id, value])?,
         };
     }
-    Ok(())
+    Ok(woken)
 }
 
 #[cfg(test)]
@@ -219,6 +239,7 @@ mod tests {
             } else {
                 NextState::RetryAt(at + 1000)
             },
+            order_key: None,
         }
     }
 
@@ -264,7 +285,7 @@ mod tests {
                     .enumerate()
                     .map(|(i, ok)| record("w", 10 + i as Millis, *ok))
                     .collect();
-                assert!(write_batch(&batched, &records).iter().all(Result::is_ok));
+                assert!(write_batch(&batched, &records).0.iter().all(Result::is_ok));
                 for r in &records {
                     write_records(&single, std::slice::from_ref(r)).unwrap();
                 }

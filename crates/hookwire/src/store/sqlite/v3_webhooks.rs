@@ -321,6 +321,9 @@ fn ingest_v3_one(
                     max_per_second: r.get(6)?,
                     v3_secret_key: r.get(10)?,
                     held: false,
+                    // v3 webhooks are not ordered (yet): see README.
+                    order_key: None,
+                    parked: false,
                 },
                 kind: r.get(7)?,
                 owner_client_id: r.get(8)?,

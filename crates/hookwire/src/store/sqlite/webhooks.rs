@@ -1,8 +1,10 @@
 //! Webhooks on SQLite: reads on a reader connection, changes through the
 //! writer.
 
+use super::ordering::wake_heads_of_webhook;
 use super::*;
 use crate::secret::{SealedSecret, SealedTargetUrl};
+use rules::ordering::PARKED;
 
 /// A webhook's columns, and its held deliveries counted through the
 /// `deliveries_held` index (schema_12.sql).
@@ -10,7 +12,8 @@ const WEBHOOK_COLUMNS: &str =
     "id, license_id, event_type, data_types, url, token, enabled, disabled_reason, created_at,
      signing_secret IS NOT NULL, max_per_second,
      (SELECT COUNT(*) FROM deliveries d
-      WHERE d.license_id = webhooks.license_id AND d.webhook_id = webhooks.id AND d.state = 'held')";
+      WHERE d.license_id = webhooks.license_id AND d.webhook_id = webhooks.id AND d.state = 'held'),
+     ordered_since IS NOT NULL";
 
 fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookRow> {
     Ok(WebhookRow {
@@ -26,6 +29,7 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookRow> {
         signed: row.get(9)?,
         max_per_second: row.get(10)?,
         held_deliveries: row.get(11)?,
+        ordered: row.get(12)?,
     })
 }
 
@@ -42,7 +46,9 @@ fn query_webhook(
 }
 
 /// Moves a webhook's held deliveries on: pending again, due at their
-/// creation (so claims take them oldest first), or discarded.
+/// creation (so claims take them oldest first; parked ones stay parked), or
+/// discarded; then wakes the head of each of its keys' lines, which either
+/// move may have changed (`rules::ordering`).
 fn release_held(
     c: &Connection,
     license_id: &str,
@@ -50,19 +56,23 @@ fn release_held(
     held: HeldDeliveries,
     now: Millis,
 ) -> rusqlite::Result<usize> {
-    let sql = match held {
-        HeldDeliveries::Deliver => {
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = created_at, lease_until = 0,
-                 updated_at = ?3
-             WHERE license_id = ?1 AND webhook_id = ?2 AND state = 'held'"
-        }
-        HeldDeliveries::Discard => {
-            "UPDATE deliveries SET state = 'discarded', lease_until = 0, updated_at = ?3
-             WHERE license_id = ?1 AND webhook_id = ?2 AND state = 'held'"
-        }
+    let moved = match held {
+        HeldDeliveries::Deliver => c
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'pending', lease_until = 0, updated_at = ?3,
+                     next_attempt_at = CASE WHEN next_attempt_at = ?4 THEN ?4 ELSE created_at END
+                 WHERE license_id = ?1 AND webhook_id = ?2 AND state = 'held'",
+            )?
+            .execute(params![license_id, webhook_id, now, PARKED])?,
+        HeldDeliveries::Discard => c
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'discarded', lease_until = 0, updated_at = ?3
+                 WHERE license_id = ?1 AND webhook_id = ?2 AND state = 'held'",
+            )?
+            .execute(params![license_id, webhook_id, now])?,
     };
-    c.prepare_cached(sql)?
-        .execute(params![license_id, webhook_id, now])
+    wake_heads_of_webhook(c, webhook_id, now)?;
+    Ok(moved)
 }
 
 #[async_trait]
@@ -71,9 +81,10 @@ impl Webhooks for SqliteStore {
         self.writer
             .write(move |c| {
                 c.execute(
-                    "INSERT INTO webhooks (id, license_id, event_type, data_types, url, token, enabled, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)",
-                    params![w.id, w.license_id, w.event_type.as_str(), w.data_types.bits(), w.url.as_stored(), w.token, w.created_at],
+                    "INSERT INTO webhooks (id, license_id, event_type, data_types, url, token, enabled, created_at,
+                                           ordered_since)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, CASE WHEN ?8 THEN ?7 END)",
+                    params![w.id, w.license_id, w.event_type.as_str(), w.data_types.bits(), w.url.as_stored(), w.token, w.created_at, w.ordered],
                 )
                 .map_err(conflict_or_unavailable)?;
                 Ok(Webhook {
@@ -87,6 +98,7 @@ impl Webhooks for SqliteStore {
                     disabled_reason: None,
                     signed: false,
                     max_per_second: None,
+                    ordered: w.ordered,
                     held_deliveries: 0,
                     created_at: w.created_at,
                 })
@@ -139,6 +151,14 @@ impl Webhooks for SqliteStore {
                 if let Some(limit) = patch.max_per_second {
                     c.execute("UPDATE webhooks SET max_per_second = ?1 WHERE id = ?2", params![limit, id])
                         .map_err(unavailable)?;
+                }
+                if let Some(ordered) = patch.ordered {
+                    c.execute(
+                        "UPDATE webhooks SET ordered_since = CASE WHEN ?1 THEN COALESCE(ordered_since, ?3) END
+                         WHERE id = ?2",
+                        params![ordered, id, patch.at],
+                    )
+                    .map_err(unavailable)?;
                 }
                 if let Some(enabled) = patch.enabled {
                     c.execute(

@@ -8,7 +8,7 @@ use super::session::{
 };
 use super::{SignedIn, UiError, UiResult};
 use crate::api::views;
-use crate::api::webhooks::create_webhook as api_create_webhook;
+use crate::api::webhooks::{create_webhook as api_create_webhook, Surface};
 use crate::api::AppState;
 use crate::engine::attempt::AttemptOutcome;
 use crate::secret::{constant_time_eq, hash_secret, random_hex};

@@ -294,7 +294,7 @@ pub async fn create_webhook(
             "data_types": values.data_types,
             "url": full_url,
         });
-        match api_create_webhook(&state, license, input).await {
+        match api_create_webhook(&state, license, input, Surface::Hookwire).await {
             Ok(_) => {
                 let http = target.as_ref().is_ok_and(http_target);
                 let n = if http { "created_http" } else { "created" };

@@ -17,12 +17,13 @@ pub(super) const HELD: &str = "WITH hooks AS (
          SELECT id, enabled, deleted_at IS NOT NULL AS deleted FROM webhooks
          WHERE id = ANY($2::text[]) ORDER BY id FOR SHARE)
      INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state,
-                             next_attempt_at, lease_until, created_at, updated_at)
+                             next_attempt_at, lease_until, created_at, updated_at, order_key)
      SELECT u.s, u.w, u.l, u.d,
             CASE WHEN h.deleted THEN 'discarded' WHEN h.enabled THEN 'pending' ELSE 'held' END,
-            u.t, 0, u.t, u.t
-     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[])
-          AS u(s, w, l, d, t)
+            u.due, 0, u.t, u.t, u.k
+     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::text[],
+                 $7::bigint[])
+          AS u(s, w, l, d, t, k, due)
           JOIN hooks h ON h.id = u.w
      RETURNING state";
 
@@ -34,6 +35,8 @@ pub(super) struct HeldColumns<'a> {
     licenses: Vec<&'a str>,
     data_types: Vec<i16>,
     times: Vec<Millis>,
+    keys: Vec<Option<String>>,
+    due: Vec<Millis>,
 }
 
 impl<'a> HeldColumns<'a> {
@@ -43,19 +46,23 @@ impl<'a> HeldColumns<'a> {
         self.licenses.push(&ev.license_id);
         self.data_types.push(target.data_types.bits() as i16);
         self.times.push(ev.received_at);
+        self.keys.push(target.order_key.clone());
+        self.due.push(ingest_due(ev.received_at, target));
     }
 
     pub(super) fn is_empty(&self) -> bool {
         self.seqs.is_empty()
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 5] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 7] {
         [
             &self.seqs,
             &self.webhooks,
             &self.licenses,
             &self.data_types,
             &self.times,
+            &self.keys,
+            &self.due,
         ]
     }
 }
