@@ -83,10 +83,21 @@ pub(super) fn table(t: &mut String, r: &Value) {
     }
     let _ = writeln!(
         t,
-        "(CPU: microseconds per delivered event, medians of the rounds; order: events that arrived after a later event of their chat, which must be 0; waits: requests the generator held back until an earlier event of their chat was accepted; the failure runs fail the first attempt of 1 in {} events of each chat and retry after {})",
+        "(per second: the run reported, the one with the median x unordered (for the unordered runs, the median per second); CPU: microseconds per delivered event, medians of the rounds; order: events that arrived after a later event of their chat, summed over the rounds, which must be 0; waits: requests the generator held back until an earlier event of their chat was accepted; the failure runs fail the first attempt of 1 in {} events of each chat and retry after {})",
         count(&o["fail_every"]),
         o["failure_retry_schedule"][0].as_str().unwrap_or("-"),
     );
+    for run in runs(r).filter(|run| run["first_attempts_fail"] == true) {
+        let _ = writeln!(
+            t,
+            "{}, {}: {} first attempts failed; those events arrived {} ms after acceptance at the median, {} ms at most",
+            run["variant"].as_str().unwrap_or(""),
+            mode(run),
+            count(&run["first_attempts_failed"]),
+            count(&run["retried_p50_ms"]),
+            count(&run["retried_max_ms"]),
+        );
+    }
     let target = f(&o["target_cost"]).unwrap_or(f64::NAN);
     for run in runs(r).filter(|run| run["target_met"].is_boolean()) {
         let _ = writeln!(
