@@ -11,7 +11,7 @@ const CHAT: &str = r#"{"id":"bench-{SEQ}","messages":[{"author_name":"John Doe",
 const VISITOR: &str = r#"{"id":"S{SEQ}.0c151b0e1b","name":"Mary Brown","email":"mary.brown@email.com","ip":"203.0.113.7","city":"Gdansk","country":"Poland","language":"en"}"#;
 
 /// Visitor ids are this plus the sequence number, ten digits.
-const VISITOR_BASE: usize = 1_354_547_427;
+pub const VISITOR_BASE: usize = 1_354_547_427;
 const SEQ_DIGITS: usize = 9;
 const VISITOR_DIGITS: usize = 10;
 /// Tenant license ids are this plus the tenant's index: always five digits,
@@ -36,9 +36,14 @@ pub fn tenant_id(i: usize) -> String {
 
 /// One event for `license` as the platform reports it.
 pub fn event_for(seq: usize, license: &str) -> String {
+    event_in_chat(seq, seq, license)
+}
+
+/// Event `seq` of chat `chat` (its visitor still carries `seq`).
+fn event_in_chat(seq: usize, chat_no: usize, license: &str) -> String {
     format!(
         r#"{{"event_type":"chat_started","license_id":"{license}","chat":{},"visitor":{}}}"#,
-        chat(seq),
+        chat(chat_no),
         visitor(seq)
     )
 }
@@ -67,6 +72,9 @@ pub struct Events {
     template: Vec<u8>,
     seq_at: usize,
     visitor_at: usize,
+    /// Over how many chats events rotate (event `seq` is in chat `seq %
+    /// chats`); None: a chat of its own for every event.
+    chats: Option<usize>,
     /// Where the license id is, and over how many tenants events rotate
     /// (event `seq` belongs to tenant `seq % tenants`); None: license 1.
     tenants: Option<(usize, usize)>,
@@ -76,6 +84,17 @@ impl Events {
     /// Every event for license 1 (`process::LICENSE`).
     pub fn single() -> Events {
         Events::build(crate::process::LICENSE, None)
+    }
+
+    /// Event `seq` for license 1 in chat `seq % chats` (`bench-{seq %
+    /// chats}`); the visitor id keeps `seq`, so every event stays distinct
+    /// and the receiver can tell them apart (`receiver::find_visitor_seq`).
+    pub fn over_chats(chats: usize) -> Events {
+        assert!(chats > 0, "at least one chat");
+        Events {
+            chats: Some(chats),
+            ..Events::single()
+        }
     }
 
     /// Event `seq` for tenant `seq % tenants` (license `tenant_id`).
@@ -102,9 +121,15 @@ impl Events {
         Events {
             seq_at,
             visitor_at,
+            chats: None,
             tenants: tenants.map(|n| (license_at, n)),
             template,
         }
+    }
+
+    /// Over how many chats events rotate, if they do.
+    pub fn chats(&self) -> Option<usize> {
+        self.chats
     }
 
     /// Appends event `seq` to `out`.
@@ -112,7 +137,8 @@ impl Events {
         let start = out.len();
         out.put_slice(&self.template);
         let body = &mut out[start..];
-        put_digits(body, self.seq_at, SEQ_DIGITS, seq);
+        let chat = self.chats.map_or(seq, |n| seq % n);
+        put_digits(body, self.seq_at, SEQ_DIGITS, chat);
         put_digits(body, self.visitor_at, VISITOR_DIGITS, VISITOR_BASE + seq);
         if let Some((at, n)) = self.tenants {
             put_digits(body, at, TENANT_DIGITS, TENANT_BASE + seq % n);
@@ -163,5 +189,10 @@ mod tests {
             event_for(2_000, &tenant_id(0))
         );
         assert_eq!(batch, expected.as_bytes());
+        let chats = Events::over_chats(1_000);
+        assert_eq!(
+            chats.body(123_456..123_457, false),
+            event_in_chat(123_456, 456, crate::process::LICENSE).as_bytes()
+        );
     }
 }

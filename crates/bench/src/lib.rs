@@ -30,10 +30,10 @@ pub struct Options {
     /// The hookwire binary (default: `hookwire` next to this binary).
     #[arg(long)]
     pub hookwire: Option<PathBuf>,
-    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,multitenant,postgres,soak,prune (the baseline always runs).
+    /// Scenarios to run, comma-separated: steady,fixed,fanout,isolation,backlog,multitenant,ordered,postgres,soak,prune (the baseline always runs).
     #[arg(
         long,
-        default_value = "steady,fixed,fanout,isolation,backlog,multitenant,postgres,soak,prune"
+        default_value = "steady,fixed,fanout,isolation,backlog,multitenant,ordered,postgres,soak,prune"
     )]
     scenario: String,
     /// Events per steady run (one per request, and in batches).
@@ -76,6 +76,14 @@ pub struct Options {
     /// Events per multi-tenant run (each goes to every webhook of its license).
     #[arg(long, default_value_t = 40_000)]
     multitenant_events: usize,
+    /// Events per run of the ordered-delivery scenario (one per request, and in batches).
+    #[arg(long, default_value_t = 200_000)]
+    ordered_events: usize,
+    /// Chats the ordered-delivery scenario spreads its events over, one
+    /// ordered run each; the first count is also that of the unordered
+    /// reference and of the runs with failing first attempts.
+    #[arg(long, default_value = "1000,100000", value_delimiter = ',')]
+    ordered_chats: Vec<usize>,
     /// Offered rate of the soak, events per second (one per request, open loop).
     #[arg(long, default_value_t = 2_000)]
     soak_rate: u64,
@@ -129,6 +137,9 @@ impl Options {
         self.backlog = 3_000;
         self.tenants = 40;
         self.multitenant_events = 400;
+        // Ten events per chat in the first count, so order is checked.
+        self.ordered_events = 1_000;
+        self.ordered_chats = vec![100, 500];
         self.soak_rate = 200;
         self.soak_minutes = 5.0 / 60.0;
         self.soak_sample_seconds = 1.0;

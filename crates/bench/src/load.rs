@@ -1,5 +1,6 @@
 //! The load generator: closed-loop ingest (one event per request or
-//! batches) with a fixed number of requests in flight, open-loop ingest at
+//! batches) with a fixed number of requests in flight (for events spread
+//! over chats, never two events of one chat in flight), open-loop ingest at
 //! a fixed rate, and the baseline that POSTs the webhook body straight to
 //! the receiver. All of it on the bare hyper client (`client`), which costs
 //! the least CPU per request; the baseline is also kept on reqwest, as a
@@ -27,6 +28,9 @@ pub struct Ingest {
     pub started: AtomicU64,
     pub ended: AtomicU64,
     pub rejected: AtomicU64,
+    /// Requests that waited for an earlier event of their chat to be
+    /// accepted (closed loop over chats only).
+    pub chat_waits: AtomicU64,
 }
 
 impl Ingest {
@@ -38,6 +42,7 @@ impl Ingest {
             started: AtomicU64::new(now_ns()),
             ended: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            chat_waits: AtomicU64::new(0),
         })
     }
 }
@@ -112,8 +117,30 @@ async fn post_events(
     }
 }
 
+/// Waits until every event of an earlier request in the same chat as one
+/// of `seqs` has been accepted (event `seq`'s previous one in its chat is
+/// `seq - chats`; those inside `seqs` itself go in the batch's order). So
+/// hookwire takes each chat's events in sequence order, and a receiver can
+/// check they arrive in it. With far more chats than events in flight this
+/// almost never waits; `Ingest::chat_waits` counts the requests that did.
+async fn wait_for_chat_turn(ingest: &Ingest, seqs: std::ops::Range<usize>, chats: usize) {
+    let earlier = seqs.start.saturating_sub(chats)..seqs.end.saturating_sub(chats).min(seqs.start);
+    let mut waited = false;
+    for seq in earlier {
+        while ingest.accepted[seq].load(Relaxed) == 0 {
+            waited = true;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    if waited {
+        ingest.chat_waits.fetch_add(1, Relaxed);
+    }
+}
+
 /// Ingests events 0..n, `per_request` at a time, `concurrency` requests in
-/// flight, each on a connection of its own. Runs on the generator's runtime.
+/// flight, each on a connection of its own. For events spread over chats
+/// (`Events::over_chats`), a request waits until the previous events of its
+/// chats were accepted. Runs on the generator's runtime.
 pub async fn closed_loop(
     to: Arc<IngestTargets>,
     events: Arc<Events>,
@@ -138,6 +165,9 @@ pub async fn closed_loop(
                     return Ok::<_, BoxError>(());
                 }
                 let end = (start + per_request).min(n);
+                if let Some(chats) = events.chats() {
+                    wait_for_chat_turn(&ingest, start..end, chats).await;
+                }
                 post_events(&mut conn, &to, &events, start..end, &ingest).await?;
             }
         }));

@@ -130,12 +130,8 @@ impl Hookwire {
             .sum()
     }
 
-    /// Creates the license and one webhook per URL (all for `chat_started`).
-    pub async fn setup(
-        &mut self,
-        http: &reqwest::Client,
-        urls: &[String],
-    ) -> Result<Vec<String>, BoxError> {
+    /// Creates license `LICENSE` and keeps its API key.
+    async fn create_license(&mut self, http: &reqwest::Client) -> Result<(), BoxError> {
         let r = http
             .post(format!("{}/api/v1/licenses", self.url))
             .bearer_auth(PLATFORM_KEY)
@@ -147,6 +143,16 @@ impl Hookwire {
             .as_str()
             .ok_or_else(|| format!("creating the license: {body}"))?
             .to_string();
+        Ok(())
+    }
+
+    /// Creates the license and one webhook per URL (all for `chat_started`).
+    pub async fn setup(
+        &mut self,
+        http: &reqwest::Client,
+        urls: &[String],
+    ) -> Result<Vec<String>, BoxError> {
+        self.create_license(http).await?;
         let mut ids = Vec::new();
         for url in urls {
             let r = http
@@ -162,6 +168,48 @@ impl Hookwire {
             ids.push(id.to_string());
         }
         Ok(ids)
+    }
+
+    /// Creates the license and one webhook for `chat_started` at `url`
+    /// through hookwire's own API (`POST /api/v1/webhooks`, the route that
+    /// takes `"ordered"`), with `"ordered": true` when `ordered` (the field
+    /// is left out otherwise, so a hookwire without ordered delivery takes
+    /// the unordered webhook). Fails, with hookwire's answer, unless the
+    /// webhook was created. Answers its id and the `ordered` hookwire
+    /// echoed back, if any.
+    pub async fn setup_webhook(
+        &mut self,
+        http: &reqwest::Client,
+        url: &str,
+        ordered: bool,
+    ) -> Result<(String, Option<bool>), BoxError> {
+        self.create_license(http).await?;
+        let mut spec =
+            json!({"event_type": "chat_started", "data_types": ["chat", "visitor"], "url": url});
+        if ordered {
+            spec["ordered"] = json!(true);
+        }
+        let r = http
+            .post(format!("{}/api/v1/webhooks", self.url))
+            .bearer_auth(&self.key)
+            .json(&spec)
+            .send()
+            .await?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            let what = if ordered {
+                "an ordered webhook (\"ordered\": true; does this hookwire have ordered delivery?)"
+            } else {
+                "a webhook"
+            };
+            return Err(format!("creating {what}: hookwire answered {status}: {text}").into());
+        }
+        let body: Value = serde_json::from_str(&text)?;
+        let id = body["id"]
+            .as_str()
+            .ok_or_else(|| format!("creating a webhook: no id in {body}"))?;
+        Ok((id.to_string(), body["ordered"].as_bool()))
     }
 
     /// Creates `tenants` licenses (`events::tenant_id`) and, for each, one

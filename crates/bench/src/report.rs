@@ -2,6 +2,8 @@
 //! charts that BENCHMARKS.md shows: two bar charts (throughput as a share
 //! of the baseline, and latency percentiles) and the soak's time series.
 
+mod ordered;
+
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -111,6 +113,7 @@ fn throughputs(r: &Value) -> Vec<Row> {
             &m["cpu_us_per_delivery"],
         ));
     }
+    out.extend(ordered::throughputs(r));
     out
 }
 
@@ -154,14 +157,14 @@ pub fn table(r: &Value) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{:<30} {:>10} {:>7} | {:>8} {:>9} {:>8} {:>8}",
+        "{:<38} {:>10} {:>7} | {:>8} {:>9} {:>8} {:>8}",
         "throughput", "per second", "x base", "hookwire", "generator", "receiver", "postgres"
     );
     for w in throughputs(r) {
         let c = &w.cpu;
         let _ = writeln!(
             t,
-            "{:<30} {:>10.0} {:>7.3} | {:>8} {:>9} {:>8} {:>8}",
+            "{:<38} {:>10.0} {:>7.3} | {:>8} {:>9} {:>8} {:>8}",
             w.label,
             w.per_s,
             w.per_s / w.base,
@@ -228,6 +231,7 @@ pub fn table(r: &Value) -> String {
             r["multitenant"]["target_cpu_ratio"]
         );
     }
+    ordered::table(&mut t, r);
     if !r["footprint"].is_null() {
         let p = &r["footprint"];
         let _ = writeln!(
@@ -356,8 +360,10 @@ fn esc(s: &str) -> String {
 /// Horizontal bars, one row per label, each with up to three values.
 fn bars(title: &str, unit: &str, rows: &[(String, Vec<f64>)], legend: &[&str]) -> String {
     const COLORS: [&str; 3] = ["#4e79a7", "#f28e2b", "#e15759"];
+    // Room for the longest label at about 6.5 px a character (12 px sans-serif).
+    let longest = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     let (left, width, row_h) = (
-        210.0,
+        (longest as f64 * 6.5 + 12.0).max(210.0),
         520.0,
         18.0 * rows.first().map_or(1, |r| r.1.len()) as f64 + 10.0,
     );

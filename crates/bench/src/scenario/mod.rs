@@ -5,6 +5,7 @@
 //! share and the baseline; the scenarios are in the submodules.
 
 mod multitenant;
+mod ordered;
 mod prune;
 mod shapes;
 mod soak;
@@ -147,6 +148,23 @@ impl Ctx<'_> {
         )?)
     }
 
+    /// A receiver on the receivers' runtime for events spread over `chats`
+    /// chats (`Events::over_chats`), which checks their order chat by chat.
+    fn chat_receiver(
+        &self,
+        events: usize,
+        chats: usize,
+        answer: Answer,
+    ) -> Result<Receiver, BoxError> {
+        Ok(Receiver::start_chats(
+            self.receiver.handle(),
+            ANY.parse()?,
+            events,
+            chats,
+            answer,
+        )?)
+    }
+
     /// The first baseline measured: what progress lines compare to.
     fn baseline(&self) -> f64 {
         self.baselines.lock().expect("the baselines")[0].0
@@ -273,6 +291,9 @@ pub async fn run_all(opts: &Options, bin: &Path) -> Result<Value, BoxError> {
     if opts.runs("multitenant") {
         out["multitenant"] = multitenant::run(&ctx, &out["steady"]).await?;
     }
+    if opts.runs("ordered") {
+        out["ordered"] = ordered::run(&ctx).await?;
+    }
     if opts.runs("soak") {
         out["soak"] = soak::run(&ctx).await?;
     }
@@ -304,6 +325,9 @@ pub async fn run_all(opts: &Options, bin: &Path) -> Result<Value, BoxError> {
         .flatten()
     {
         run["ratio_to_baseline"] = json!(run["deliveries_per_s"].as_f64().unwrap_or(0.0) / best);
+    }
+    for run in out["ordered"]["runs"].as_array_mut().into_iter().flatten() {
+        run["ratio_to_baseline"] = json!(run["delivered_per_s"].as_f64().unwrap_or(0.0) / best);
     }
     Ok(out)
 }
@@ -409,7 +433,8 @@ fn options_json(o: &Options) -> Value {
         "batch_concurrency": o.batch_concurrency, "rates": o.rates, "seconds": o.seconds,
         "fanout_events": o.fanout_events, "isolation_events": o.isolation_events,
         "backlog": o.backlog, "tenants": o.tenants, "tenant_webhooks": o.tenant_webhooks,
-        "multitenant_events": o.multitenant_events, "soak_rate": o.soak_rate,
+        "multitenant_events": o.multitenant_events,
+        "ordered_events": o.ordered_events, "ordered_chats": o.ordered_chats, "soak_rate": o.soak_rate,
         "soak_minutes": o.soak_minutes, "soak_sample_seconds": o.soak_sample_seconds,
         "soak_database": o.soak_database,
         "prune_fill": o.prune_fill, "prune_rate": o.prune_rate, "prune_seconds": o.prune_seconds,

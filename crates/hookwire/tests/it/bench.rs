@@ -40,6 +40,29 @@ async fn the_benchmark_smoke_run_delivers_every_event() {
         assert_eq!(m["deliveries"], 2_000, "{m}");
         assert_eq!(m["webhooks"], 200, "{m}");
     }
+    // Ordered delivery: 2 modes x (the unordered reference, ordered over
+    // each of the 2 chat counts, ordered and unordered with failing first
+    // attempts). An ordered run must never let an event arrive after a
+    // later one of its chat.
+    let ordered = &r["ordered"];
+    assert_eq!(ordered["target_cost"], 0.15);
+    let ordered_runs = ordered["runs"].as_array().expect("ordered runs");
+    assert_eq!(ordered_runs.len(), 10, "{ordered}");
+    for o in ordered_runs {
+        assert_eq!(o["events"], 1_000, "{o}");
+        assert_eq!(o["duplicates"], 0, "{o}");
+        if o["ordered"] == true {
+            assert_eq!(o["out_of_order"], 0, "{o}");
+            assert!(o["ordered_vs_unordered"].is_number(), "{o}");
+        }
+        if o["first_attempts_fail"] == true {
+            assert!(o["first_attempts_to_fail"].as_u64().unwrap() > 0, "{o}");
+            assert_eq!(
+                o["first_attempts_failed"], o["first_attempts_to_fail"],
+                "{o}"
+            );
+        }
+    }
     let soak = &r["soak"];
     assert_eq!(soak["complete"], true, "{soak}");
     assert_eq!(
@@ -52,6 +75,7 @@ async fn the_benchmark_smoke_run_delivers_every_event() {
     let cpus = steady
         .iter()
         .chain(tenants)
+        .chain(ordered_runs)
         .map(|s| &s["cpu_us_per_delivery"])
         .chain([
             &r["baseline"]["cpu_us_per_delivery"],
@@ -62,7 +86,7 @@ async fn the_benchmark_smoke_run_delivers_every_event() {
             assert!(cpu[process].is_number(), "{process}: {cpu}");
         }
     }
-    for s in steady.iter().chain(tenants) {
+    for s in steady.iter().chain(tenants).chain(ordered_runs) {
         assert!(s["cpu_us_per_delivery"]["hookwire"].is_number(), "{s}");
     }
 }
