@@ -253,7 +253,7 @@ backend_tests! {
         // The overview shows it, escaped, in its own table.
         let alerts = all_sent(&app, "1", 1).await;
         assert!(alerts.iter().any(|a| a.id == alert.id));
-        let mut browser = crate::ui::Browser::new(&app);
+        let mut browser = crate::web::Browser::new(&app);
         browser.sign_in("1", &key).await;
         let page = browser.get("/ui/overview").await;
         assert_eq!(page.status, 200);

@@ -401,7 +401,7 @@ crate::backend_tests! {
         let a = register(&app, &key, with_filter).await;
         register(&app, &key, registration("incoming_chat", "app-2", "https://u:pw@hooks.example.com/c")).await;
 
-        let mut b = crate::ui::Browser::new(&app);
+        let mut b = crate::web::Browser::new(&app);
         b.sign_in("1025707", &key).await;
         let page = b.get("/ui/v3-webhooks").await;
         assert_eq!(page.status, 200);

@@ -29,5 +29,7 @@ mod takeover;
 mod tls;
 mod tools;
 mod ui;
+mod ui_sessions;
 mod visitors;
+mod web;
 mod webhooks_api;

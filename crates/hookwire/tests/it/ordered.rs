@@ -6,6 +6,7 @@
 //! `kill -9` are in `several_nodes.rs`.
 
 use crate::support::*;
+use crate::web::Browser;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -151,6 +152,18 @@ crate::backend_tests! {
         }
         let b = &log[&sent["B"][0]];
         assert_eq!((&b["state"], &b["ordering"]["key"]), (&json!("delivered"), &json!("B")), "{b}");
+
+        // The web app says the same.
+        let mut browser = Browser::new(&app);
+        browser.sign_in("1", &key).await;
+        let second_id = second["id"].as_str().unwrap();
+        let page = browser.get(&format!("/ui/deliveries/{second_id}")).await;
+        assert!(
+            page.body.contains(&format!(r#"waits for <a href="/ui/deliveries/{first_id}">#{first_id}</a>"#)),
+            "{}", page.body
+        );
+        let list = browser.get(&format!("/ui/deliveries?webhook={webhook}")).await;
+        assert!(list.body.contains(&format!("waits for #{first_id}")), "{}", list.body);
     }
 
     async fn a_delivery_that_fails_for_good_is_gone_past_and_the_log_says_so() {
@@ -280,6 +293,23 @@ crate::backend_tests! {
         assert!(body["error"].as_str().unwrap().contains("ordered"), "{body}");
         let (_, list) = app.get(&key, "/webhooks").await;
         assert!(list["events"][0].get("ordered").is_none(), "{list}");
+
+        // The web app's form sets it, and shows it.
+        let mut browser = Browser::new(&app);
+        browser.sign_in("1", &key).await;
+        let csrf = browser.csrf("/ui/webhooks/new").await;
+        let r = browser.post("/ui/webhooks", &[
+            ("csrf", csrf.as_str()), ("event_type", "ticket_created"), ("data_types[]", "ticket"),
+            ("url", "https://example.com/tickets"), ("ordered", "true"),
+        ]).await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let (_, all) = app.get(&key, "/api/v1/webhooks").await;
+        let made = all["webhooks"].as_array().unwrap().iter().find(|w| w["event_type"] == "ticket_created").unwrap().clone();
+        assert_eq!(made["ordered"], true, "{made}");
+        let edit = browser.get(&format!("/ui/webhooks/{}", made["id"].as_str().unwrap())).await;
+        assert!(edit.body.contains(r#"name="ordered" value="true" checked"#), "{}", edit.body);
+        let list = browser.get("/ui/webhooks").await;
+        assert!(list.body.contains(">ordered</span>"), "{}", list.body);
 
         // An event without a chat id goes unordered, and the log says why.
         app.ingest_accepted(&event_of("", "")).await;

@@ -15,7 +15,10 @@ fn delivery_row(d: &DeliveryView, webhooks: &HashMap<&str, &Webhook>) -> String 
         },
         None if d.state == DeliveryState::Held => "held: its webhook is disabled".into(),
         None if d.state == DeliveryState::Discarded => "discarded, never sent".into(),
-        None => "not attempted yet".into(),
+        None => match waits_for(d) {
+            Some(id) => format!("waits for #{id}, the one before it in order"),
+            None => "not attempted yet".into(),
+        },
     };
     let target = webhooks
         .get(d.webhook_id.as_str())
@@ -275,6 +278,48 @@ async fn find_delivery(state: &AppState, license: &str, id: &str) -> UiResult<De
     }
 }
 
+/// The delivery an ordered webhook's pending delivery waits for.
+fn waits_for(d: &DeliveryView) -> Option<i64> {
+    match &d.line {
+        Some(LinePlace::Keyed { waits_for, .. }) => *waits_for,
+        _ => None,
+    }
+}
+
+/// An ordered webhook's delivery: the key it is ordered by, what it waits
+/// for, and what its line went past (`rules::ordering`).
+fn line_facts(d: &DeliveryView) -> String {
+    let link = |id: &i64| format!(r#"<a href="/ui/deliveries/{id}">#{id}</a>"#);
+    let text = match &d.line {
+        None => return String::new(),
+        Some(LinePlace::Unkeyed) => {
+            "delivered unordered: its event has no id to order it by".to_string()
+        }
+        Some(LinePlace::Keyed {
+            key,
+            waits_for,
+            after_failed,
+        }) => {
+            let mut parts = vec![format!("in order with <code>{}</code>", esc(key))];
+            if let Some(id) = waits_for {
+                parts.push(format!("waits for {}, the one before it", link(id)));
+            }
+            if d.state == DeliveryState::Failed {
+                parts.push("failed for good; the later ones went on past it".into());
+            }
+            if !after_failed.is_empty() {
+                let ids: Vec<String> = after_failed.iter().map(link).collect();
+                parts.push(format!(
+                    "went on past {}, which failed for good",
+                    ids.join(", ")
+                ));
+            }
+            parts.join("; ")
+        }
+    };
+    format!(r#"<dt>Order</dt><dd id="ordering">{text}</dd>"#)
+}
+
 pub async fn delivery_page(
     State(state): State<AppState>,
     signed: SignedIn,
@@ -295,7 +340,8 @@ pub async fn delivery_page(
         .unwrap_or_default();
     let _ = write!(
         out,
-        r#"<dl class="facts"><dt>State</dt><dd>{badge}</dd><dt>Event</dt><dd>{event} <code>{event_id}</code></dd><dt>Webhook</dt><dd>{target}</dd><dt>Created</dt><dd>{created}</dd>{next}</dl>"#,
+        r#"<dl class="facts"><dt>State</dt><dd>{badge}</dd><dt>Event</dt><dd>{event} <code>{event_id}</code></dd><dt>Webhook</dt><dd>{target}</dd><dt>Created</dt><dd>{created}</dd>{next}{line}</dl>"#,
+        line = line_facts(&d),
         badge = state_badge(d.state),
         event = d.event_type.as_str(),
         event_id = esc(&d.event_id),

@@ -13,6 +13,7 @@ use crate::api::AppState;
 use crate::engine::attempt::AttemptOutcome;
 use crate::secret::{constant_time_eq, hash_secret, random_hex};
 use crate::service::{RedeliverySince, ServiceError, WebhookChanges};
+use crate::store::rules::ordering::LinePlace;
 use crate::store::{
     now_millis, DeliveryQuery, DeliveryState, DeliveryView, Millis, VisitorView, Webhook,
 };
@@ -61,6 +62,11 @@ fn form(body: &Bytes) -> UiResult<Value> {
 
 fn text<'a>(form: &'a Value, key: &str) -> &'a str {
     form.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Whether a checkbox was ticked: a form sends it only then.
+fn checked(form: &Value, key: &str) -> bool {
+    matches!(text(form, key), "true" | "on" | "1")
 }
 
 /// A list field (`data_types[]`), also accepting a lone value.

@@ -47,11 +47,16 @@ async fn webhooks_body(
             _ => r#"<span class="muted">no attempts</span>"#.into(),
         };
         let id = esc(&w.id);
+        let ordered = if w.ordered {
+            r#" <span class="badge" title="A chat's events go one at a time, in order">ordered</span>"#
+        } else {
+            ""
+        };
         let status = if w.enabled {
-            r#"<span class="badge delivered">enabled</span>"#.to_string()
+            format!(r#"<span class="badge delivered">enabled</span>{ordered}"#)
         } else {
             format!(
-                r#"<span class="badge failed">disabled</span>{}{}"#,
+                r#"<span class="badge failed">disabled</span>{ordered}{}{}"#,
                 w.disabled_reason
                     .as_deref()
                     .map(|r| format!(r#" <span class="muted">{}</span>"#, esc(r)))
@@ -110,6 +115,8 @@ struct FormValues {
     user: String,
     /// Editing a webhook whose URL has a password.
     has_password: bool,
+    /// Ordered delivery per chat (visitor, ticket).
+    ordered: bool,
 }
 
 fn webhook_form(
@@ -207,6 +214,7 @@ fn webhook_form(
 <div class="field"><label for="url">Target URL</label><input id="url" name="url" type="url" inputmode="url" required maxlength="500" value="{url}" placeholder="https://example.com/hook"{url_described}>{url_err}<p class="warn" id="http-warning"{http_hidden}>This URL uses http://: payloads and tokens will travel unencrypted. https:// is recommended.</p></div>
 <div class="field"><label for="user">Basic auth user</label><input id="user" name="user" autocomplete="off" value="{user}"><p class="hint">Optional.</p></div>
 <div class="field"><label for="password">Basic auth password</label><input id="password" name="password" type="password" autocomplete="new-password"><p class="hint">{password_hint}</p></div>
+<div class="field check"><input type="checkbox" id="ordered" name="ordered" value="true"{ordered} aria-describedby="ordered-hint"><label for="ordered">Ordered delivery</label><p class="hint" id="ordered-hint">A chat's events (a visitor's, a ticket's) are delivered one at a time, in the order they came, even through retries; other chats never wait for them.</p></div>
 <div class="buttons"><button type="submit">Save webhook</button> <a href="/ui/webhooks">Cancel</a></div></form>"#,
         csrf = csrf_field(&signed.session),
         dt_described = described("data_types"),
@@ -215,6 +223,7 @@ fn webhook_form(
         url_described = described("url"),
         url_err = err("url"),
         user = esc(&v.user),
+        ordered = if v.ordered { " checked" } else { "" },
     )
 }
 
@@ -272,6 +281,7 @@ pub async fn create_webhook(
         url: text(&form, "url").to_string(),
         user: text(&form, "user").to_string(),
         has_password: false,
+        ordered: checked(&form, "ordered"),
     };
     let full_url = compose_url(&values.url, &values.user, text(&form, "password"));
     // The API's checks, each run so every field shows its own error.
@@ -293,6 +303,7 @@ pub async fn create_webhook(
             "event_type": values.event,
             "data_types": values.data_types,
             "url": full_url,
+            "ordered": values.ordered,
         });
         match api_create_webhook(&state, license, input, Surface::Hookwire).await {
             Ok(_) => {
@@ -353,6 +364,7 @@ pub async fn edit_webhook_form(
         url: w.url.without_credentials().to_string(),
         user: creds.as_ref().map(|c| c.user.clone()).unwrap_or_default(),
         has_password: creds.is_some_and(|c| !c.password.is_empty()),
+        ordered: w.ordered,
     };
     let body = webhook_form(&signed, Some(&w), &values, &HashMap::new());
     render(&state, &signed, "/ui/webhooks", "Edit webhook", &body).await
@@ -377,6 +389,7 @@ pub async fn update_webhook(
         has_password: current_creds
             .as_ref()
             .is_some_and(|c| !c.password.is_empty()),
+        ordered: checked(&form, "ordered"),
     };
     let typed_password = text(&form, "password");
     let password = match &current_creds {
@@ -401,6 +414,7 @@ pub async fn update_webhook(
                 WebhookChanges {
                     url: Some(url),
                     data_types: Some(values.data_types.clone()),
+                    ordered: Some(values.ordered),
                     ..WebhookChanges::default()
                 },
             )
