@@ -167,6 +167,13 @@ struct Core {
     metrics: Metrics,
     /// The epoch the queued deliveries were leased in.
     epoch: u64,
+    /// Deliveries claimed again while the schedule still held them: a
+    /// retry claimed between its last attempt's record and that attempt's
+    /// `Done`, or one whose lease ran out while it waited here. Each is
+    /// queued once the schedule lets go of the old one. Dropping them
+    /// instead left each leased, unattempted, until its lease ran out: a
+    /// minute's stall, and for an ordered webhook its chat's with it.
+    reclaimed: HashMap<i64, DeliveryJob>,
 }
 
 impl Dispatcher {
@@ -212,6 +219,7 @@ impl Dispatcher {
                 max_retry_after: settings.max_retry_after,
             },
             settings: settings.clone(),
+            reclaimed: HashMap::new(),
             shared: shared.clone(),
             done_tx,
             schedule: Schedule::new(Limits {
@@ -275,7 +283,8 @@ impl Core {
         while let Ok(leased) = jobs_rx.try_recv() {
             self.take(leased);
         }
-        let queued = self.schedule.forget_queued();
+        let mut queued = self.schedule.forget_queued();
+        queued.extend(self.forget_reclaimed());
         if !queued.is_empty() {
             if let Err(e) = self.store.release(queued, now_millis()).await {
                 tracing::warn!(error = %e, "could not give queued deliveries back; their leases will expire");
@@ -314,6 +323,11 @@ impl Core {
         }
         self.epoch = epoch;
         let ids = self.schedule.forget_queued();
+        let reclaimed = self.forget_reclaimed();
+        if !reclaimed.is_empty() {
+            // Already taken off `held`.
+            release_in_background(self.store.clone(), reclaimed);
+        }
         if let Ok(mut saturated) = self.shared.saturated.lock() {
             *saturated = Arc::default();
         }
@@ -331,10 +345,30 @@ impl Core {
     }
 
     fn enqueue(&mut self, job: DeliveryJob) {
-        if !self.schedule.enqueue(job) {
-            // Claimed again after its lease ran out while it waited here.
-            self.shared.held.fetch_sub(1, Ordering::Relaxed);
+        if self.schedule.knows(job.delivery_id) {
+            // Claimed again while the schedule holds the old one: queued
+            // when it lets go (`let_go`). A newer claim replaces an older.
+            if self.reclaimed.insert(job.delivery_id, job).is_some() {
+                self.shared.held.fetch_sub(1, Ordering::Relaxed);
+            }
+            return;
         }
+        self.schedule.enqueue(job);
+    }
+
+    /// The schedule let go of `delivery_id` (its attempt ended, or it
+    /// expired in the queue): a claim of it that came meanwhile is queued now.
+    fn let_go(&mut self, delivery_id: i64) {
+        if let Some(job) = self.reclaimed.remove(&delivery_id) {
+            self.enqueue(job);
+        }
+    }
+
+    /// Everything stashed in `reclaimed`, given up (a fence, a shutdown).
+    fn forget_reclaimed(&mut self) -> Vec<i64> {
+        let ids: Vec<i64> = self.reclaimed.drain().map(|(id, _)| id).collect();
+        self.shared.held.fetch_sub(ids.len(), Ordering::Relaxed);
+        ids
     }
 
     fn finish(&mut self, done: Done) {
@@ -346,6 +380,7 @@ impl Core {
         let finished = self
             .schedule
             .finish(done.delivery_id, &done.webhook_id, done.disabled);
+        self.let_go(done.delivery_id);
         if finished.forgotten > 0 {
             // Not attempted while the webhook is disabled: they wait, pending
             // (`release_disabled` gives them back).
@@ -385,8 +420,9 @@ impl Core {
                 Pick::Start(job) => self.spawn_attempt(job, ticket.clone()),
                 // Waited too long to start inside its lease: claimed afresh
                 // from the database.
-                Pick::Expired(_) => {
+                Pick::Expired(job) => {
                     self.shared.held.fetch_sub(1, Ordering::Relaxed);
+                    self.let_go(job.delivery_id);
                 }
             }
         }

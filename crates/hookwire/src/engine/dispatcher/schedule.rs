@@ -148,6 +148,11 @@ impl<J: Queued> Schedule<J> {
     /// Queues a delivery behind its webhook's others. False if it is held
     /// already (claimed again after its lease ran out while it waited):
     /// then it is dropped.
+    /// Whether `delivery_id` is queued or in flight here.
+    pub fn knows(&self, delivery_id: i64) -> bool {
+        self.known.contains(&delivery_id)
+    }
+
     pub fn enqueue(&mut self, job: J) -> bool {
         if !self.known.insert(job.delivery_id()) {
             return false;
