@@ -71,7 +71,11 @@ pub fn start(
     cmd.envs(env.iter().copied());
     let mut child = cmd
         .env("HOOKWIRE_PLATFORM_KEY", PLATFORM_KEY)
-        .env("HOOKWIRE_LOG", "error")
+        // Errors only, unless the run is being looked into.
+        .env(
+            "HOOKWIRE_LOG",
+            std::env::var("BENCH_HOOKWIRE_LOG").unwrap_or_else(|_| "error".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()

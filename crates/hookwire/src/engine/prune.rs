@@ -77,8 +77,23 @@ pub async fn pass(
         return Ok(0);
     }
     let result = licenses_then_expired(store, settings, metrics, stop).await;
+    wake_stranded(store).await;
     store.end_prune_pass().await;
     result
+}
+
+/// The safety net under ordered delivery's wake-ups (see
+/// `DeliveryQueue::wake_stranded`): any it finds is a missed wake-up, so it
+/// is logged as a warning.
+async fn wake_stranded(store: &dyn Store) {
+    match store.wake_stranded(now_millis()).await {
+        Ok(0) => {}
+        Ok(woken) => tracing::warn!(
+            woken,
+            "parked ordered deliveries were first in their lines with nothing to wake them; made due"
+        ),
+        Err(e) => tracing::warn!(error = %e, "looking for stranded ordered deliveries failed"),
+    }
 }
 
 async fn licenses_then_expired(

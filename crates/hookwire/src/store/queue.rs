@@ -167,6 +167,13 @@ pub trait DeliveryQueue: Send + Sync {
     /// once a second.
     async fn backlog(&self) -> StoreResult<Backlog>;
 
+    /// Makes due (at `now`) every parked delivery that the claim rule would
+    /// let go now, up to a bound; answers how many. A parked delivery is
+    /// woken by the finish of the one before it (`rules::ordering`): this
+    /// is the safety net under that, run with each prune pass, and finds
+    /// none unless a wake was missed.
+    async fn wake_stranded(&self, now: Millis) -> StoreResult<u64>;
+
     /// Fires when work was made due that nobody holds: by another node
     /// (PostgreSQL), or by a record that woke the next delivery of an
     /// ordered key (both backends).

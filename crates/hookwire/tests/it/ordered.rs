@@ -319,4 +319,40 @@ crate::backend_tests! {
         let note = ordering["note"].as_str().unwrap();
         assert!(note.contains("delivered unordered") && note.contains("no chat id"), "{note}");
     }
+
+    async fn the_prune_pass_wakes_a_delivery_whose_wake_up_was_missed() {
+        let app = spawn_app_with(|s| {
+            s.delivery.retry_schedule = vec![Duration::from_secs(600)];
+            s.delivery.retry_jitter = 0.0;
+            s.retention.prune_interval = Duration::from_millis(200);
+        })
+        .await;
+        let key = app.create_license("1").await;
+        let receiver = LineReceiver::start(Duration::ZERO, |body, _| {
+            if mark_of(body) == "stuck" { 503 } else { 200 }
+        })
+        .await;
+        let webhook = ordered_webhook(&app, &key, &receiver.url).await;
+        let sent = ingest_in_turn(&app, &[event_of("A", "stuck"), event_of("A", "")]).await;
+        app.wait_deliveries(&key, &webhook, |l| {
+            l.iter().any(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+        })
+        .await;
+        // Behind the store's back, the stuck one ends without waking the
+        // next: a lost wake-up, which nothing but the safety net repairs.
+        let log = log_by_event(&app, &key, &webhook).await;
+        let stuck = log[&sent["A"][0]]["id"].as_str().unwrap().to_string();
+        hookwire::testing::inspect::execute_stored(
+            &app,
+            &format!("UPDATE deliveries SET state = 'failed' WHERE id = {stuck}"),
+        )
+        .await;
+        eventually("the stranded one to be delivered", Duration::from_secs(30), async || {
+            match receiver.delivered_by_key().get("A") {
+                Some(a) if a == &vec![sent["A"][1].clone()] => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    }
 }

@@ -51,7 +51,8 @@ fn store_token_the_old_way(database: &DatabaseUrl, unique_id: &str, old_token: &
                  ALTER TABLE webhooks DROP COLUMN v3_description;
                  ALTER TABLE events DROP COLUMN v3_payload;
                  ALTER TABLE events DROP COLUMN v3_extra;
-                 DROP INDEX deliveries_ordered;
+                 DROP INDEX deliveries_line;
+                 DROP INDEX deliveries_line_failed;
                  ALTER TABLE webhooks DROP COLUMN ordered_since;
                  ALTER TABLE deliveries DROP COLUMN order_key;
                  PRAGMA user_version = 5;",

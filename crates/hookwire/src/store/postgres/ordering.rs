@@ -112,6 +112,28 @@ pub(super) async fn wake_heads_of_webhook(
     .await
 }
 
+/// See `DeliveryQueue::wake_stranded` (and `sqlite::ordering`, which
+/// this mirrors).
+pub(super) async fn wake_stranded(
+    c: &impl GenericClient,
+    now: Millis,
+) -> Result<u64, tokio_postgres::Error> {
+    c.execute(
+        "UPDATE deliveries SET next_attempt_at = $1
+         WHERE id IN (
+             SELECT d.id FROM deliveries d
+             WHERE d.state = 'pending' AND d.next_attempt_at = $2 AND d.order_key IS NOT NULL
+               AND NOT EXISTS (
+                   SELECT 1 FROM deliveries p
+                   WHERE p.webhook_id = d.webhook_id AND p.order_key = d.order_key
+                     AND p.order_key IS NOT NULL AND p.state IN ('pending', 'held')
+                     AND p.id <> d.id AND (p.id < d.id OR p.lease_until > $1))
+             LIMIT 10000)",
+        &[&now, &PARKED],
+    )
+    .await
+}
+
 /// The keys of a webhook's deliveries among `ids`, locked: what a
 /// redelivery takes before it moves them.
 pub(super) async fn lock_keys_of(

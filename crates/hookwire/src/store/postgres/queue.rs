@@ -172,6 +172,17 @@ impl DeliveryQueue for PgStore {
         })
     }
 
+    async fn wake_stranded(&self, now: Millis) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let woken = ordering::wake_stranded(&**client, now)
+            .await
+            .map_err(db_error)?;
+        if woken > 0 {
+            notify_due(&client).await.map_err(db_error)?;
+        }
+        Ok(woken)
+    }
+
     fn due_signal(&self) -> Option<Arc<Notify>> {
         Some(self.due.clone())
     }

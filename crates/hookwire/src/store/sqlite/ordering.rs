@@ -7,7 +7,7 @@ use super::*;
 use rules::ordering::{LinePlace, LineQuery, AFTER_FAILED_SHOWN, PARKED};
 
 /// Whether a webhook and key have an unfinished delivery (the partial index
-/// `deliveries_ordered` holds the key's whole, short, history).
+/// `deliveries_line` holds only the unfinished ones).
 pub(super) const UNFINISHED_OF_KEY: &str = "SELECT 1 FROM deliveries
      WHERE webhook_id = ?1 AND order_key = ?2 AND order_key IS NOT NULL AND state IN ('pending', 'held')
      LIMIT 1";
@@ -50,6 +50,27 @@ pub(super) fn wake_heads_of_webhook(
              GROUP BY order_key)",
     )?
     .execute(params![webhook_id, now, PARKED])
+}
+
+/// The most parked deliveries one safety-net sweep wakes.
+pub(super) const STRANDED_BATCH: i64 = 10_000;
+
+/// See [`DeliveryQueue::wake_stranded`]: parked pending deliveries (a range
+/// of the due index) that nothing holds back.
+pub(super) fn wake_stranded(c: &Connection, now: Millis) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?1
+         WHERE id IN (
+             SELECT d.id FROM deliveries d
+             WHERE d.state = 'pending' AND d.next_attempt_at = ?2 AND d.order_key IS NOT NULL
+               AND NOT EXISTS (
+                   SELECT 1 FROM deliveries p
+                   WHERE p.webhook_id = d.webhook_id AND p.order_key = d.order_key
+                     AND p.order_key IS NOT NULL AND p.state IN ('pending', 'held')
+                     AND p.id <> d.id AND (p.id < d.id OR p.lease_until > ?1))
+             LIMIT ?3)",
+    )?
+    .execute(params![now, PARKED, STRANDED_BATCH])
 }
 
 /// Parks the given redelivered deliveries that the claim rule holds back

@@ -95,6 +95,17 @@ impl DeliveryQueue for SqliteStore {
         .await
     }
 
+    async fn wake_stranded(&self, now: Millis) -> StoreResult<u64> {
+        let woken = self
+            .writer
+            .write(move |c| ordering::wake_stranded(c, now).map_err(unavailable))
+            .await?;
+        if woken > 0 {
+            self.due.notify_one();
+        }
+        Ok(woken as u64)
+    }
+
     fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
         Some(self.due.clone())
     }

@@ -7,15 +7,22 @@
 -- behind an earlier unfinished one of its key is parked: due at the largest
 -- integer, never claimed until that one finishes.
 --
--- The index holds only keyed deliveries, whatever their state, so the
--- claim's "nothing earlier unfinished" probe, ingest's "anything
--- unfinished" probe and the log's "went after failed" read one key's short
--- history; an unordered webhook's deliveries never enter it, and a state
--- change does not touch it.
+-- Two indexes, each holding only keyed deliveries in some states, so every
+-- probe reads a few rows whatever a key's history: `deliveries_line` the
+-- unfinished ones (the claim's "nothing earlier unfinished", ingest's
+-- "anything unfinished", the wake-up's "first in line"), and
+-- `deliveries_line_failed` the failed ones (the log's "went on past"). An
+-- unordered webhook's deliveries never enter either; a keyed delivery
+-- leaves the first when it finishes. (One index of all keyed deliveries
+-- made each probe walk the key's history: a chat of 200 events cost a
+-- claim 200 rows.)
 --
 -- ALTER TABLE ADD COLUMN cannot say IF NOT EXISTS: see schema_13.sql.
 -- Mirrored by store/postgres/schema_13.sql.
 
 ALTER TABLE webhooks ADD COLUMN ordered_since INTEGER;
 ALTER TABLE deliveries ADD COLUMN order_key TEXT;
-CREATE INDEX IF NOT EXISTS deliveries_ordered ON deliveries (webhook_id, order_key, id) WHERE order_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_line ON deliveries (webhook_id, order_key, id)
+    WHERE order_key IS NOT NULL AND state IN ('pending', 'held');
+CREATE INDEX IF NOT EXISTS deliveries_line_failed ON deliveries (webhook_id, order_key, id)
+    WHERE order_key IS NOT NULL AND state = 'failed';
