@@ -13,6 +13,7 @@ pub mod livechat_v3;
 pub mod openapi;
 pub mod ops;
 pub mod ui;
+pub mod v3_webhooks;
 pub mod views;
 pub mod visitors;
 pub mod webhooks;
@@ -138,7 +139,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::replay))
         .routes(routes!(deliveries::for_license))
         .routes(routes!(visitors::recent))
-        .routes(routes!(deliveries::redeliver));
+        .routes(routes!(deliveries::redeliver))
+        .routes(routes!(v3_webhooks::list))
+        .routes(routes!(v3_webhooks::get, v3_webhooks::patch));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", v1)
         .merge(livechat_v2())

@@ -2,7 +2,7 @@
 //! appear masked.
 
 use crate::store::rules::ordering::LinePlace;
-use crate::store::{DeliveryState, DeliveryView, EventName, Millis, Webhook};
+use crate::store::{DeliveryState, DeliveryView, EventName, Millis, V3Webhook, Webhook};
 use hookwire_livechat::EventType;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -61,6 +61,30 @@ pub fn webhook(w: &Webhook) -> Value {
         "ordered": w.ordered,
         "signed": w.signed,
         "held_deliveries": w.held_deliveries,
+        "created_at": rfc3339(w.created_at),
+    })
+}
+
+/// A LiveChat v3 webhook in hookwire's own API: what `list_webhooks`
+/// shows (but the secret key), and its switches.
+pub fn v3_webhook(w: &V3Webhook) -> Value {
+    json!({
+        "id": w.id,
+        "license_id": w.license_id,
+        "version": w.version.as_str(),
+        "action": w.action.as_str(),
+        "type": w.kind.as_str(),
+        "owner_client_id": w.owner_client_id,
+        "url": w.url.masked(),
+        "description": w.description,
+        "filters": w.filters,
+        "additional_data": w.additional_data.names(),
+        "enabled": w.enabled,
+        "disabled_reason": w.disabled_reason,
+        "ordered": w.ordered,
+        "held_deliveries": w.held_deliveries,
+        "max_per_second": w.max_per_second,
+        "signed": w.signed,
         "created_at": rfc3339(w.created_at),
     })
 }

@@ -181,7 +181,7 @@ struct PatchInput {
 /// A yes-or-no field: a JSON boolean, or as a form sends one (`true`,
 /// `false`, a checkbox's `on`, `1`, `0`); anything else is refused naming
 /// the field. `None`: not sent.
-fn flag(field: &str, value: Option<Value>) -> ApiResult<Option<bool>> {
+pub(super) fn flag(field: &str, value: Option<Value>) -> ApiResult<Option<bool>> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(b)),
@@ -206,7 +206,7 @@ const MAX_RATE: u64 = 10_000;
 
 /// A rate limit as JSON or a form sends it: a whole number of attempts per
 /// second (1 to 10,000), or null/empty to remove it.
-fn rate_limit(value: Option<Value>) -> ApiResult<Option<u32>> {
+pub(super) fn rate_limit(value: Option<Value>) -> ApiResult<Option<u32>> {
     let bad = || {
         AppError::invalid(
             "max_per_second",

@@ -38,6 +38,7 @@ impl Engine {
                 payload: ev.payload,
                 context: ev.context,
                 agent_id: ev.agent_id,
+                order_key: ev.ordering_key,
                 new_organization_id: new_organization_id(),
                 idempotency,
                 received_at: now,

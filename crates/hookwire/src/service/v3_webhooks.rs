@@ -2,7 +2,7 @@
 //! the owner), unregistered, and each application's license-webhooks switch.
 //! URLs and secret keys are sealed here, on the way to the store.
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{Service, ServiceError, ServiceResult, WebhookChanges};
 use crate::engine::new_organization_id;
 use crate::secret::{random_hex, Secret, V3_SECRET_KEY};
 use crate::store::{now_millis, NewV3Webhook, V3Registered, V3Webhook, MAX_V3_WEBHOOKS_PER_ACTION};
@@ -50,6 +50,51 @@ impl Service {
                 Err(ServiceError::NotFound(format!("no license {license_id}")))
             }
         }
+    }
+
+    /// Switches a license's v3 webhook on or off (delivering or discarding
+    /// what it held), ordered or not, and its rate limit: the switches a v2
+    /// webhook has. Its URL and additional data are LiveChat's to set, by
+    /// registering it again.
+    pub async fn update_v3_webhook(
+        &self,
+        license_id: &str,
+        id: &str,
+        changes: WebhookChanges,
+    ) -> ServiceResult<V3Webhook> {
+        if changes.url.is_some() || changes.data_types.is_some() {
+            let field = if changes.url.is_some() {
+                "url"
+            } else {
+                "data_types"
+            };
+            return Err(ValidationError::new(
+                field,
+                "a v3 webhook's URL and additional data are set by registering it again (register_webhook)",
+            )
+            .into());
+        }
+        let patch = changes.into_patch(None)?;
+        let enabled = patch.enabled;
+        let updated = self
+            .store
+            .update_v3_webhook(license_id, id, patch)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no v3 webhook {id}")))?;
+        if enabled == Some(true) {
+            self.made_due();
+        }
+        Ok(updated)
+    }
+
+    /// The license's v3 webhook `id`.
+    pub async fn v3_webhook(&self, license_id: &str, id: &str) -> ServiceResult<V3Webhook> {
+        self.store
+            .list_v3_webhooks(license_id, None)
+            .await?
+            .into_iter()
+            .find(|w| w.id == id)
+            .ok_or_else(|| ServiceError::NotFound(format!("no v3 webhook {id}")))
     }
 
     /// An owner's webhooks on the license, secret keys opened.

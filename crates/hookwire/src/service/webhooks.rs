@@ -37,6 +37,33 @@ pub struct WebhookChanges {
     pub ordered: Option<bool>,
 }
 
+impl WebhookChanges {
+    /// The store's patch for these changes, with `data_types` checked by the
+    /// caller and the URL left for it to seal: what v2 and v3 webhooks share.
+    pub(super) fn into_patch(self, data_types: Option<DataTypes>) -> ServiceResult<WebhookPatch> {
+        if self.discard_held && self.enabled != Some(true) {
+            return Err(ValidationError::new(
+                "discard_held",
+                "applies only when enabling the webhook: send it with \"enabled\": true",
+            )
+            .into());
+        }
+        Ok(WebhookPatch {
+            url: None,
+            data_types,
+            enabled: self.enabled,
+            held: if self.discard_held {
+                HeldDeliveries::Discard
+            } else {
+                HeldDeliveries::Deliver
+            },
+            max_per_second: self.max_per_second,
+            ordered: self.ordered,
+            at: now_millis(),
+        })
+    }
+}
+
 impl Service {
     /// Creates a webhook within the per-license limit.
     pub async fn create_webhook(
@@ -82,39 +109,23 @@ impl Service {
         id: &str,
         changes: WebhookChanges,
     ) -> ServiceResult<Webhook> {
-        if changes.discard_held && changes.enabled != Some(true) {
-            return Err(ValidationError::new(
-                "discard_held",
-                "applies only when enabling the webhook: send it with \"enabled\": true",
-            )
-            .into());
-        }
-        let data_types = match changes.data_types {
+        let data_types = match &changes.data_types {
             Some(names) => {
                 let current = self.webhook(license_id, id).await?;
-                Some(DataTypes::parse_for(current.event_type, &names)?)
+                Some(DataTypes::parse_for(current.event_type, names)?)
             }
             None => None,
         };
-        let patch = WebhookPatch {
-            url: changes.url.as_ref().map(|u| self.cipher.seal_url(u)),
-            data_types,
-            enabled: changes.enabled,
-            held: if changes.discard_held {
-                HeldDeliveries::Discard
-            } else {
-                HeldDeliveries::Deliver
-            },
-            max_per_second: changes.max_per_second,
-            ordered: changes.ordered,
-            at: now_millis(),
-        };
+        let sealed_url = changes.url.as_ref().map(|u| self.cipher.seal_url(u));
+        let mut patch = changes.into_patch(data_types)?;
+        patch.url = sealed_url;
+        let enabled = patch.enabled;
         let updated = self
             .store
             .update_webhook(license_id, id, patch)
             .await?
             .ok_or_else(|| not_found(id))?;
-        if changes.enabled == Some(true) {
+        if enabled == Some(true) {
             self.made_due();
         }
         Ok(updated)

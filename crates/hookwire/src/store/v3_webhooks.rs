@@ -91,6 +91,10 @@ pub struct V3Webhook {
     pub disabled_reason: Option<String>,
     pub signed: bool,
     pub max_per_second: Option<u32>,
+    /// Ordered delivery per chat (`rules::ordering`).
+    pub ordered: bool,
+    /// Deliveries held while it is disabled, waiting for it to be enabled.
+    pub held_deliveries: u64,
     pub created_at: Millis,
 }
 
@@ -129,6 +133,8 @@ pub struct NewV3Event {
     pub context: hookwire_livechat::v3::Context,
     /// The payload's `agent_id`, for `agent_ids`.
     pub agent_id: Option<String>,
+    /// Its chat, kept on its deliveries to ordered webhooks.
+    pub order_key: Option<String>,
     /// Used as the license's organization id if it has none yet.
     pub new_organization_id: String,
     pub idempotency: Option<(String, String)>,
@@ -201,6 +207,18 @@ pub trait V3Webhooks: Send + Sync {
         license_id: &str,
         owner_client_id: Option<&str>,
     ) -> StoreResult<Vec<V3Webhook>>;
+    /// Switches a license's v3 webhook on or off (and what becomes of what
+    /// it held), ordered or not, and its rate limit, as
+    /// [`Webhooks::update_webhook`](super::Webhooks::update_webhook) does a
+    /// v2 one's (`url` and `data_types` of the patch are not for v3: a v3
+    /// webhook is registered again to change them). `None` if the license
+    /// has no such v3 webhook.
+    async fn update_v3_webhook(
+        &self,
+        license_id: &str,
+        id: &str,
+        patch: super::WebhookPatch,
+    ) -> StoreResult<Option<V3Webhook>>;
     /// Unregisters an owner's webhook; its pending deliveries end as
     /// failed. False if the owner has no such webhook on the license.
     async fn unregister_v3_webhook(

@@ -1,5 +1,5 @@
 //! A receiver for ordered delivery's tests: it notes, per ordering key
-//! (the body's `chat.id`, else `visitor.id`), every request in the order it
+//! (the body's `chat.id`, else `visitor.id`, else a v3 `payload.chat_id`), every request in the order it
 //! came, how it was answered, and any request that came while another of
 //! the same key was still being answered: two deliveries of one key in
 //! flight together.
@@ -18,7 +18,7 @@ use std::time::Duration;
 /// One request, as the receiver noted it.
 #[derive(Debug, Clone)]
 pub struct KeyedArrival {
-    /// The body's `event_unique_id`.
+    /// The body's `event_unique_id` (a v3 envelope's: its payload's text).
     pub event: String,
     /// The ordering key the body carries (its chat's id, else its visitor's).
     pub key: String,
@@ -55,11 +55,13 @@ impl Drop for Open {
     }
 }
 
-/// The ordering key a delivered body carries.
+/// The ordering key a delivered body carries: a v2 body's chat (else its
+/// visitor), a v3 envelope's `payload.chat_id`.
 fn key_of(body: &Value) -> String {
     body["chat"]["id"]
         .as_str()
         .or_else(|| body["visitor"]["id"].as_str())
+        .or_else(|| body["payload"]["chat_id"].as_str())
         .unwrap_or_default()
         .to_string()
 }
@@ -78,7 +80,12 @@ impl LineReceiver {
             let (book, reply) = (shared.clone(), reply.clone());
             async move {
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let event = body["event_unique_id"].as_str().unwrap_or_default();
+                // A v3 envelope has no event id: its payload names it.
+                let event = match body["event_unique_id"].as_str() {
+                    Some(id) => id.to_string(),
+                    None => body["payload"].to_string(),
+                };
+                let event = event.as_str();
                 let key = key_of(&body);
                 let status = {
                     let mut b = book.lock().unwrap_or_else(PoisonError::into_inner);

@@ -15,6 +15,7 @@ mod isolation;
 mod limits;
 mod livechat_v3;
 mod livechat_v3_sdk;
+mod livechat_v3_switches;
 mod openapi;
 mod ops;
 mod ordered;

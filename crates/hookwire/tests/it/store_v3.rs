@@ -40,6 +40,7 @@ fn event(id: &str, context: serde_json::Value, key: Option<&str>) -> NewV3Event 
         payload: RawValue::from_string(r#"{"chat":{"id":"C"}}"#.into()).unwrap(),
         context: Context::from_json(&raw).unwrap(),
         agent_id: None,
+        order_key: Some("C".into()),
         new_organization_id: "org-new".into(),
         idempotency: key.map(|k| (k.to_string(), "hash".to_string())),
         received_at: now_millis(),

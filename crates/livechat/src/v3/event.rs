@@ -20,6 +20,20 @@ pub struct V3Event {
     pub context: Context,
     /// The payload's `agent_id` (`routing_status_set`), for `agent_ids`.
     pub agent_id: Option<String>,
+    /// What orders it for an ordered webhook: its chat (see [`ordering_key`]).
+    pub ordering_key: Option<String>,
+}
+
+/// A v3 event's ordering key: its chat, the payload's `chat_id`, or the id
+/// of its `chat` (`incoming_chat`). `None` for actions about no chat (agents,
+/// customers, routing statuses) and for an empty id: delivered unordered.
+pub fn ordering_key(payload: &Map<String, Value>) -> Option<String> {
+    payload
+        .get("chat_id")
+        .and_then(Value::as_str)
+        .or_else(|| payload.get("chat")?.get("id")?.as_str())
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
 }
 
 impl V3Event {
@@ -75,12 +89,14 @@ impl V3Event {
                 .map(str::to_string),
             _ => None,
         };
+        let ordering_key = ordering_key(&keys);
         Ok(V3Event {
             action,
             license_id,
             payload,
             context,
             agent_id,
+            ordering_key,
         })
     }
 
@@ -124,6 +140,21 @@ pub fn check_payload(action: Action, keys: &Map<String, Value>) -> Result<(), Va
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ordering_key_is_the_chat() {
+        let key = |payload: serde_json::Value| ordering_key(payload.as_object().unwrap());
+        assert_eq!(
+            key(serde_json::json!({"chat_id": "C1", "thread_id": "T"})),
+            Some("C1".into())
+        );
+        assert_eq!(
+            key(serde_json::json!({"chat": {"id": "C2"}})),
+            Some("C2".into())
+        );
+        assert_eq!(key(serde_json::json!({"agent": {"id": "a@b.c"}})), None);
+        assert_eq!(key(serde_json::json!({"chat_id": ""})), None);
+    }
 
     fn parse(text: &str) -> Result<V3Event, ValidationError> {
         V3Event::from_fields(serde_json::from_str(text).unwrap())

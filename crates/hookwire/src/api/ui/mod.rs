@@ -71,6 +71,7 @@ pub fn routes(frame_ancestors: &[String]) -> Router<AppState> {
             "/ui/v3-webhooks/{id}/unregister",
             post(pages::unregister_v3_webhook),
         )
+        .route("/ui/v3-webhooks/{id}", post(pages::switch_v3_webhook))
         .route("/ui/deliveries", get(pages::deliveries_page))
         .route(
             "/ui/deliveries/redeliver-failed",

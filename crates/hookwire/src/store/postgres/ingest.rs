@@ -21,14 +21,13 @@ mod columns;
 mod held;
 mod tag_rule;
 
-use super::ordering::{lock_and_find_unfinished, KeyColumns};
+use super::ordering::{lock_and_find_unfinished, park_planned};
 use super::pipeline::PipelinedTx;
 use super::*;
 use columns::{EventColumns, VisitorColumns};
 use deadpool_postgres::{Client, GenericClient};
 use held::{notify_if_made_pending, HeldColumns, HELD};
 use rules::idempotency::{self, StoredKey};
-use rules::ordering::BatchLine;
 use tag_rule::TagRule;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
@@ -308,7 +307,7 @@ async fn ingest_run(
             _ => Vec::new(),
         })
         .collect();
-    park_behind_unfinished(c, &mut planned).await?;
+    park_planned(&mut planned, |pairs| lock_and_find_unfinished(c, pairs)).await?;
     let (mut d_seq, mut d_hook, mut d_lic, mut d_bits, mut d_at, mut d_lease) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut d_key, mut d_due) = (vec![], vec![]);
@@ -516,7 +515,7 @@ async fn ingest_one(
         Vec::new()
     };
     let mut targets = vec![targets];
-    park_behind_unfinished(tx, &mut targets).await?;
+    park_planned(&mut targets, |pairs| lock_and_find_unfinished(tx, pairs)).await?;
     let targets = targets.pop().unwrap_or_default();
     let mut delivery_ids = Vec::with_capacity(targets.len());
     let mut notify = false;
@@ -570,35 +569,6 @@ async fn ingest_one(
         delivery_count,
         held: held_count,
     })
-}
-
-/// Parks the targets that must wait behind an unfinished delivery of their
-/// webhook and key (`rules::ordering`), in the database or earlier in
-/// `planned` (events in order): takes the keys' locks first, so the ids the
-/// inserts give follow commit order. Costs a round trip only when an event
-/// goes to an ordered webhook.
-async fn park_behind_unfinished(
-    c: &Client,
-    planned: &mut [Vec<IngestTarget>],
-) -> Result<(), tokio_postgres::Error> {
-    let mut pairs = KeyColumns::default();
-    for t in planned.iter().flatten() {
-        if let Some(key) = &t.order_key {
-            pairs.push(&t.webhook_id, key);
-        }
-    }
-    if pairs.is_empty() {
-        return Ok(());
-    }
-    let unfinished = lock_and_find_unfinished(c, &pairs).await?;
-    let mut line = BatchLine::default();
-    for t in planned.iter_mut().flatten() {
-        if let Some(key) = &t.order_key {
-            let in_database = unfinished.contains(&(t.webhook_id.clone(), key.clone()));
-            t.park_if(&mut line, in_database);
-        }
-    }
-    Ok(())
 }
 
 /// Claims an idempotency key for the event `event_id` inside the ingest's

@@ -10,7 +10,9 @@
 //! (which then wakes it) or sees it finished (and does not park).
 
 use super::*;
-use rules::ordering::{sorted_lock_ids, LinePlace, LineQuery, AFTER_FAILED_SHOWN, PARKED};
+use rules::ordering::{
+    sorted_lock_ids, BatchLine, LinePlace, LineQuery, AFTER_FAILED_SHOWN, PARKED,
+};
 use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::GenericClient;
@@ -73,11 +75,8 @@ impl KeyColumns {
 /// what ingest asks before it inserts deliveries of ordered webhooks.
 pub(super) async fn lock_and_find_unfinished(
     c: &deadpool_postgres::Client,
-    pairs: &KeyColumns,
+    pairs: KeyColumns,
 ) -> Result<HashSet<(String, String)>, tokio_postgres::Error> {
-    if pairs.is_empty() {
-        return Ok(HashSet::new());
-    }
     let locks = pairs.lock_ids();
     let (lock, find) = tokio::try_join!(
         c.prepare_cached(LOCK_KEYS),
@@ -91,6 +90,51 @@ pub(super) async fn lock_and_find_unfinished(
         c.query(&lock, &lock_params),
         c.query(&find, &pair_params),
     )?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Parks the targets that must wait behind an unfinished delivery of their
+/// webhook and key (`rules::ordering`), in the database or earlier among
+/// `planned` (events in order), after taking the keys' locks; a round trip
+/// only when a target is keyed. `find` locks and probes (through a
+/// statement cache where the caller has one).
+pub(super) async fn park_planned<F, Fut>(
+    planned: &mut [Vec<IngestTarget>],
+    find: F,
+) -> Result<(), tokio_postgres::Error>
+where
+    F: FnOnce(KeyColumns) -> Fut,
+    Fut: std::future::Future<Output = Result<HashSet<(String, String)>, tokio_postgres::Error>>,
+{
+    let mut pairs = KeyColumns::default();
+    for t in planned.iter().flatten() {
+        if let Some(key) = &t.order_key {
+            pairs.push(&t.webhook_id, key);
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let unfinished = find(pairs).await?;
+    let mut line = BatchLine::default();
+    for t in planned.iter_mut().flatten() {
+        if let Some(key) = &t.order_key {
+            let in_database = unfinished.contains(&(t.webhook_id.clone(), key.clone()));
+            t.park_if(&mut line, in_database);
+        }
+    }
+    Ok(())
+}
+
+/// [`lock_and_find_unfinished`] on any client, without a statement cache
+/// (the v3 ingest's transaction).
+pub(super) async fn lock_and_find_unfinished_uncached(
+    c: &impl GenericClient,
+    pairs: KeyColumns,
+) -> Result<HashSet<(String, String)>, tokio_postgres::Error> {
+    let locks = pairs.lock_ids();
+    c.query(LOCK_KEYS, &[&locks]).await?;
+    let rows = c.query(UNFINISHED_KEYS, &pairs.pairs()).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 

@@ -34,7 +34,9 @@ impl DeliveryQueue for PgStore {
                 // leased to some node. `due` stops pulling (and locking) rows
                 // once it has $2. Ties (deliveries made due together, such
                 // as a re-enabled webhook's held ones, due at their creation)
-                // go in id order, the order their events came.
+                // go in id order, the order their events came. A keyed
+                // delivery (an ordered webhook's) goes only first in its
+                // key's line (`rules::ordering`); parked ones are never due.
                 "WITH expired AS (
                      SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                      WHERE d.state = 'pending' AND d.lease_until > 0 AND d.lease_until <= $1
@@ -44,7 +46,7 @@ impl DeliveryQueue for PgStore {
                             SELECT 1 FROM deliveries p
                             WHERE p.webhook_id = d.webhook_id AND p.order_key = d.order_key
                               AND p.order_key IS NOT NULL AND p.state IN ('pending', 'held')
-                              AND p.id <> d.id AND (p.id < d.id OR p.lease_until > $1)))
+                              AND p.id < d.id))
                      ORDER BY d.next_attempt_at
                      LIMIT $2
                      FOR UPDATE OF d SKIP LOCKED),
@@ -56,7 +58,7 @@ impl DeliveryQueue for PgStore {
                             SELECT 1 FROM deliveries p
                             WHERE p.webhook_id = d.webhook_id AND p.order_key = d.order_key
                               AND p.order_key IS NOT NULL AND p.state IN ('pending', 'held')
-                              AND p.id <> d.id AND (p.id < d.id OR p.lease_until > $1)))
+                              AND p.id < d.id))
                      ORDER BY d.next_attempt_at
                      LIMIT $2
                      FOR UPDATE OF d SKIP LOCKED),

@@ -4,13 +4,16 @@
 //! commit is for the hot path), deciding filters with `rules::v3`.
 
 use super::ingest::claim_idempotency_key;
+use super::ordering::{lock_and_find_unfinished_uncached, park_planned};
 use super::*;
 use rules::v3::V3WebhookRow;
 use tokio_postgres::Transaction;
 
 const V3_COLUMNS: &str = "id, license_id, event_type, data_types, url, enabled, disabled_reason,
      created_at, signing_secret IS NOT NULL, max_per_second, v3_version, v3_kind,
-     v3_owner_client_id, v3_secret_key, v3_filters, v3_description";
+     v3_owner_client_id, v3_secret_key, v3_filters, v3_description, ordered_since IS NOT NULL,
+     (SELECT COUNT(*) FROM deliveries d
+      WHERE d.license_id = webhooks.license_id AND d.webhook_id = webhooks.id AND d.state = 'held')";
 
 fn v3_webhook(r: &Row) -> StoreResult<V3Webhook> {
     V3WebhookRow {
@@ -30,6 +33,8 @@ fn v3_webhook(r: &Row) -> StoreResult<V3Webhook> {
         secret_key: r.get(13),
         filters: r.get(14),
         description: r.get(15),
+        ordered: r.get(16),
+        held_deliveries: r.get(17),
     }
     .into_webhook()
 }
@@ -145,6 +150,28 @@ impl V3Webhooks for PgStore {
             .iter()
             .map(v3_webhook)
             .collect()
+    }
+
+    async fn update_v3_webhook(
+        &self,
+        license_id: &str,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> StoreResult<Option<V3Webhook>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        if !super::webhooks::apply_patch(&tx, license_id, id, &patch, true).await? {
+            return Ok(None);
+        }
+        let row = tx
+            .query_one(
+                &format!("SELECT {V3_COLUMNS} FROM webhooks WHERE license_id = $1 AND id = $2"),
+                &[&license_id, &id],
+            )
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        v3_webhook(&row).map(Some)
     }
 
     async fn unregister_v3_webhook(
@@ -328,12 +355,13 @@ async fn ingest_v3_one(
         .query(
             "SELECT w.id, w.url, w.data_types, w.signing_secret, w.previous_signing_secret,
                     w.previous_secret_until, w.max_per_second, w.v3_kind, w.v3_owner_client_id,
-                    w.v3_filters, w.v3_secret_key, COALESCE(s.enabled, FALSE)
+                    w.v3_filters, w.v3_secret_key, COALESCE(s.enabled, FALSE), w.enabled,
+                    w.ordered_since IS NOT NULL
              FROM webhooks w
              LEFT JOIN v3_license_webhooks s
                ON s.license_id = w.license_id AND s.owner_client_id = w.v3_owner_client_id
              WHERE w.license_id = $1 AND w.event_type = $2 AND w.v3_version IS NOT NULL
-               AND w.deleted_at IS NULL AND w.enabled",
+               AND w.deleted_at IS NULL",
             &[&ev.license_id, &ev.action.as_str()],
         )
         .await
@@ -349,9 +377,9 @@ async fn ingest_v3_one(
                 signing_secrets: signing_secrets(r.get(3), r.get(4), r.get(5), now),
                 max_per_second: r.get::<_, Option<i32>>(6).map(|n| n.max(0) as u32),
                 v3_secret_key: r.get(10),
-                held: false,
-                // v3 webhooks are not ordered (yet): see README.
-                order_key: None,
+                // Off for failing: held, as a v2 webhook's are.
+                held: !r.get::<_, bool>(12),
+                order_key: ev.order_key.clone().filter(|_| r.get::<_, bool>(13)),
                 parked: false,
             },
             kind: r.get(7),
@@ -360,19 +388,26 @@ async fn ingest_v3_one(
             license_enabled: r.get(11),
         })
         .collect();
-    let targets = admitted(found, &ev)?;
+    let mut targets = vec![admitted(found, &ev)?];
+    park_planned(&mut targets, |pairs| {
+        lock_and_find_unfinished_uncached(tx, pairs)
+    })
+    .await
+    .map_err(db_error)?;
+    let targets = targets.pop().unwrap_or_default();
     let mut delivery_ids = Vec::with_capacity(targets.len());
     let mut unleased = false;
     for t in &targets {
-        let lease = Handoff::lease_for(handoff, &t.webhook_id);
-        unleased |= lease == 0;
+        let lease = ingest_lease(handoff, t);
+        unleased |= lease == 0 && !t.held && !t.parked;
         let id: i64 = tx
             .query_one(
                 "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
-                                         lease_until, leased_by, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, CASE WHEN $6::bigint > 0 THEN $7::bigint END, $5, $5)
+                                         lease_until, leased_by, created_at, updated_at, order_key)
+                 VALUES ($1, $2, $3, $4, $8, $9, $6, CASE WHEN $6::bigint > 0 THEN $7::bigint END, $5, $5, $10)
                  RETURNING id",
-                &[&seq, &t.webhook_id, &ev.license_id, &(t.data_types.bits() as i16), &now, &lease, &node],
+                &[&seq, &t.webhook_id, &ev.license_id, &(t.data_types.bits() as i16), &now, &lease, &node,
+                  &ingest_state(t), &ingest_due(now, t), &t.order_key],
             )
             .await
             .map_err(db_error)?
@@ -388,6 +423,7 @@ async fn ingest_v3_one(
         .map_err(db_error)?;
     }
     let delivery_count = targets.len();
+    let held = targets.iter().filter(|t| t.held).count();
     let event_id = ev.unique_id.clone();
     let deliveries = handoff_jobs(handoff, delivery_ids.into_iter().zip(targets), || {
         v3_event_body(ev, extra)
@@ -397,7 +433,7 @@ async fn ingest_v3_one(
             event_id,
             deliveries,
             delivery_count,
-            held: 0,
+            held,
         },
         unleased,
     ))

@@ -71,6 +71,66 @@ async fn release_held(
     Ok(moved)
 }
 
+/// Applies a patch to the license's webhook inside `tx` (a v3 one if `v3`):
+/// each field it sets, and enabling's move of held deliveries. False if
+/// there is no such webhook.
+pub(super) async fn apply_patch(
+    tx: &deadpool_postgres::Transaction<'_>,
+    license_id: &str,
+    id: &str,
+    patch: &WebhookPatch,
+    v3: bool,
+) -> StoreResult<bool> {
+    let url = patch.url.as_ref().map(|u| u.as_stored().to_string());
+    let bits = patch.data_types.map(|d| d.bits() as i16);
+    let limit_given = patch.max_per_second.is_some();
+    let limit: Option<i32> = patch
+        .max_per_second
+        .flatten()
+        .map(|n| n.min(i32::MAX as u32) as i32);
+    // An ingest that read this webhook disabled holds its row (FOR
+    // SHARE, see `ingest::HELD`) until it commits, so this update waits
+    // for it, and the move below, a statement of its own, sees the
+    // deliveries it made held.
+    let found = tx
+            .query_opt(
+                "UPDATE webhooks SET
+                   url = COALESCE($3, url),
+                   data_types = COALESCE($4, data_types),
+                   enabled = COALESCE($5, enabled),
+                   disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason
+                                          WHEN $5 THEN NULL ELSE 'disabled by the license' END,
+                   failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
+                   max_per_second = CASE WHEN $6 THEN $7 ELSE max_per_second END,
+                   ordered_since = CASE WHEN $8::BOOLEAN IS NULL THEN ordered_since
+                                        WHEN $8::BOOLEAN THEN COALESCE(ordered_since, $9::BIGINT) END
+                 WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL AND (v3_version IS NOT NULL) = $10
+                 RETURNING id",
+                &[
+                    &license_id,
+                    &id,
+                    &url,
+                    &bits,
+                    &patch.enabled,
+                    &limit_given,
+                    &limit,
+                    &patch.ordered,
+                    &patch.at,
+                    &v3,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+    if found.is_none() {
+        return Ok(false);
+    }
+    if patch.enabled == Some(true) {
+        release_held(tx, license_id, id, patch.held, patch.at).await?;
+        notify_due(tx).await.map_err(db_error)?;
+    }
+    Ok(true)
+}
+
 #[async_trait]
 impl Webhooks for PgStore {
     async fn create_webhook(&self, w: NewWebhook) -> StoreResult<Webhook> {
@@ -146,53 +206,10 @@ impl Webhooks for PgStore {
         id: &str,
         patch: WebhookPatch,
     ) -> StoreResult<Option<Webhook>> {
-        let url = patch.url.as_ref().map(|u| u.as_stored().to_string());
-        let bits = patch.data_types.map(|d| d.bits() as i16);
-        let limit_given = patch.max_per_second.is_some();
-        let limit: Option<i32> = patch
-            .max_per_second
-            .flatten()
-            .map(|n| n.min(i32::MAX as u32) as i32);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
-        // An ingest that read this webhook disabled holds its row (FOR
-        // SHARE, see `ingest::HELD`) until it commits, so this update waits
-        // for it, and the move below, a statement of its own, sees the
-        // deliveries it made held.
-        let found = tx
-            .query_opt(
-                "UPDATE webhooks SET
-                   url = COALESCE($3, url),
-                   data_types = COALESCE($4, data_types),
-                   enabled = COALESCE($5, enabled),
-                   disabled_reason = CASE WHEN $5 IS NULL THEN disabled_reason
-                                          WHEN $5 THEN NULL ELSE 'disabled by the license' END,
-                   failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
-                   max_per_second = CASE WHEN $6 THEN $7 ELSE max_per_second END,
-                   ordered_since = CASE WHEN $8::BOOLEAN IS NULL THEN ordered_since
-                                        WHEN $8::BOOLEAN THEN COALESCE(ordered_since, $9::BIGINT) END
-                 WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL AND v3_version IS NULL
-                 RETURNING id",
-                &[
-                    &license_id,
-                    &id,
-                    &url,
-                    &bits,
-                    &patch.enabled,
-                    &limit_given,
-                    &limit,
-                    &patch.ordered,
-                    &patch.at,
-                ],
-            )
-            .await
-            .map_err(db_error)?;
-        if found.is_none() {
+        if !apply_patch(&tx, license_id, id, &patch, false).await? {
             return Ok(None);
-        }
-        if patch.enabled == Some(true) {
-            release_held(&tx, license_id, id, patch.held, patch.at).await?;
-            notify_due(&tx).await.map_err(db_error)?;
         }
         let row = tx
             .query_one(

@@ -6,10 +6,12 @@
 //! The backends keep three things true with these rules:
 //!
 //! - **The claim rule** (SQL in each backend's claim): a delivery with a key
-//!   is claimed only if no other unfinished (pending or held) delivery of
-//!   its webhook and key has a smaller id, and none is leased (in flight).
-//!   This alone keeps the order and "one in flight per key"; the rest only
-//!   keeps claims cheap and the line moving.
+//!   is claimed only if no unfinished (pending or held) delivery of its
+//!   webhook and key has a smaller id. With ingest handing over only a
+//!   delivery nothing unfinished precedes, this keeps the order and "one in
+//!   flight per key"; the one way a later delivery can be in flight while
+//!   an earlier one is due is a redelivery of an old one, which is parked
+//!   while another of its key is in flight (`park_behind`).
 //! - **Parking**: a delivery made behind an unfinished one of its key is
 //!   inserted due at [`PARKED`], never due, so claims do not walk a long
 //!   line on every poll. When a delivery of a key finishes (delivered,

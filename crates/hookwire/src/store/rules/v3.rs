@@ -127,6 +127,10 @@ pub struct V3WebhookRow {
     pub secret_key: Option<String>,
     pub filters: Option<String>,
     pub description: Option<String>,
+    /// `ordered_since` is set.
+    pub ordered: bool,
+    /// Its deliveries in state `held`.
+    pub held_deliveries: i64,
 }
 
 impl V3WebhookRow {
@@ -180,6 +184,8 @@ impl V3WebhookRow {
             disabled_reason: self.disabled_reason,
             signed: self.signed,
             max_per_second,
+            ordered: self.ordered,
+            held_deliveries: self.held_deliveries.max(0) as u64,
             created_at: self.created_at,
         })
     }

@@ -15,9 +15,13 @@ use super::*;
 /// their creation, go in the order their events came.
 ///
 /// A keyed delivery (an ordered webhook's) goes only first in its key's
-/// line: no unfinished delivery of its webhook and key has a smaller id,
-/// and none is in flight (`rules::ordering`). Parked ones are never due, so
-/// the probe runs for heads of lines only.
+/// line: no unfinished delivery of its webhook and key has a smaller id
+/// (`rules::ordering`). Parked ones are never due, so the probe runs for
+/// heads of lines only, and reads one index entry: the line's first. (It
+/// also asked whether another of the key was in flight, which read the
+/// whole line: a claim over 1,000 chats 200 events deep cost 200 rows a
+/// head. Nothing but a redelivery puts a later one in flight, and a
+/// redelivery parks behind it.)
 const CLAIM_SQL: &str =
     "SELECT d.id, d.webhook_id, w.url, d.data_types, d.attempts_in_round, d.event_seq,
         e.unique_id, e.license_id, e.event_type, e.chat, e.visitor, e.pre_chat_survey, e.ticket,
@@ -32,8 +36,7 @@ const CLAIM_SQL: &str =
    AND (d.order_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM deliveries p
         WHERE p.webhook_id = d.webhook_id AND p.order_key = d.order_key AND p.order_key IS NOT NULL
-          AND p.state IN ('pending', 'held') AND p.id <> d.id
-          AND (p.id < d.id OR p.lease_until > ?1)))
+          AND p.state IN ('pending', 'held') AND p.id < d.id))
  ORDER BY d.next_attempt_at
  LIMIT ?2";
 

@@ -2,10 +2,9 @@
 //! deliveries, inside the writer's group commit (each request's events run
 //! in a savepoint of their own, so one request's failure is only its own).
 
-use super::ordering::UNFINISHED_OF_KEY;
+use super::ordering::park_behind_unfinished;
 use super::*;
 use rules::idempotency::{self, StoredKey};
-use rules::ordering::BatchLine;
 
 pub(super) fn ingest_one(
     c: &Connection,
@@ -102,20 +101,7 @@ pub(super) fn ingest_one(
             targets.push(row?);
         }
     }
-    // Ordered webhooks: a delivery behind an unfinished one of its key is
-    // parked (`rules::ordering`). The writer is alone, and this ingest's
-    // earlier events are in the table already, so the probe sees all.
-    let mut line = BatchLine::default();
-    for t in &mut targets {
-        if let Some(key) = &t.order_key {
-            let unfinished = c
-                .prepare_cached(UNFINISHED_OF_KEY)?
-                .query_row(params![t.webhook_id, key], |_| Ok(()))
-                .optional()?
-                .is_some();
-            t.park_if(&mut line, unfinished);
-        }
-    }
+    park_behind_unfinished(c, &mut targets)?;
     let mut insert = c.prepare_cached(
         "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
                                  lease_until, created_at, updated_at, order_key)

@@ -4,13 +4,34 @@
 //! everything committed before it.
 
 use super::*;
-use rules::ordering::{LinePlace, LineQuery, AFTER_FAILED_SHOWN, PARKED};
+use rules::ordering::{BatchLine, LinePlace, LineQuery, AFTER_FAILED_SHOWN, PARKED};
 
 /// Whether a webhook and key have an unfinished delivery (the partial index
 /// `deliveries_line` holds only the unfinished ones).
-pub(super) const UNFINISHED_OF_KEY: &str = "SELECT 1 FROM deliveries
+const UNFINISHED_OF_KEY: &str = "SELECT 1 FROM deliveries
      WHERE webhook_id = ?1 AND order_key = ?2 AND order_key IS NOT NULL AND state IN ('pending', 'held')
      LIMIT 1";
+
+/// Parks the targets of an event whose webhook and key have an unfinished
+/// delivery (`rules::ordering`). The writer is alone, and an ingest's
+/// earlier events are in the table already, so the probe sees them all.
+pub(super) fn park_behind_unfinished(
+    c: &Connection,
+    targets: &mut [IngestTarget],
+) -> rusqlite::Result<()> {
+    let mut line = BatchLine::default();
+    for t in targets.iter_mut() {
+        if let Some(key) = &t.order_key {
+            let unfinished = c
+                .prepare_cached(UNFINISHED_OF_KEY)?
+                .query_row(params![t.webhook_id, key], |_| Ok(()))
+                .optional()?
+                .is_some();
+            t.park_if(&mut line, unfinished);
+        }
+    }
+    Ok(())
+}
 
 /// Makes the first unfinished delivery of a webhook and key due at ?3, if
 /// it is parked: what a finished delivery of the key does.

@@ -2,12 +2,15 @@
 //! and the ingest of v3 events inside its group commit, as v2's.
 
 use super::ingest::{idempotency_answer, keep_idempotency_key};
+use super::ordering::park_behind_unfinished;
 use super::*;
 use rules::v3::V3WebhookRow;
 
 const V3_COLUMNS: &str = "id, license_id, event_type, data_types, url, enabled, disabled_reason,
      created_at, signing_secret IS NOT NULL, max_per_second, v3_version, v3_kind,
-     v3_owner_client_id, v3_secret_key, v3_filters, v3_description";
+     v3_owner_client_id, v3_secret_key, v3_filters, v3_description, ordered_since IS NOT NULL,
+     (SELECT COUNT(*) FROM deliveries d
+      WHERE d.license_id = webhooks.license_id AND d.webhook_id = webhooks.id AND d.state = 'held')";
 
 fn v3_row(r: &Row<'_>) -> rusqlite::Result<V3WebhookRow> {
     Ok(V3WebhookRow {
@@ -27,6 +30,8 @@ fn v3_row(r: &Row<'_>) -> rusqlite::Result<V3WebhookRow> {
         secret_key: r.get(13)?,
         filters: r.get(14)?,
         description: r.get(15)?,
+        ordered: r.get(16)?,
+        held_deliveries: r.get(17)?,
     })
 }
 
@@ -130,6 +135,35 @@ impl V3Webhooks for SqliteStore {
             })
             .await?;
         rows.into_iter().map(V3WebhookRow::into_webhook).collect()
+    }
+
+    async fn update_v3_webhook(
+        &self,
+        license_id: &str,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> StoreResult<Option<V3Webhook>> {
+        let (license, id) = (license_id.to_string(), id.to_string());
+        let find = format!(
+            "SELECT {V3_COLUMNS} FROM webhooks
+             WHERE license_id = ?1 AND id = ?2 AND v3_version IS NOT NULL AND deleted_at IS NULL"
+        );
+        let row: Option<V3WebhookRow> = self
+            .writer
+            .write(move |c| {
+                let found = |c: &Connection| {
+                    c.prepare_cached(&find)?
+                        .query_row(params![license, id], v3_row)
+                        .optional()
+                };
+                if found(c).map_err(unavailable)?.is_none() {
+                    return Ok(None);
+                }
+                super::webhooks::apply_patch(c, &license, &id, &patch).map_err(unavailable)?;
+                found(c).map_err(unavailable)
+            })
+            .await?;
+        row.map(V3WebhookRow::into_webhook).transpose()
     }
 
     async fn unregister_v3_webhook(
@@ -301,12 +335,13 @@ fn ingest_v3_one(
         .prepare_cached(
             "SELECT w.id, w.url, w.data_types, w.signing_secret, w.previous_signing_secret,
                     w.previous_secret_until, w.max_per_second, w.v3_kind, w.v3_owner_client_id,
-                    w.v3_filters, w.v3_secret_key, COALESCE(s.enabled, 0)
+                    w.v3_filters, w.v3_secret_key, COALESCE(s.enabled, 0), w.enabled,
+                    w.ordered_since IS NOT NULL
              FROM webhooks w
              LEFT JOIN v3_license_webhooks s
                ON s.license_id = w.license_id AND s.owner_client_id = w.v3_owner_client_id
              WHERE w.license_id = ?1 AND w.event_type = ?2 AND w.v3_version IS NOT NULL
-               AND w.deleted_at IS NULL AND w.enabled = 1",
+               AND w.deleted_at IS NULL",
         )
         .map_err(unavailable)?;
     let now = ev.received_at;
@@ -320,9 +355,9 @@ fn ingest_v3_one(
                     signing_secrets: signing_secrets(r.get(3)?, r.get(4)?, r.get(5)?, now),
                     max_per_second: r.get(6)?,
                     v3_secret_key: r.get(10)?,
-                    held: false,
-                    // v3 webhooks are not ordered (yet): see README.
-                    order_key: None,
+                    // Off for failing: held, as a v2 webhook's are.
+                    held: !r.get::<_, bool>(12)?,
+                    order_key: ev.order_key.clone().filter(|_| r.get(13).unwrap_or(false)),
                     parked: false,
                 },
                 kind: r.get(7)?,
@@ -334,12 +369,13 @@ fn ingest_v3_one(
         .map_err(unavailable)?
         .collect::<rusqlite::Result<Vec<Found>>>()
         .map_err(unavailable)?;
-    let targets = admitted(found, &ev)?;
+    let mut targets = admitted(found, &ev)?;
+    park_behind_unfinished(c, &mut targets).map_err(unavailable)?;
     let mut insert = c
         .prepare_cached(
             "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
-                                     lease_until, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?5, ?5)",
+                                     lease_until, created_at, updated_at, order_key)
+             VALUES (?1, ?2, ?3, ?4, ?7, ?8, ?6, ?5, ?5, ?9)",
         )
         .map_err(unavailable)?;
     let mut delivery_ids = Vec::with_capacity(targets.len());
@@ -351,7 +387,10 @@ fn ingest_v3_one(
                 ev.license_id,
                 t.data_types.bits(),
                 now,
-                Handoff::lease_for(handoff, &t.webhook_id)
+                ingest_lease(handoff, t),
+                ingest_state(t),
+                ingest_due(now, t),
+                t.order_key,
             ])
             .map_err(unavailable)?;
         delivery_ids.push(c.last_insert_rowid());
@@ -361,6 +400,7 @@ fn ingest_v3_one(
             .map_err(unavailable)?;
     }
     let delivery_count = targets.len();
+    let held = targets.iter().filter(|t| t.held).count();
     let event_id = ev.unique_id.clone();
     let deliveries = handoff_jobs(handoff, delivery_ids.into_iter().zip(targets), || {
         v3_event_body(ev, extra)
@@ -369,6 +409,6 @@ fn ingest_v3_one(
         event_id,
         deliveries,
         delivery_count,
-        held: 0,
+        held,
     })
 }

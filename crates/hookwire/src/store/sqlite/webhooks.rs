@@ -75,6 +75,56 @@ fn release_held(
     Ok(moved)
 }
 
+/// Applies a patch's changes to a webhook known to exist (v2 or v3): each
+/// field it sets, and enabling's move of held deliveries.
+pub(super) fn apply_patch(
+    c: &Connection,
+    license: &str,
+    id: &str,
+    patch: &WebhookPatch,
+) -> rusqlite::Result<()> {
+    if let Some(url) = &patch.url {
+        c.execute(
+            "UPDATE webhooks SET url = ?1 WHERE id = ?2",
+            params![url.as_stored(), id],
+        )?;
+    }
+    if let Some(types) = patch.data_types {
+        c.execute(
+            "UPDATE webhooks SET data_types = ?1 WHERE id = ?2",
+            params![types.bits(), id],
+        )?;
+    }
+    if let Some(limit) = patch.max_per_second {
+        c.execute(
+            "UPDATE webhooks SET max_per_second = ?1 WHERE id = ?2",
+            params![limit, id],
+        )?;
+    }
+    if let Some(ordered) = patch.ordered {
+        c.execute(
+            "UPDATE webhooks SET ordered_since = CASE WHEN ?1 THEN COALESCE(ordered_since, ?3) END
+             WHERE id = ?2",
+            params![ordered, id, patch.at],
+        )?;
+    }
+    if let Some(enabled) = patch.enabled {
+        c.execute(
+            "UPDATE webhooks SET enabled = ?1,
+                 disabled_reason = CASE WHEN ?1 THEN NULL ELSE 'disabled by the license' END,
+                 failing_since = CASE WHEN ?1 THEN NULL ELSE failing_since END
+             WHERE id = ?2",
+            params![enabled, id],
+        )?;
+        if enabled {
+            // In the writer, as every ingest is: none can have read the
+            // webhook disabled and commit held after this.
+            release_held(c, license, id, patch.held, patch.at)?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Webhooks for SqliteStore {
     async fn create_webhook(&self, w: NewWebhook) -> StoreResult<Webhook> {
@@ -137,45 +187,13 @@ impl Webhooks for SqliteStore {
         let (license, id) = (license_id.to_string(), id.to_string());
         self.writer
             .write(move |c| {
-                if query_webhook(c, &license, &id).map_err(unavailable)?.is_none() {
+                if query_webhook(c, &license, &id)
+                    .map_err(unavailable)?
+                    .is_none()
+                {
                     return Ok(None);
                 }
-                if let Some(url) = &patch.url {
-                    c.execute("UPDATE webhooks SET url = ?1 WHERE id = ?2", params![url.as_stored(), id])
-                        .map_err(unavailable)?;
-                }
-                if let Some(types) = patch.data_types {
-                    c.execute("UPDATE webhooks SET data_types = ?1 WHERE id = ?2", params![types.bits(), id])
-                        .map_err(unavailable)?;
-                }
-                if let Some(limit) = patch.max_per_second {
-                    c.execute("UPDATE webhooks SET max_per_second = ?1 WHERE id = ?2", params![limit, id])
-                        .map_err(unavailable)?;
-                }
-                if let Some(ordered) = patch.ordered {
-                    c.execute(
-                        "UPDATE webhooks SET ordered_since = CASE WHEN ?1 THEN COALESCE(ordered_since, ?3) END
-                         WHERE id = ?2",
-                        params![ordered, id, patch.at],
-                    )
-                    .map_err(unavailable)?;
-                }
-                if let Some(enabled) = patch.enabled {
-                    c.execute(
-                        "UPDATE webhooks SET enabled = ?1,
-                             disabled_reason = CASE WHEN ?1 THEN NULL ELSE 'disabled by the license' END,
-                             failing_since = CASE WHEN ?1 THEN NULL ELSE failing_since END
-                         WHERE id = ?2",
-                        params![enabled, id],
-                    )
-                    .map_err(unavailable)?;
-                    if enabled {
-                        // In the writer, as every ingest is: none can have
-                        // read the webhook disabled and commit held after this.
-                        release_held(c, &license, &id, patch.held, patch.at)
-                            .map_err(unavailable)?;
-                    }
-                }
+                apply_patch(c, &license, &id, &patch).map_err(unavailable)?;
                 query_webhook(c, &license, &id).map_err(unavailable)
             })
             .await?

@@ -30,6 +30,13 @@ fn v3_flash(p: &HashMap<String, String>) -> String {
             "License webhooks disabled for the Client ID: its license webhooks get no new events.",
         ),
         Some("unregistered") => notice("ok", "Webhook unregistered."),
+        Some("enabled") => notice("ok", "Webhook enabled; what it held is on its way."),
+        Some("enabled_discarded") => notice("ok", "Webhook enabled; what it held was discarded."),
+        Some("disabled") => notice(
+            "ok",
+            "Webhook disabled: its events are held until it is enabled again.",
+        ),
+        Some("ordered") => notice("ok", "Ordered delivery switched."),
         _ => String::new(),
     }
 }
@@ -44,18 +51,65 @@ async fn row(state: &AppState, license: &str, w: &V3Webhook, csrf: &str) -> UiRe
             esc(&serde_json::to_string(&w.filters).unwrap_or_default())
         )
     };
+    let ordered = if w.ordered {
+        r#" <span class="badge" title="A chat's events go one at a time, in order">ordered</span>"#
+    } else {
+        ""
+    };
+    let held = match w.held_deliveries {
+        0 => String::new(),
+        n => format!(r#" <span class="badge held">{n} held</span>"#),
+    };
     let status = if w.enabled {
-        r#"<span class="badge delivered">enabled</span>"#.to_string()
+        format!(r#"<span class="badge delivered">enabled</span>{ordered}"#)
     } else {
         format!(
-            r#"<span class="badge failed">disabled</span> <span class="muted">{}</span>"#,
+            r#"<span class="badge failed">disabled</span>{ordered}{held} <span class="muted">{}</span>"#,
             esc(w.disabled_reason.as_deref().unwrap_or(""))
         )
     };
     let id = esc(&w.id);
+    let switch = |fields: &str, label: &str| {
+        format!(
+            r#"<form method="post" action="/ui/v3-webhooks/{id}" class="inline">{csrf}{fields}<button type="submit">{label}</button></form>"#
+        )
+    };
+    let enable = match (w.enabled, w.held_deliveries) {
+        (true, _) => switch(
+            r#"<input type="hidden" name="enabled" value="false">"#,
+            "Disable",
+        ),
+        (false, 0) => switch(
+            r#"<input type="hidden" name="enabled" value="true">"#,
+            "Enable",
+        ),
+        (false, n) => format!(
+            "{}{}",
+            switch(
+                r#"<input type="hidden" name="enabled" value="true">"#,
+                &format!("Enable, deliver the {n} held")
+            ),
+            switch(
+                r#"<input type="hidden" name="enabled" value="true"><input type="hidden" name="discard_held" value="true">"#,
+                &format!("Enable, discard the {n} held")
+            ),
+        ),
+    };
+    let order = if w.ordered {
+        switch(
+            r#"<input type="hidden" name="ordered" value="false">"#,
+            "Unordered",
+        )
+    } else {
+        switch(
+            r#"<input type="hidden" name="ordered" value="true">"#,
+            "Ordered",
+        )
+    };
     Ok(format!(
         r#"<tr id="v3-webhook-{id}"><td data-label="Action">{action}</td><td data-label="Type">{kind}</td><td data-label="URL" class="url">{url}</td><td data-label="Filters">{filters}</td><td data-label="Additional data">{data}</td><td data-label="Status">{status}</td><td data-label="Last delivery">{last}</td><td data-label="Actions" class="actions">
 <a href="/ui/deliveries?webhook={id}">Deliveries</a>
+{enable} {order}
 <form method="post" action="/ui/v3-webhooks/{id}/unregister" class="inline">{csrf}<input type="hidden" name="owner_client_id" value="{owner}"><button type="submit" class="danger">Unregister</button></form></td></tr>"#,
         action = w.action.as_str(),
         kind = w.kind.as_str(),
@@ -136,6 +190,39 @@ pub async fn switch_license_webhooks(
     } else {
         "switched_off"
     };
+    Ok(Redirect::to(&format!("/ui/v3-webhooks?n={n}")).into_response())
+}
+
+/// One of a v3 webhook's switches, from its row's buttons: enabled (and
+/// what becomes of what it held), or ordered.
+pub async fn switch_v3_webhook(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> UiResult<Response> {
+    let form = form(&body)?;
+    signed.check_csrf(&form)?;
+    let yes_no = |key: &str| match text(&form, key) {
+        "" => None,
+        v => Some(v == "true"),
+    };
+    let changes = WebhookChanges {
+        enabled: yes_no("enabled"),
+        discard_held: yes_no("discard_held").unwrap_or(false),
+        ordered: yes_no("ordered"),
+        ..WebhookChanges::default()
+    };
+    let n = match (changes.enabled, changes.discard_held) {
+        (Some(true), true) => "enabled_discarded",
+        (Some(true), false) => "enabled",
+        (Some(false), _) => "disabled",
+        (None, _) => "ordered",
+    };
+    state
+        .service()
+        .update_v3_webhook(signed.license()?, &id, changes)
+        .await?;
     Ok(Redirect::to(&format!("/ui/v3-webhooks?n={n}")).into_response())
 }
 
