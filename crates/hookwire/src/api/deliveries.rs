@@ -37,7 +37,7 @@ async fn page(
             DeliveryState::parse(s).ok_or_else(|| {
                 AppError::invalid(
                     "state",
-                    "must be pending, held, delivered, failed or discarded",
+                    "must be pending, held, delivered, failed, discarded or filtered",
                 )
             })
         })

@@ -223,7 +223,8 @@ pub enum DataTypeName {
 /// `pending` waits for its next attempt; `held` was made while its webhook
 /// was disabled and waits for it to be enabled; `delivered`, `failed` and
 /// `discarded` (held, then dropped with `discard_held` or by deleting the
-/// webhook) are final.
+/// webhook) and `filtered` (a v3 event its webhook's filters excluded,
+/// logged because the webhook asks: `log_filtered`) are final.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStateName {
@@ -232,6 +233,7 @@ pub enum DeliveryStateName {
     Delivered,
     Failed,
     Discarded,
+    Filtered,
 }
 
 /// A license id: 1 to 64 letters, digits, `-`, `_` and `.`.
@@ -504,6 +506,8 @@ pub struct DeliveryView {
     /// For an ordered webhook's delivery, its place in its key's line; null
     /// otherwise.
     pub ordering: Option<DeliveryOrdering>,
+    /// For a `filtered` one: the filter that excluded its event, and why.
+    pub filtered_by: Option<String>,
 }
 
 /// Where a delivery of an ordered webhook stands in its key's line.

@@ -48,6 +48,7 @@ struct PatchInput {
     #[serde(default, deserialize_with = "present")]
     max_per_second: Option<Option<Value>>,
     ordered: Option<Value>,
+    log_filtered: Option<Value>,
 }
 
 #[utoipa::path(operation_id = "patch_v3_webhook", patch, path = "/v3-webhooks/{id}", tag = "webhooks", security(("license_key" = []), ("license_basic" = [])), params(("id" = String, Path, description = "The v3 webhook id")),
@@ -66,6 +67,7 @@ pub async fn patch(
         discard_held: input.discard_held.unwrap_or(false),
         max_per_second: input.max_per_second.map(rate_limit).transpose()?,
         ordered: flag("ordered", input.ordered)?,
+        log_filtered: flag("log_filtered", input.log_filtered)?,
         ..WebhookChanges::default()
     };
     let updated = state
@@ -107,6 +109,8 @@ pub struct V3WebhookView {
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     pub ordered: bool,
+    /// Events its filters exclude are logged, as `filtered` deliveries.
+    pub log_filtered: bool,
     pub held_deliveries: u64,
     pub max_per_second: Option<u32>,
     pub signed: bool,
@@ -126,6 +130,9 @@ pub struct V3WebhookPatch {
     pub discard_held: Option<bool>,
     /// Ordered delivery per chat (the payload's `chat_id`).
     pub ordered: Option<bool>,
+    /// Log each event its filters exclude: a delivery in the final state
+    /// `filtered`, never sent, whose `filtered_by` says which filter and why.
+    pub log_filtered: Option<bool>,
     /// Attempts per second (1 to 10000); `null` removes the limit.
     #[schema(minimum = 1, maximum = 10000)]
     pub max_per_second: Option<u32>,

@@ -82,6 +82,7 @@ pub fn v3_webhook(w: &V3Webhook) -> Value {
         "enabled": w.enabled,
         "disabled_reason": w.disabled_reason,
         "ordered": w.ordered,
+        "log_filtered": w.log_filtered,
         "held_deliveries": w.held_deliveries,
         "max_per_second": w.max_per_second,
         "signed": w.signed,
@@ -106,6 +107,7 @@ pub fn delivery(d: &DeliveryView) -> Value {
             "response_excerpt": a.response_excerpt,
         })).collect::<Vec<_>>(),
         "ordering": d.line.as_ref().map(|line| ordering(d, line)),
+        "filtered_by": d.filtered_by,
     })
 }
 

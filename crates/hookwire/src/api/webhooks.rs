@@ -245,6 +245,8 @@ pub async fn patch(
         discard_held: input.discard_held.unwrap_or(false),
         max_per_second: input.max_per_second.map(rate_limit).transpose()?,
         ordered: flag("ordered", input.ordered)?,
+        // v2 webhooks have no filters.
+        log_filtered: None,
     };
     let updated = state
         .service()

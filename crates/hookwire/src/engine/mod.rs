@@ -37,6 +37,19 @@ pub enum IngestAnswer {
     KeyReused,
 }
 
+/// What a test send goes to: a webhook as the sender needs it.
+pub(crate) struct TestSend<'a> {
+    pub license_id: &'a str,
+    pub webhook_id: &'a str,
+    pub signed: bool,
+    /// As stored (its password sealed).
+    pub url: &'a str,
+    pub data_types: DataTypes,
+    /// A v3 webhook's, sealed.
+    pub v3_secret_key: Option<String>,
+    pub event: EventBody,
+}
+
 /// What the engine needs besides the store and the dispatcher.
 pub struct EngineSettings {
     pub token_secret: Secret,
@@ -176,28 +189,45 @@ impl Engine {
         webhook: &Webhook,
         event: EventBody,
     ) -> Result<Option<AttemptReport>, StoreError> {
+        self.test_send(TestSend {
+            license_id: &webhook.license_id,
+            webhook_id: &webhook.id,
+            signed: webhook.signed,
+            url: webhook.url.as_stored(),
+            data_types: webhook.data_types,
+            v3_secret_key: None,
+            event,
+        })
+        .await
+    }
+
+    /// A test send to any webhook, v2 or v3 (see [`Engine::attempt_now`]).
+    pub(crate) async fn test_send(
+        &self,
+        to: TestSend<'_>,
+    ) -> Result<Option<AttemptReport>, StoreError> {
         let Some(sender) = self.sender.as_ref() else {
             return Ok(None);
         };
-        let signing_secrets = if webhook.signed {
+        let signing_secrets = if to.signed {
             self.store
-                .signing_secrets(&webhook.license_id, &webhook.id, now_millis())
+                .signing_secrets(to.license_id, to.webhook_id, now_millis())
                 .await?
         } else {
             Vec::new()
         };
         let job = DeliveryJob {
             delivery_id: 0,
-            webhook_id: webhook.id.clone(),
-            url: webhook.url.as_stored().to_string(),
-            data_types: webhook.data_types,
+            webhook_id: to.webhook_id.to_string(),
+            url: to.url.to_string(),
+            data_types: to.data_types,
             attempts_in_round: 0,
             // A test send is not a delivery: no lease to respect.
             lease_until: Millis::MAX,
-            event: Arc::new(event),
+            event: Arc::new(to.event),
             signing_secrets,
             max_per_second: None,
-            v3_secret_key: None,
+            v3_secret_key: to.v3_secret_key,
             order_key: None,
         };
         Ok(Some(sender.attempt(&job).await))

@@ -35,6 +35,8 @@ pub struct WebhookChanges {
     pub max_per_second: Option<Option<u32>>,
     /// Switches ordered delivery on or off.
     pub ordered: Option<bool>,
+    /// A v3 webhook's: log the events its filters exclude.
+    pub log_filtered: Option<bool>,
 }
 
 impl WebhookChanges {
@@ -59,6 +61,7 @@ impl WebhookChanges {
             },
             max_per_second: self.max_per_second,
             ordered: self.ordered,
+            log_filtered: self.log_filtered,
             at: now_millis(),
         })
     }

@@ -21,16 +21,20 @@ pub enum DeliveryState {
     /// Held, then dropped when its webhook was enabled with `discard_held`
     /// (or deleted); never attempted.
     Discarded,
+    /// A v3 event its webhook's filters excluded, logged because the webhook
+    /// asks (`log_filtered`); never attempted.
+    Filtered,
 }
 
 impl DeliveryState {
     /// Every state, in the order the API documents them.
-    pub const ALL: [DeliveryState; 5] = [
+    pub const ALL: [DeliveryState; 6] = [
         DeliveryState::Pending,
         DeliveryState::Held,
         DeliveryState::Delivered,
         DeliveryState::Failed,
         DeliveryState::Discarded,
+        DeliveryState::Filtered,
     ];
 
     /// The stored and shown name.
@@ -41,6 +45,7 @@ impl DeliveryState {
             DeliveryState::Delivered => "delivered",
             DeliveryState::Failed => "failed",
             DeliveryState::Discarded => "discarded",
+            DeliveryState::Filtered => "filtered",
         }
     }
 
@@ -71,6 +76,8 @@ pub struct DeliveryView {
     /// Its place in its key's line, when its webhook was ordered as it was
     /// made (`rules::ordering`).
     pub line: Option<LinePlace>,
+    /// For a `filtered` one: which filter excluded its event, and why.
+    pub filtered_by: Option<String>,
 }
 
 pub struct DeliveryQuery<'a> {

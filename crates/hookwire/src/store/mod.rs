@@ -56,7 +56,7 @@ pub use webhooks::{HeldDeliveries, NewWebhook, Webhook, WebhookPatch, Webhooks};
 
 use queue::{handoff_jobs, ingest_due, ingest_lease, ingest_state, signing_secrets, IngestTarget};
 use std::sync::Arc;
-use v3_webhooks::{admitted, v3_event_body, Found};
+use v3_webhooks::{admitted, v3_event_body, Admitted, Found};
 
 /// Milliseconds since the Unix epoch: every time the store keeps.
 pub type Millis = i64;

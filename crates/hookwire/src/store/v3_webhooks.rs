@@ -93,6 +93,8 @@ pub struct V3Webhook {
     pub max_per_second: Option<u32>,
     /// Ordered delivery per chat (`rules::ordering`).
     pub ordered: bool,
+    /// An event its filters exclude is logged (a `filtered` delivery).
+    pub log_filtered: bool,
     /// Deliveries held while it is disabled, waiting for it to be enabled.
     pub held_deliveries: u64,
     pub created_at: Millis,
@@ -149,12 +151,31 @@ pub(super) struct Found {
     pub owner_client_id: String,
     pub filters: Option<String>,
     pub license_enabled: bool,
+    /// Exclusions by its filters are logged.
+    pub log_filtered: bool,
+}
+
+/// What a v3 event makes: deliveries for the webhooks that take it, and
+/// for those that asked, a record of why their filters excluded it.
+pub(super) struct Admitted {
+    pub targets: Vec<IngestTarget>,
+    /// The webhooks that excluded it and log that.
+    pub filtered: Vec<FilteredOut>,
+}
+
+/// A webhook whose filters excluded an event, and which logs that.
+pub(super) struct FilteredOut {
+    pub webhook_id: String,
+    pub data_types: hookwire_livechat::DataTypes,
+    /// The exclusion: the filter and why.
+    pub why: String,
 }
 
 /// The targets among `found` that `rules::v3` admits `ev` to; the others
 /// are logged at DEBUG with the reason.
-pub(super) fn admitted(found: Vec<Found>, ev: &NewV3Event) -> StoreResult<Vec<IngestTarget>> {
+pub(super) fn admitted(found: Vec<Found>, ev: &NewV3Event) -> StoreResult<Admitted> {
     let mut targets = Vec::with_capacity(found.len());
+    let mut filtered = Vec::new();
     for f in found {
         let kind = WebhookKind::parse(&f.kind).ok_or_else(|| {
             StoreError::corrupt(
@@ -172,12 +193,19 @@ pub(super) fn admitted(found: Vec<Found>, ev: &NewV3Event) -> StoreResult<Vec<In
         match super::rules::v3::decide(webhook_id, &candidate, &ev.context, ev.agent_id.as_deref())?
         {
             super::rules::v3::Decision::Deliver => targets.push(f.target),
+            super::rules::v3::Decision::Filtered(why) if f.log_filtered => {
+                filtered.push(FilteredOut {
+                    webhook_id: f.target.webhook_id,
+                    data_types: f.target.data_types,
+                    why: why.to_string(),
+                })
+            }
             not => {
                 tracing::debug!(webhook = %webhook_id, decision = ?not, "v3 event not delivered")
             }
         }
     }
-    Ok(targets)
+    Ok(Admitted { targets, filtered })
 }
 
 /// What a handed-over delivery of a v3 event carries of it.

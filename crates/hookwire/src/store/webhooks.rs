@@ -54,6 +54,8 @@ pub struct WebhookPatch {
     /// Switches ordered delivery on or off. Off, new deliveries go
     /// unordered; those made while it was on still finish their lines.
     pub ordered: Option<bool>,
+    /// A v3 webhook's: log the events its filters exclude.
+    pub log_filtered: Option<bool>,
     /// When the patch is applied: the `updated_at` of held deliveries it moves.
     pub at: Millis,
 }

@@ -101,6 +101,18 @@ crate::backend_tests! {
         receiver.expect_silence(Duration::from_millis(300)).await;
         let list = app.wait_deliveries(&key, &id, |l| l.len() == 3).await;
         assert_eq!(list[0]["state"], "discarded", "{list:?}");
+
+        // Send test: a sample of the action in the six-key envelope, with
+        // the webhook's secret key, not logged.
+        let csrf = browser.csrf("/ui/v3-webhooks").await;
+        let page = browser.post(&format!("/ui/v3-webhooks/{id}/test"), &[("csrf", csrf.as_str())]).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains(r#"id="v3-test-result""#), "{}", page.body);
+        let sample = receiver.next().await.json();
+        let keys: Vec<&str> = sample.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 6, "{sample}");
+        assert_eq!((&sample["action"], &sample["secret_key"]), (&json!("thread_tagged"), &json!("k")), "{sample}");
+        assert_eq!(app.wait_deliveries(&key, &id, |l| l.len() == 3).await.len(), 3);
     }
 
     async fn an_ordered_v3_webhook_keeps_each_chats_events_in_order() {
@@ -144,5 +156,56 @@ crate::backend_tests! {
         assert!(receiver.overlaps().is_empty(), "{:?}", receiver.overlaps());
         let failed = receiver.arrivals().iter().filter(|a| a.status == 500).count();
         assert_eq!(failed, 8);
+    }
+
+    async fn a_v3_webhook_that_asks_has_its_filtered_events_logged() {
+        let app = spawn_app().await;
+        let key = app.create_license("7").await;
+        let mut receiver = TestReceiver::start().await;
+        let r = app
+            .http
+            .post(app.url("/v3.6/configuration/action/register_webhook"))
+            .bearer_auth(&key)
+            .json(&json!({"action": "incoming_event", "secret_key": "k", "url": receiver.url("/e"),
+                          "type": "license", "owner_client_id": "app",
+                          "filters": {"author_type": "customer"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+        let r = app.http.post(app.url("/v3.6/configuration/action/enable_license_webhooks"))
+            .bearer_auth(&key).json(&json!({"owner_client_id": "app"})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let by_agent = json!({"action": "incoming_event", "license_id": "7",
+            "payload": {"chat_id": "C", "thread_id": "T", "event": {"type": "message"}},
+            "context": {"author_type": "agent"}});
+
+        // Not asked: an excluded event leaves no trace.
+        let (status, body) = app.ingest(&by_agent).await;
+        assert_eq!((status, &body["deliveries"]), (202, &json!(0)), "{body}");
+        let path = format!("/api/v1/webhooks/{id}/deliveries");
+        let (_, log) = app.get(&key, &path).await;
+        assert_eq!(log["deliveries"], json!([]), "{log}");
+
+        // Asked: it is logged, final and never sent, saying which filter.
+        let (status, on) = app.patch(&key, &format!("/api/v1/v3-webhooks/{id}"), &json!({"log_filtered": true})).await;
+        assert_eq!((status, &on["log_filtered"]), (200, &json!(true)), "{on}");
+        let (status, body) = app.ingest(&by_agent).await;
+        assert_eq!((status, &body["deliveries"]), (202, &json!(0)), "{body}");
+        let (_, log) = app.get(&key, &path).await;
+        let logged = &log["deliveries"][0];
+        assert_eq!(logged["state"], "filtered", "{log}");
+        let why = logged["filtered_by"].as_str().unwrap();
+        assert!(why.starts_with("author_type"), "{why}");
+        let (_, only) = app.get(&key, &format!("{path}?state=filtered")).await;
+        assert_eq!(only["deliveries"].as_array().unwrap().len(), 1, "{only}");
+        receiver.expect_silence(Duration::from_millis(300)).await;
+
+        // The web app's log says so too.
+        let mut browser = Browser::new(&app);
+        browser.sign_in("7", &key).await;
+        let page = browser.get(&format!("/ui/deliveries?webhook={id}")).await;
+        assert!(page.body.contains("filtered out, never sent (author_type"), "{}", page.body);
     }
 }

@@ -55,6 +55,8 @@ fn store_token_the_old_way(database: &DatabaseUrl, unique_id: &str, old_token: &
                  DROP INDEX deliveries_line_failed;
                  ALTER TABLE webhooks DROP COLUMN ordered_since;
                  ALTER TABLE deliveries DROP COLUMN order_key;
+                 ALTER TABLE webhooks DROP COLUMN v3_log_filtered;
+                 ALTER TABLE deliveries DROP COLUMN filtered_by;
                  PRAGMA user_version = 5;",
             )
             .unwrap();

@@ -72,6 +72,7 @@ pub fn routes(frame_ancestors: &[String]) -> Router<AppState> {
             post(pages::unregister_v3_webhook),
         )
         .route("/ui/v3-webhooks/{id}", post(pages::switch_v3_webhook))
+        .route("/ui/v3-webhooks/{id}/test", post(pages::send_v3_test))
         .route("/ui/deliveries", get(pages::deliveries_page))
         .route(
             "/ui/deliveries/redeliver-failed",

@@ -13,7 +13,7 @@ impl DeliveryLog for PgStore {
         let rows = client
             .query(
                 "SELECT d.id, e.unique_id, d.webhook_id, e.event_type, d.state, d.created_at, d.next_attempt_at,
-                        d.order_key, COALESCE(w.ordered_since <= d.created_at, FALSE)
+                        d.order_key, COALESCE(w.ordered_since <= d.created_at, FALSE), d.filtered_by
                  FROM deliveries d JOIN events e ON e.seq = d.event_seq
                  LEFT JOIN webhooks w ON w.id = d.webhook_id
                  WHERE d.license_id = $1
@@ -39,6 +39,7 @@ impl DeliveryLog for PgStore {
                 next_attempt_at: r.get(6),
                 order_key: r.get(7),
                 ordered_when_made: r.get(8),
+                filtered_by: r.get(9),
             };
             let line = line_place(&**client, &row.line_query(), now)
                 .await

@@ -6,6 +6,10 @@
 
 ALTER TABLE webhooks ADD COLUMN IF NOT EXISTS ordered_since BIGINT;
 ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS order_key TEXT;
+-- A v3 webhook's filters' exclusions logged (state 'filtered', the
+-- exclusion in `filtered_by`) when it asks: see the SQLite file.
+ALTER TABLE webhooks ADD COLUMN IF NOT EXISTS v3_log_filtered BOOLEAN;
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS filtered_by TEXT;
 CREATE INDEX IF NOT EXISTS deliveries_line ON deliveries (webhook_id, order_key, id)
     WHERE order_key IS NOT NULL AND state IN ('pending', 'held');
 CREATE INDEX IF NOT EXISTS deliveries_line_failed ON deliveries (webhook_id, order_key, id)

@@ -13,7 +13,8 @@ const V3_COLUMNS: &str = "id, license_id, event_type, data_types, url, enabled, 
      created_at, signing_secret IS NOT NULL, max_per_second, v3_version, v3_kind,
      v3_owner_client_id, v3_secret_key, v3_filters, v3_description, ordered_since IS NOT NULL,
      (SELECT COUNT(*) FROM deliveries d
-      WHERE d.license_id = webhooks.license_id AND d.webhook_id = webhooks.id AND d.state = 'held')";
+      WHERE d.license_id = webhooks.license_id AND d.webhook_id = webhooks.id AND d.state = 'held'),
+     COALESCE(v3_log_filtered, FALSE)";
 
 fn v3_webhook(r: &Row) -> StoreResult<V3Webhook> {
     V3WebhookRow {
@@ -35,6 +36,7 @@ fn v3_webhook(r: &Row) -> StoreResult<V3Webhook> {
         description: r.get(15),
         ordered: r.get(16),
         held_deliveries: r.get(17),
+        log_filtered: r.get(18),
     }
     .into_webhook()
 }
@@ -356,7 +358,7 @@ async fn ingest_v3_one(
             "SELECT w.id, w.url, w.data_types, w.signing_secret, w.previous_signing_secret,
                     w.previous_secret_until, w.max_per_second, w.v3_kind, w.v3_owner_client_id,
                     w.v3_filters, w.v3_secret_key, COALESCE(s.enabled, FALSE), w.enabled,
-                    w.ordered_since IS NOT NULL
+                    w.ordered_since IS NOT NULL, COALESCE(w.v3_log_filtered, FALSE)
              FROM webhooks w
              LEFT JOIN v3_license_webhooks s
                ON s.license_id = w.license_id AND s.owner_client_id = w.v3_owner_client_id
@@ -386,9 +388,21 @@ async fn ingest_v3_one(
             owner_client_id: r.get(8),
             filters: r.get(9),
             license_enabled: r.get(11),
+            log_filtered: r.get(14),
         })
         .collect();
-    let mut targets = vec![admitted(found, &ev)?];
+    let Admitted { targets, filtered } = admitted(found, &ev)?;
+    for out in &filtered {
+        tx.execute(
+            "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state, next_attempt_at,
+                                     lease_until, created_at, updated_at, filtered_by)
+             VALUES ($1, $2, $3, $4, 'filtered', $5, 0, $5, $5, $6)",
+            &[&seq, &out.webhook_id, &ev.license_id, &(out.data_types.bits() as i16), &now, &out.why],
+        )
+        .await
+        .map_err(db_error)?;
+    }
+    let mut targets = vec![targets];
     park_planned(&mut targets, |pairs| {
         lock_and_find_unfinished_uncached(tx, pairs)
     })

@@ -103,7 +103,8 @@ pub(super) async fn apply_patch(
                    failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
                    max_per_second = CASE WHEN $6 THEN $7 ELSE max_per_second END,
                    ordered_since = CASE WHEN $8::BOOLEAN IS NULL THEN ordered_since
-                                        WHEN $8::BOOLEAN THEN COALESCE(ordered_since, $9::BIGINT) END
+                                        WHEN $8::BOOLEAN THEN COALESCE(ordered_since, $9::BIGINT) END,
+                   v3_log_filtered = COALESCE($11::BOOLEAN, v3_log_filtered)
                  WHERE license_id = $1 AND id = $2 AND deleted_at IS NULL AND (v3_version IS NOT NULL) = $10
                  RETURNING id",
                 &[
@@ -117,6 +118,7 @@ pub(super) async fn apply_patch(
                     &patch.ordered,
                     &patch.at,
                     &v3,
+                    &patch.log_filtered,
                 ],
             )
             .await

@@ -100,11 +100,11 @@ pub struct ScannedDelivery {
 /// Whether a state is final: nothing more will be attempted unless someone
 /// redelivers it by hand.
 pub fn is_finished(state: &str) -> bool {
-    matches!(state, "delivered" | "failed" | "discarded")
+    matches!(state, "delivered" | "failed" | "discarded" | "filtered")
 }
 
 /// The stored states that are final, for SQL: `state IN (...)`.
-pub const FINISHED_STATES_SQL: &str = "('delivered', 'failed', 'discarded')";
+pub const FINISHED_STATES_SQL: &str = "('delivered', 'failed', 'discarded', 'filtered')";
 
 /// A delivery's fate, with `cutoff` = now minus its license's retention.
 pub fn delivery_verdict(d: &ScannedDelivery, cutoff: Millis) -> Verdict {

@@ -128,6 +128,8 @@ pub struct DeliveryRow {
     pub order_key: Option<String>,
     /// Its webhook was ordered when it was made.
     pub ordered_when_made: bool,
+    /// For a `filtered` one: the exclusion.
+    pub filtered_by: Option<String>,
 }
 
 impl DeliveryRow {
@@ -164,6 +166,7 @@ impl DeliveryRow {
                 .then_some(self.next_attempt_at),
             attempts,
             line,
+            filtered_by: self.filtered_by,
         })
     }
 }
@@ -276,6 +279,7 @@ mod tests {
             next_attempt_at: 9,
             order_key: None,
             ordered_when_made: false,
+            filtered_by: None,
         }
     }
 

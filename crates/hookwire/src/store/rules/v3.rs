@@ -129,6 +129,8 @@ pub struct V3WebhookRow {
     pub description: Option<String>,
     /// `ordered_since` is set.
     pub ordered: bool,
+    /// `v3_log_filtered` is set.
+    pub log_filtered: bool,
     /// Its deliveries in state `held`.
     pub held_deliveries: i64,
 }
@@ -185,6 +187,7 @@ impl V3WebhookRow {
             signed: self.signed,
             max_per_second,
             ordered: self.ordered,
+            log_filtered: self.log_filtered,
             held_deliveries: self.held_deliveries.max(0) as u64,
             created_at: self.created_at,
         })

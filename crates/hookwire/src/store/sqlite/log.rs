@@ -11,7 +11,7 @@ use rusqlite::params_from_iter;
 fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<Listed>> {
     let mut sql = String::from(
         "SELECT d.id, e.unique_id, d.webhook_id, e.event_type, d.state, d.created_at, d.next_attempt_at,
-                d.order_key, COALESCE(w.ordered_since <= d.created_at, 0)
+                d.order_key, COALESCE(w.ordered_since <= d.created_at, 0), d.filtered_by
          FROM deliveries d JOIN events e ON e.seq = d.event_seq
          LEFT JOIN webhooks w ON w.id = d.webhook_id
          WHERE d.license_id = ?",
@@ -48,6 +48,7 @@ fn list_deliveries(c: &Connection, q: OwnedQuery) -> rusqlite::Result<Vec<Listed
                 next_attempt_at: r.get(6)?,
                 order_key: r.get(7)?,
                 ordered_when_made: r.get(8)?,
+                filtered_by: r.get(9)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

@@ -1,4 +1,9 @@
--- Version 14: ordered delivery (store/rules/ordering.rs).
+-- Version 14: ordered delivery (store/rules/ordering.rs), and v3 filters'
+-- exclusions logged for a webhook that asks.
+--
+-- `webhooks.v3_log_filtered` set: an event the v3 webhook's filters
+-- exclude still makes a delivery row, in the final state 'filtered', with
+-- the exclusion in `deliveries.filtered_by`; never attempted.
 --
 -- `webhooks.ordered_since` is when a webhook was made ordered (NULL: it is
 -- not); deliveries made since carry their event's ordering key in
@@ -22,6 +27,8 @@
 
 ALTER TABLE webhooks ADD COLUMN ordered_since INTEGER;
 ALTER TABLE deliveries ADD COLUMN order_key TEXT;
+ALTER TABLE webhooks ADD COLUMN v3_log_filtered INTEGER;
+ALTER TABLE deliveries ADD COLUMN filtered_by TEXT;
 CREATE INDEX IF NOT EXISTS deliveries_line ON deliveries (webhook_id, order_key, id)
     WHERE order_key IS NOT NULL AND state IN ('pending', 'held');
 CREATE INDEX IF NOT EXISTS deliveries_line_failed ON deliveries (webhook_id, order_key, id)

@@ -108,6 +108,12 @@ pub(super) fn apply_patch(
             params![ordered, id, patch.at],
         )?;
     }
+    if let Some(log) = patch.log_filtered {
+        c.execute(
+            "UPDATE webhooks SET v3_log_filtered = ?1 WHERE id = ?2",
+            params![log, id],
+        )?;
+    }
     if let Some(enabled) = patch.enabled {
         c.execute(
             "UPDATE webhooks SET enabled = ?1,

@@ -3,7 +3,35 @@
 
 use super::*;
 
-fn delivery_row(d: &DeliveryView, webhooks: &HashMap<&str, &Webhook>) -> String {
+/// A webhook of the license, v2 or v3, as the log's filter and rows name it.
+struct Target {
+    id: String,
+    /// Its event type, or its v3 action.
+    event: &'static str,
+    /// Its URL, masked.
+    url: String,
+}
+
+/// The license's webhooks, v2 then v3, for the log.
+async fn targets(state: &AppState, license: &str) -> UiResult<Vec<Target>> {
+    let v2 = state.store().list_webhooks(license).await?;
+    let v3 = state.store().list_v3_webhooks(license, None).await?;
+    Ok(v2
+        .iter()
+        .map(|w| Target {
+            id: w.id.clone(),
+            event: w.event_type.as_str(),
+            url: w.url.masked(),
+        })
+        .chain(v3.iter().map(|w| Target {
+            id: w.id.clone(),
+            event: w.action.as_str(),
+            url: w.url.masked(),
+        }))
+        .collect())
+}
+
+fn delivery_row(d: &DeliveryView, webhooks: &HashMap<&str, &Target>) -> String {
     let last = d.attempts.last();
     let outcome = match last {
         Some(a) => match (&a.error, a.status) {
@@ -15,6 +43,10 @@ fn delivery_row(d: &DeliveryView, webhooks: &HashMap<&str, &Webhook>) -> String 
         },
         None if d.state == DeliveryState::Held => "held: its webhook is disabled".into(),
         None if d.state == DeliveryState::Discarded => "discarded, never sent".into(),
+        None if d.state == DeliveryState::Filtered => format!(
+            "filtered out, never sent ({})",
+            d.filtered_by.as_deref().unwrap_or("a filter")
+        ),
         None => match waits_for(d) {
             Some(id) => format!("waits for #{id}, the one before it in order"),
             None => "not attempted yet".into(),
@@ -22,7 +54,7 @@ fn delivery_row(d: &DeliveryView, webhooks: &HashMap<&str, &Webhook>) -> String 
     };
     let target = webhooks
         .get(d.webhook_id.as_str())
-        .map(|w| w.url.masked())
+        .map(|w| w.url.clone())
         .unwrap_or_else(|| "(deleted webhook)".into());
     format!(
         r#"<tr><td data-label="Delivery"><a href="/ui/deliveries/{id}">#{id}</a></td><td data-label="Created">{created}</td><td data-label="Event">{event}</td><td data-label="Target" class="url">{target}</td><td data-label="State">{badge}</td><td data-label="Attempts">{attempts}</td><td data-label="Last answer">{outcome}</td></tr>"#,
@@ -43,8 +75,8 @@ pub async fn deliveries_page(
 ) -> UiResult<Html<String>> {
     let license = signed.license()?;
     let p = &params.0;
-    let webhooks = state.store().list_webhooks(license).await?;
-    let by_id: HashMap<&str, &Webhook> = webhooks.iter().map(|w| (w.id.as_str(), w)).collect();
+    let webhooks = targets(&state, license).await?;
+    let by_id: HashMap<&str, &Target> = webhooks.iter().map(|w| (w.id.as_str(), w)).collect();
     let mut problems = Vec::new();
     let webhook = param(p, "webhook");
     if let Some(w) = webhook {
@@ -92,8 +124,8 @@ pub async fn deliveries_page(
             wh_options,
             r#"<option value="{}"{sel}>{} → {}</option>"#,
             esc(&w.id),
-            w.event_type.as_str(),
-            esc(&w.url.masked())
+            w.event,
+            esc(&w.url)
         );
     }
     let mut st_options = String::from(r#"<option value="">Any state</option>"#);

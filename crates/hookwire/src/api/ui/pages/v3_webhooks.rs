@@ -37,6 +37,10 @@ fn v3_flash(p: &HashMap<String, String>) -> String {
             "Webhook disabled: its events are held until it is enabled again.",
         ),
         Some("ordered") => notice("ok", "Ordered delivery switched."),
+        Some("log_filtered") => notice(
+            "ok",
+            "Switched: events its filters exclude are logged as filtered deliveries, or no longer.",
+        ),
         _ => String::new(),
     }
 }
@@ -47,8 +51,13 @@ async fn row(state: &AppState, license: &str, w: &V3Webhook, csrf: &str) -> UiRe
         r#"<span class="muted">none</span>"#.to_string()
     } else {
         format!(
-            "<code>{}</code>",
-            esc(&serde_json::to_string(&w.filters).unwrap_or_default())
+            "<code>{}</code>{}",
+            esc(&serde_json::to_string(&w.filters).unwrap_or_default()),
+            if w.log_filtered {
+                r#" <span class="muted">(excluded events logged)</span>"#
+            } else {
+                ""
+            }
         )
     };
     let ordered = if w.ordered {
@@ -95,6 +104,18 @@ async fn row(state: &AppState, license: &str, w: &V3Webhook, csrf: &str) -> UiRe
             ),
         ),
     };
+    // Only filters exclude events: the switch is shown where there are some.
+    let log = match (w.filters.is_empty(), w.log_filtered) {
+        (true, _) => String::new(),
+        (false, true) => switch(
+            r#"<input type="hidden" name="log_filtered" value="false">"#,
+            "Stop logging filtered",
+        ),
+        (false, false) => switch(
+            r#"<input type="hidden" name="log_filtered" value="true">"#,
+            "Log filtered",
+        ),
+    };
     let order = if w.ordered {
         switch(
             r#"<input type="hidden" name="ordered" value="false">"#,
@@ -109,7 +130,8 @@ async fn row(state: &AppState, license: &str, w: &V3Webhook, csrf: &str) -> UiRe
     Ok(format!(
         r#"<tr id="v3-webhook-{id}"><td data-label="Action">{action}</td><td data-label="Type">{kind}</td><td data-label="URL" class="url">{url}</td><td data-label="Filters">{filters}</td><td data-label="Additional data">{data}</td><td data-label="Status">{status}</td><td data-label="Last delivery">{last}</td><td data-label="Actions" class="actions">
 <a href="/ui/deliveries?webhook={id}">Deliveries</a>
-{enable} {order}
+{enable} {order} {log}
+<form method="post" action="/ui/v3-webhooks/{id}/test" class="inline">{csrf}<button type="submit">Send test</button></form>
 <form method="post" action="/ui/v3-webhooks/{id}/unregister" class="inline">{csrf}<input type="hidden" name="owner_client_id" value="{owner}"><button type="submit" class="danger">Unregister</button></form></td></tr>"#,
         action = w.action.as_str(),
         kind = w.kind.as_str(),
@@ -124,16 +146,46 @@ pub async fn v3_webhooks_page(
     signed: SignedIn,
     params: Params,
 ) -> UiResult<Html<String>> {
+    v3_page(&state, &signed, v3_flash(&params.0)).await
+}
+
+/// A test send to a v3 webhook: a sample of its action in its envelope,
+/// posted now and never logged; the page shows what the receiver answered.
+pub async fn send_v3_test(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> UiResult<Html<String>> {
+    signed.check_csrf(&form(&body)?)?;
+    let license = signed.license()?.to_string();
+    let hook = state.service().v3_webhook(&license, &id).await?;
+    let organization_id = state.service().organization_id(&license).await?;
+    let result = match state
+        .engine()
+        .attempt_now_v3(&hook, organization_id)
+        .await?
+    {
+        Some(report) => format!(
+            r#"<div id="v3-test-result">{}</div>"#,
+            super::webhooks::test_result(&report)
+        ),
+        None => notice("error", "Test sends are not available on this server."),
+    };
+    v3_page(&state, &signed, result).await
+}
+
+/// The v3 webhooks page, with `top` (a notice) above the list.
+async fn v3_page(state: &AppState, signed: &SignedIn, top: String) -> UiResult<Html<String>> {
     let license = signed.license()?;
     let webhooks = state.store().list_v3_webhooks(license, None).await?;
     let mut out = format!(
-        r#"{}<p class="lead">LiveChat v3.x webhooks of license {}, registered through the Configuration API, by Client ID. A Client ID's license webhooks get events only while switched on.</p>"#,
-        v3_flash(&params.0),
+        r#"{top}<p class="lead">LiveChat v3.x webhooks of license {}, registered through the Configuration API, by Client ID. A Client ID's license webhooks get events only while switched on. Send test posts a sample of the webhook's action in its envelope straight to its URL; it is not written to the delivery log.</p>"#,
         esc(license)
     );
     if webhooks.is_empty() {
         out.push_str(r#"<div class="empty"><p>No v3 webhooks: an application registers them with <code>register_webhook</code>.</p></div>"#);
-        return render(&state, &signed, "/ui/v3-webhooks", "v3 webhooks", &out).await;
+        return render(state, signed, "/ui/v3-webhooks", "v3 webhooks", &out).await;
     }
     let mut groups: BTreeMap<&str, Vec<&V3Webhook>> = BTreeMap::new();
     for w in &webhooks {
@@ -166,11 +218,11 @@ pub async fn v3_webhooks_page(
             o = esc(owner),
         );
         for w in hooks {
-            out.push_str(&row(&state, license, w, &csrf).await?);
+            out.push_str(&row(state, license, w, &csrf).await?);
         }
         out.push_str("</tbody></table></div></section>");
     }
-    render(&state, &signed, "/ui/v3-webhooks", "v3 webhooks", &out).await
+    render(state, signed, "/ui/v3-webhooks", "v3 webhooks", &out).await
 }
 
 pub async fn switch_license_webhooks(
@@ -211,12 +263,14 @@ pub async fn switch_v3_webhook(
         enabled: yes_no("enabled"),
         discard_held: yes_no("discard_held").unwrap_or(false),
         ordered: yes_no("ordered"),
+        log_filtered: yes_no("log_filtered"),
         ..WebhookChanges::default()
     };
     let n = match (changes.enabled, changes.discard_held) {
         (Some(true), true) => "enabled_discarded",
         (Some(true), false) => "enabled",
         (Some(false), _) => "disabled",
+        (None, _) if changes.log_filtered.is_some() => "log_filtered",
         (None, _) => "ordered",
     };
     state

@@ -457,7 +457,7 @@ pub async fn delete_webhook(
 }
 
 /// The receiver's answer to a test send, as HTML.
-fn test_result(report: &crate::engine::attempt::AttemptReport) -> String {
+pub(super) fn test_result(report: &crate::engine::attempt::AttemptReport) -> String {
     let latency = report.latency.as_millis();
     let (kind, headline) = match &report.outcome {
         AttemptOutcome::Delivered { status } => (
