@@ -1,7 +1,8 @@
 //! The counting receiver: a bare hyper HTTP/1.1 server on loopback that
 //! answers 200 (or never answers, to play a hung endpoint, or answers 500
 //! to every n-th request, to play a flaky one, or to the first attempt of
-//! chosen events) and records when each event first arrived and how often.
+//! chosen events, or to every attempt of one chat's events, to play a
+//! chat stuck on an event its endpoint keeps refusing) and records when each event first arrived and how often.
 //! Started for events spread over chats, it also counts the events whose
 //! first arrival came after a later event of the same chat (out of order).
 //! It runs on the runtime it is given, so the benchmark can read the CPU
@@ -46,6 +47,11 @@ pub enum Answer {
     /// `fails_first`), 200 to the others and to every retry; for a
     /// receiver started for events spread over chats (`start_chats`).
     FailFirst(u64),
+    /// 500 to every attempt of every event of this chat, 200 to the other
+    /// chats' events; for a receiver started for events spread over chats.
+    /// An ordered webhook then retries the chat's first event for ever
+    /// and never attempts its later ones (`Stats::stuck_attempts`).
+    StuckChat(usize),
 }
 
 /// Whether event `seq` is one whose first attempt `Answer::FailFirst(every)`
@@ -70,6 +76,11 @@ struct Chats {
     out_of_order: AtomicU64,
     /// Events whose first attempt has been failed (`Answer::FailFirst`).
     failed_once: Vec<AtomicBool>,
+    /// Attempts at the first event of the stuck chat (`Answer::StuckChat`)
+    /// and at its later ones: an ordered webhook must make none of the
+    /// latter while the first is unfinished.
+    stuck_first: AtomicU64,
+    stuck_later: AtomicU64,
 }
 
 pub struct Stats {
@@ -102,6 +113,8 @@ impl Stats {
                 latest: (0..count).map(|_| AtomicU64::new(0)).collect(),
                 out_of_order: AtomicU64::new(0),
                 failed_once: (0..events).map(|_| AtomicBool::new(false)).collect(),
+                stuck_first: AtomicU64::new(0),
+                stuck_later: AtomicU64::new(0),
             }),
             total: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -135,6 +148,33 @@ impl Stats {
             return false;
         };
         fails_first(seq, chats.count, every) && !once.swap(true, Relaxed)
+    }
+
+    /// Whether this attempt of event `seq` is to fail as one of the stuck
+    /// chat's (`Answer::StuckChat(chat)`); counts the attempt if so.
+    fn fail_stuck(&self, seq: Option<usize>, chat: usize) -> bool {
+        let (Some(seq), Some(chats)) = (seq, &self.chats) else {
+            return false;
+        };
+        if seq % chats.count != chat {
+            return false;
+        }
+        // Event `chat` is the chat's first (seq = chat + k * chats).
+        let attempts = if seq == chat {
+            &chats.stuck_first
+        } else {
+            &chats.stuck_later
+        };
+        attempts.fetch_add(1, Relaxed);
+        true
+    }
+
+    /// Attempts at the stuck chat's first event and at its later events
+    /// (`Answer::StuckChat`; 0 and 0 otherwise).
+    pub fn stuck_attempts(&self) -> (u64, u64) {
+        self.chats.as_ref().map_or((0, 0), |c| {
+            (c.stuck_first.load(Relaxed), c.stuck_later.load(Relaxed))
+        })
     }
 
     fn record(&self, hook: Option<usize>, seq: Option<usize>, body_len: usize) {
@@ -309,7 +349,7 @@ async fn answer_one(
     let n = stats.requests.fetch_add(1, Relaxed) + 1;
     let fail = match answer {
         Answer::Hang => std::future::pending().await,
-        Answer::Ok | Answer::FailFirst(_) => false,
+        Answer::Ok | Answer::FailFirst(_) | Answer::StuckChat(_) => false,
         Answer::FailEvery(k) => n.is_multiple_of(k.max(1)),
     };
     let hook = hook_of(req.uri().path());
@@ -322,6 +362,7 @@ async fn answer_one(
     let seq = stats.seq_of(&body);
     let fail = match answer {
         Answer::FailFirst(every) => stats.fail_first(seq, every),
+        Answer::StuckChat(chat) => stats.fail_stuck(seq, chat),
         _ => fail,
     };
     if fail {
@@ -375,5 +416,17 @@ mod tests {
         }
         assert_eq!(stats.out_of_order(), 1);
         assert_eq!(stats.unique.load(std::sync::atomic::Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn the_stuck_chat_fails_every_attempt_and_counts_first_and_later() {
+        let stats = super::Stats::new(10, Some(3));
+        // Chat 1 is stuck: events 1, 4, 7.
+        let failed: Vec<usize> = [0, 1, 1, 2, 3, 4, 5]
+            .into_iter()
+            .filter(|&seq| stats.fail_stuck(Some(seq), 1))
+            .collect();
+        assert_eq!(failed, [1, 1, 4]);
+        assert_eq!(stats.stuck_attempts(), (2, 1));
     }
 }

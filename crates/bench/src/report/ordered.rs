@@ -1,6 +1,7 @@
 //! The ordered-delivery scenario in the results: its rows of the
 //! throughput table and chart, and its own block (each run next to its
-//! unordered reference, order kept or not, and the target).
+//! unordered reference, order kept or not, and the target; then the
+//! stuck-chat pair's ratio and its target).
 
 use super::{base_of, count, f, row, us, Row};
 use serde_json::Value;
@@ -119,4 +120,48 @@ pub(super) fn table(t: &mut String, r: &Value) {
             },
         );
     }
+    stuck_chat(t, &o["stuck_chat"]);
+}
+
+/// The stuck-chat pair's line: the other chats' delivered/s with one chat
+/// stuck against all healthy, hookwire's CPU in both, what the stuck chat
+/// saw, and the target.
+fn stuck_chat(t: &mut String, s: &Value) {
+    if s.is_null() {
+        return;
+    }
+    let pairs: Vec<String> = s["pair_ratios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(f)
+        .map(|v| format!("{v:.2}"))
+        .collect();
+    let _ = writeln!(
+        t,
+        "one stuck chat ({}, {}, median of {} pairs): the other chats {}/s with chat {} failing every attempt, {}/s with every chat healthy: ratio {} (pairs {}) >= {:.2}: {}; hookwire CPU us per delivered event {} all healthy, {} with one stuck; the stuck chat's first event attempted {} times, its later events {} times; order {}",
+        s["variant"].as_str().unwrap_or(""),
+        mode(s),
+        count(&s["pairs"]),
+        count(&s["with_stuck_per_s"]),
+        count(&s["stuck_chat"]),
+        count(&s["all_healthy_per_s"]),
+        f(&s["ratio"]).map_or("-".into(), |v| format!("{v:.2}")),
+        pairs.join(", "),
+        f(&s["target_ratio"]).unwrap_or(f64::NAN),
+        if s["target_met"] == true {
+            "met"
+        } else {
+            "missed"
+        },
+        us(&s["cpu_us_per_delivery"]["hookwire"]),
+        us(&s["with_stuck_cpu_us_per_delivery"]["hookwire"]),
+        count(&s["stuck_first_attempts"]),
+        count(&s["stuck_later_attempts"]),
+        if s["order_kept"] == true {
+            "kept"
+        } else {
+            "NOT KEPT"
+        },
+    );
 }

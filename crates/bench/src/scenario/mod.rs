@@ -99,10 +99,18 @@ fn latencies(ingest: &Ingest, rx: &Receiver) -> Vec<f64> {
 
 /// The same from when the ingest request was sent (includes ingest itself).
 fn latencies_from(start: &[AtomicU64], rx: &Receiver) -> Vec<f64> {
+    latencies_except(start, rx, |_| false)
+}
+
+/// The same from `start`, leaving out the events `skip` names (those a run
+/// does not wait for, which never arrive: they would count as 0).
+fn latencies_except(start: &[AtomicU64], rx: &Receiver, skip: impl Fn(usize) -> bool) -> Vec<f64> {
     let mut v: Vec<f64> = start
         .iter()
         .zip(rx.stats.arrivals.iter())
-        .map(|(a, r)| r.load(Relaxed).saturating_sub(a.load(Relaxed)) as f64 / 1e6)
+        .enumerate()
+        .filter(|(seq, _)| !skip(*seq))
+        .map(|(_, (a, r))| r.load(Relaxed).saturating_sub(a.load(Relaxed)) as f64 / 1e6)
         .collect();
     v.sort_by(|a, b| a.total_cmp(b));
     v

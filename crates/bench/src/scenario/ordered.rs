@@ -10,9 +10,13 @@
 //! order, and the receiver counts the events that first arrived after a
 //! later one of their chat (`out_of_order`, which an ordered run must keep
 //! at 0). Target: ordered delivery costs at most 15 % of the unordered
-//! throughput when attempts succeed.
+//! throughput when attempts succeed. Each round also runs the stuck-chat
+//! pair (`stuck`): whether one chat whose endpoint keeps failing slows
+//! the other chats down.
 
-use super::{cpu_line, latencies, latencies_from, pct, secs, wait_for, Ctx};
+mod stuck;
+
+use super::{cpu_line, latencies_except, pct, secs, wait_for, Ctx};
 use crate::cpu;
 use crate::events::Events;
 use crate::load::Ingest;
@@ -40,19 +44,24 @@ struct Variant {
     chats: usize,
     /// Whether the receiver fails the first attempt of 1 % of the events.
     failures: bool,
+    /// Whether the receiver fails every attempt of every event of one chat
+    /// (`stuck::STUCK_CHAT`), which the run then leaves out: it ends when
+    /// every other chat's events arrived.
+    stuck: bool,
 }
 
 impl Variant {
     fn name(self) -> String {
         format!(
-            "{}, {} chats{}",
+            "{}, {} chats{}{}",
             if self.ordered { "ordered" } else { "unordered" },
             self.chats,
             if self.failures {
                 format!(", {}% fail", 100 / FAIL_EVERY)
             } else {
                 String::new()
-            }
+            },
+            if self.stuck { ", one stuck" } else { "" }
         )
     }
 
@@ -63,6 +72,7 @@ impl Variant {
             ordered: false,
             chats: first_chats,
             failures: self.failures,
+            stuck: false,
         })
     }
 }
@@ -85,26 +95,35 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<Value, BoxError> {
         ordered: false,
         chats: first,
         failures: false,
+        stuck: false,
     }];
     variants.extend(counts.iter().map(|&chats| Variant {
         ordered: true,
         chats,
         failures: false,
+        stuck: false,
     }));
     for ordered in [true, false] {
         variants.push(Variant {
             ordered,
             chats: first,
             failures: true,
+            stuck: false,
         });
     }
     eprintln!(
         "ordered delivery: {} events over {counts:?} chats; the failure runs retry after {}",
         ctx.opts.ordered_events, RETRY_SCHEDULE[0]
     );
+    if first < 2 {
+        return Err(
+            "--ordered-chats: the stuck-chat pair needs a first count of at least 2".into(),
+        );
+    }
     let modes = [1, ctx.opts.batch];
     // runs[mode][variant]: the variant's runs in that mode, by round.
     let mut runs = vec![vec![Vec::new(); variants.len()]; modes.len()];
+    let mut pairs = stuck::Pairs::default();
     let mut block = 0;
     for round in 0..ctx.opts.steady_rounds.max(1) {
         for (m, &per_request) in modes.iter().enumerate() {
@@ -119,6 +138,7 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<Value, BoxError> {
                 runs[m][v].push(run);
             }
         }
+        pairs.run(ctx, first, round).await?;
     }
     let mut summaries = Vec::new();
     for in_mode in &runs {
@@ -135,6 +155,7 @@ pub(super) async fn run(ctx: &Ctx<'_>) -> Result<Value, BoxError> {
         "fail_every": FAIL_EVERY, "failure_share": 1.0 / FAIL_EVERY as f64,
         "failure_retry_schedule": RETRY_SCHEDULE, "rounds": ctx.opts.steady_rounds.max(1),
         "target_cost": TARGET_COST, "runs": summaries,
+        "stuck_chat": pairs.summary(ctx, first),
     }))
 }
 
@@ -200,11 +221,17 @@ async fn one(ctx: &Ctx<'_>, v: Variant, per_request: usize) -> Result<Value, Box
     let n = ctx.opts.ordered_events;
     let mode = if per_request == 1 { "single" } else { "batch" };
     let label = format!("ordered/{mode}/{}", v.name());
-    let answer = if v.failures {
+    let answer = if v.stuck {
+        Answer::StuckChat(stuck::STUCK_CHAT)
+    } else if v.failures {
         Answer::FailFirst(FAIL_EVERY)
     } else {
         Answer::Ok
     };
+    // The events the run waits for and divides by: all of them, or, with
+    // a stuck chat, the other chats' (the stuck one's never arrive).
+    let in_stuck_chat = |seq: usize| v.stuck && seq % v.chats == stuck::STUCK_CHAT;
+    let expected = (0..n).filter(|&seq| !in_stuck_chat(seq)).count();
     let rx = ctx.chat_receiver(n, v.chats, answer)?;
     let config = if v.failures {
         format!("retry_schedule = {RETRY_SCHEDULE:?}\n")
@@ -243,19 +270,19 @@ async fn one(ctx: &Ctx<'_>, v: Variant, per_request: usize) -> Result<Value, Box
     let stats = rx.stats.clone();
     let rss_max = wait_for(
         &label,
-        n as u64,
+        expected as u64,
         || stats.unique.load(Relaxed),
         &hw,
         Some(&ingest),
     )
     .await?;
     run.await??;
-    let cpu = cpu_line(&label, &cpu_before.until(&meter.read()), n as u64);
+    let cpu = cpu_line(&label, &cpu_before.until(&meter.read()), expected as u64);
     let start = ingest.started.load(Relaxed);
     let ingest_per_s = n as f64 / secs(ingest.ended.load(Relaxed) - start);
-    let delivered_per_s = n as f64 / secs(rx.stats.last.load(Relaxed) - start);
-    let lat = latencies(&ingest, &rx);
-    let from_send = latencies_from(&ingest.sent_at, &rx);
+    let delivered_per_s = expected as f64 / secs(rx.stats.last.load(Relaxed) - start);
+    let lat = latencies_except(&ingest.accepted, &rx, in_stuck_chat);
+    let from_send = latencies_except(&ingest.sent_at, &rx, in_stuck_chat);
     let out_of_order = rx.stats.out_of_order();
     // How long the events whose first attempt failed took (accepted ->
     // arrived): what a failure really held its chat back, retry delay and
@@ -282,6 +309,11 @@ async fn one(ctx: &Ctx<'_>, v: Variant, per_request: usize) -> Result<Value, Box
         pct(&lat, 50.0),
         pct(&lat, 99.0),
     );
+    let stuck = if v.stuck {
+        stuck::check(ctx, &label, &rx, n, v.chats).await?
+    } else {
+        Value::Null
+    };
     if v.ordered && out_of_order > 0 {
         let what = format!("{out_of_order} events arrived after a later event of their chat");
         if ctx.opts.smoke {
@@ -297,13 +329,14 @@ async fn one(ctx: &Ctx<'_>, v: Variant, per_request: usize) -> Result<Value, Box
         "delivered_per_s": delivered_per_s,
         "p50_ms": pct(&lat, 50.0), "p99_ms": pct(&lat, 99.0),
         "p50_from_send_ms": pct(&from_send, 50.0), "p99_from_send_ms": pct(&from_send, 99.0),
-        "duplicates": rx.stats.total.load(Relaxed).saturating_sub(n as u64),
+        "delivered": rx.stats.unique.load(Relaxed), "expected": expected,
+        "duplicates": rx.stats.total.load(Relaxed).saturating_sub(expected as u64),
         "out_of_order": out_of_order,
         "first_attempts_failed": rx.stats.failed.load(Relaxed),
         "first_attempts_to_fail": retried.len(),
         "retried_p50_ms": pct(&retried, 50.0), "retried_max_ms": retried.last(),
         "generator_chat_waits": ingest.chat_waits.load(Relaxed),
         "rss_max_bytes": rss_max, "db_bytes": hw.sqlite_bytes(),
-        "cpu_us_per_delivery": cpu,
+        "cpu_us_per_delivery": cpu, "stuck_chat": stuck,
     }))
 }

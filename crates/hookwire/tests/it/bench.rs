@@ -1,5 +1,6 @@
 //! The benchmark's smoke run (`hookwire-bench --smoke`) against this build's
-//! binary: every scenario runs with tiny sizes and must deliver every event.
+//! binary: every scenario runs with tiny sizes and must deliver every event
+//! (but, in the ordered scenario's stuck-chat run, the stuck chat's).
 //! It asserts completeness (and that CPU per delivery was measured) only,
 //! never a speed.
 
@@ -62,6 +63,31 @@ async fn the_benchmark_smoke_run_delivers_every_event() {
                 "{o}"
             );
         }
+    }
+    // The stuck-chat pair over the first count (100 chats): the healthy run
+    // delivers every event once; the stuck run every event but chat 0's
+    // ten, whose first event was attempted and whose later ones never were.
+    let stuck = &ordered["stuck_chat"];
+    assert_eq!(stuck["target_ratio"], 0.9, "{stuck}");
+    assert!(stuck["ratio"].is_number(), "{stuck}");
+    assert_eq!(stuck["stuck_chat_events"], 10, "{stuck}");
+    let pair = stuck["runs"].as_array().expect("the stuck-chat pair");
+    assert_eq!(pair.len(), 2, "{stuck}");
+    for o in pair {
+        assert_eq!(o["events"], 1_000, "{o}");
+        assert_eq!(o["duplicates"], 0, "{o}");
+        assert_eq!(o["out_of_order"], 0, "{o}");
+        if o["stuck_chat"].is_null() {
+            assert_eq!(o["delivered"], 1_000, "{o}");
+        } else {
+            assert_eq!(o["delivered"], 990, "{o}");
+            let chat = &o["stuck_chat"];
+            assert_eq!(chat["others_not_exactly_once"], 0, "{o}");
+            assert!(chat["first_attempts"].as_u64().unwrap() >= 1, "{o}");
+            assert_eq!(chat["later_attempts"], 0, "{o}");
+            assert_eq!(chat["delivered"], 0, "{o}");
+        }
+        assert!(o["cpu_us_per_delivery"]["hookwire"].is_number(), "{o}");
     }
     let soak = &r["soak"];
     assert_eq!(soak["complete"], true, "{soak}");
