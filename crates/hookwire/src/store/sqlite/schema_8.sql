@@ -3,8 +3,8 @@
 --
 -- Most deliveries are done in one attempt, and an `attempts` row cost three
 -- b-tree writes (the table, `attempts_by_delivery`, `attempts_by_at`) on
--- top of the update every record makes to its delivery anyway (BENCHMARKS.md,
--- change 21, has what it measured).
+-- top of the update every record makes to its delivery anyway (docs/performance-log.md,
+-- 5cdf568, has what it measured).
 -- The delivery log reads both places and orders a delivery's attempts by
 -- time. Deliveries from before this version keep the attempts they have in
 -- `attempts`; their next attempt goes into their row, so `first_*` is "the
