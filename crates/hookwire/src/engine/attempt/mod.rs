@@ -107,8 +107,10 @@ pub fn target_host(stored_url: &str) -> String {
 }
 
 /// Stored target URLs kept ready (see [`Sender::prepared`]); past this many
-/// the cache starts over, so URLs of deleted webhooks do not pile up.
-const MAX_CACHED_TARGETS: usize = 4096;
+/// the cache starts over, so URLs of deleted webhooks do not pile up. Above
+/// the webhooks a busy deployment sends to at once: at 4,096, 10,000
+/// webhooks in turn found their URL gone nearly every time.
+const MAX_CACHED_TARGETS: usize = 16_384;
 
 /// A webhook's URL as a request needs it: without credentials, and their
 /// `Authorization` header (decrypted, marked sensitive so it never prints).
@@ -141,7 +143,14 @@ impl Sender {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.attempt_timeout)
             .connect_timeout(settings.attempt_timeout)
-            .pool_max_idle_per_host(settings.per_target_concurrency)
+            // The pool is keyed by host and port, and many webhooks share
+            // one (a platform's customers behind one receiving service, or
+            // one host with a URL per license): capped at one webhook's
+            // share, the connections past it were closed when they went back
+            // to the pool and the next attempts connected anew, which was
+            // ~15 % of hookwire's CPU per delivery with 10,000 webhooks on
+            // one host (docs/performance-log.md).
+            .pool_max_idle_per_host(settings.max_in_flight)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .no_proxy();
