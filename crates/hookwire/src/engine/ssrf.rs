@@ -4,10 +4,13 @@
 //! Names are resolved here and the checked addresses are the ones connected
 //! to, so a DNS answer that changes between check and use cannot slip through.
 
+use hyper_util::client::legacy::connect::dns::Name;
 use ipnet::IpNet;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// The message recorded in the delivery log when the guard refuses a target.
 pub const REFUSED: &str = "target resolves to a private address";
@@ -95,26 +98,47 @@ impl Guard {
     }
 }
 
-/// A resolver that drops refused addresses and fails when none are left;
-/// hyper connects to exactly the addresses it returns, so a name cannot
-/// resolve differently between the check and the connection.
+/// Names resolved by the system, and through the guard unless private
+/// targets are allowed: refused addresses are dropped, and a name with none
+/// left fails with [`REFUSED`]. hyper connects to exactly the addresses
+/// returned, so a name cannot resolve differently between the check and the
+/// connection.
 #[derive(Debug, Clone)]
-pub struct GuardedResolver(pub Guard);
+pub struct Resolver {
+    guard: Option<Guard>,
+}
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let guard = self.0.clone();
+impl Resolver {
+    /// `None`: every address is allowed (`allow_private_targets`).
+    pub fn new(guard: Option<Guard>) -> Self {
+        Resolver { guard }
+    }
+}
+
+type Resolving =
+    Pin<Box<dyn Future<Output = std::io::Result<std::vec::IntoIter<SocketAddr>>> + Send>>;
+
+impl tower_service::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let guard = self.guard.clone();
         Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
                 .await?
-                .filter(|a| !guard.refuses(a.ip()))
+                .filter(|a| guard.as_ref().is_none_or(|g| !g.refuses(a.ip())))
                 .collect();
-            if addrs.is_empty() {
-                return Err(Box::new(std::io::Error::other(REFUSED))
-                    as Box<dyn std::error::Error + Send + Sync>);
+            match (addrs.is_empty(), guard.is_some()) {
+                (true, true) => Err(std::io::Error::other(REFUSED)),
+                (true, false) => Err(std::io::Error::other("the name resolves to no address")),
+                (false, _) => Ok(addrs.into_iter()),
             }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
 }

@@ -102,8 +102,7 @@ fn fill_from_pool(out: &mut [u8]) {
     }
     RANDOM.with_borrow_mut(|(pool, used)| {
         if *used + out.len() > POOL {
-            getrandom::fill(&mut pool[..])
-                .expect("the operating system's random source failed");
+            getrandom::fill(&mut pool[..]).expect("the operating system's random source failed");
             *used = 0;
         }
         out.copy_from_slice(&pool[*used..*used + out.len()]);

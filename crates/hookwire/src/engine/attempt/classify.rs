@@ -143,35 +143,6 @@ pub fn reads_retry_after(status: u16) -> bool {
     status == 429 || status == 503
 }
 
-/// A request that failed below HTTP, by what reqwest says of it.
-pub fn classify_error(e: &reqwest::Error) -> AttemptFailure {
-    let chain = error_chain(e);
-    if chain.contains(ssrf::REFUSED) {
-        AttemptFailure::Blocked
-    } else if e.is_timeout() {
-        AttemptFailure::Timeout
-    } else if e.is_connect() {
-        AttemptFailure::Connect(chain)
-    } else {
-        AttemptFailure::Request(chain)
-    }
-}
-
-/// The error and its causes in one line, without the URL (it is in the log already).
-fn error_chain(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut parts = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    if parts.is_empty() {
-        parts.push(e.to_string());
-    }
-    parts.join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

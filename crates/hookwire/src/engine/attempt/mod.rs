@@ -2,6 +2,7 @@
 //! (the rules for that are pure functions, in `classify.rs`).
 
 mod classify;
+mod client;
 
 pub use classify::{classify_status, reads_retry_after, AttemptFailure, Broke, Failure};
 
@@ -12,14 +13,22 @@ use crate::secret::{
 };
 use crate::store::{DeliveryJob, EventBody, EventName};
 use base64::Engine as _;
+use bytes::Bytes;
+use client::{ClientSettings, HttpClient};
 use hookwire_livechat::v3::envelope::additional_data;
 use hookwire_livechat::v3::{render_envelope, AdditionalDataSet, EnvelopeParts};
 use hookwire_livechat::{render_payload, DataTypes, PayloadParts, TargetUrl};
-use reqwest::header::{
-    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+use http_body_util::Full;
+use hyper::http::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The Standard Webhooks headers.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
 /// The part of a receiver's answer kept in the delivery log.
 pub const EXCERPT_BYTES: usize = 4096;
@@ -115,13 +124,13 @@ const MAX_CACHED_TARGETS: usize = 16_384;
 /// A webhook's URL as a request needs it: without credentials, and their
 /// `Authorization` header (decrypted, marked sensitive so it never prints).
 struct PreparedTarget {
-    url: reqwest::Url,
+    uri: hyper::Uri,
     authorization: Option<HeaderValue>,
 }
 
 /// Sends attempts over one pooled, keep-alive HTTP client.
 pub struct Sender {
-    client: reqwest::Client,
+    client: HttpClient,
     acknowledge: Acknowledge,
     allow_private_targets: bool,
     guard: ssrf::Guard,
@@ -137,12 +146,10 @@ impl Sender {
         settings: &DeliverySettings,
         token_secret: Secret,
         cipher: Cipher,
-    ) -> reqwest::Result<Arc<Self>> {
+    ) -> Result<Arc<Self>, String> {
         let guard = ssrf::Guard::new(settings.allowed_target_networks.clone());
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.attempt_timeout)
-            .connect_timeout(settings.attempt_timeout)
+        let client = HttpClient::new(ClientSettings {
+            attempt_timeout: settings.attempt_timeout,
             // The pool is keyed by host and port, and many webhooks share
             // one (a platform's customers behind one receiving service, or
             // one host with a URL per license): capped at one webhook's
@@ -150,15 +157,11 @@ impl Sender {
             // to the pool and the next attempts connected anew, which was
             // ~15 % of hookwire's CPU per delivery with 10,000 webhooks on
             // one host (docs/performance-log.md).
-            .pool_max_idle_per_host(settings.max_in_flight)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .no_proxy();
-        if !settings.allow_private_targets {
-            builder = builder.dns_resolver(Arc::new(ssrf::GuardedResolver(guard.clone())));
-        }
+            max_idle_per_host: settings.max_in_flight,
+            guard: (!settings.allow_private_targets).then(|| guard.clone()),
+        })?;
         Ok(Arc::new(Sender {
-            client: builder.build()?,
+            client,
             acknowledge: settings.acknowledge,
             allow_private_targets: settings.allow_private_targets,
             guard,
@@ -221,47 +224,55 @@ impl Sender {
             Ok(s) => s,
             Err(e) => return (fail(AttemptFailure::InvalidTarget(e)), None),
         };
-        let mut request = self
-            .client
-            .post(target.url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, concat!("hookwire/", env!("CARGO_PKG_VERSION")))
-            .body(body);
-        if let Some((timestamp, signature)) = signature {
-            request = request
-                .header("webhook-id", &job.event.unique_id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signature);
+        let mut request = hyper::Request::post(target.uri.clone());
+        if let Some(headers) = request.headers_mut() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                USER_AGENT,
+                HeaderValue::from_static(concat!("hookwire/", env!("CARGO_PKG_VERSION"))),
+            );
+            if let Some((timestamp, signature)) = signature {
+                let values = [
+                    HeaderValue::from_str(&job.event.unique_id),
+                    HeaderValue::from_str(&timestamp.to_string()),
+                    HeaderValue::from_str(&signature),
+                ];
+                for (name, value) in [WEBHOOK_ID, WEBHOOK_TIMESTAMP, WEBHOOK_SIGNATURE]
+                    .into_iter()
+                    .zip(values)
+                {
+                    match value {
+                        Ok(value) => {
+                            headers.insert(name, value);
+                        }
+                        Err(e) => {
+                            return (fail(AttemptFailure::InvalidTarget(e.to_string())), None)
+                        }
+                    }
+                }
+            }
+            if let Some(authorization) = &target.authorization {
+                headers.insert(AUTHORIZATION, authorization.clone());
+            }
         }
-        if let Some(authorization) = &target.authorization {
-            request = request.header(AUTHORIZATION, authorization.clone());
-        }
-        let mut response = match request.send().await {
+        let request = match request.body(Full::new(Bytes::from(body))) {
             Ok(r) => r,
-            Err(e) => return (fail(classify::classify_error(&e)), None),
+            Err(e) => return (fail(AttemptFailure::InvalidTarget(e.to_string())), None),
         };
-        let status = response.status().as_u16();
+        let answer = match self.client.send(request, READ_CAP).await {
+            Ok(answer) => answer,
+            Err(cause) => return (fail(cause), None),
+        };
+        let status = answer.status;
         let retry_after = if reads_retry_after(status) {
-            retry_after(response.headers())
+            retry_after(&answer.headers)
         } else {
             None
         };
-        let mut body = Vec::new();
-        let mut broken = None;
-        while body.len() < READ_CAP {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => break,
-                Err(e) => {
-                    broken = Some(e);
-                    break;
-                }
-            }
-        }
-        let excerpt = excerpt(&body);
-        if let Some(e) = broken {
+        let excerpt = excerpt(&answer.body);
+        if let Some(cause) = answer.broken {
             let failure = Failure {
-                cause: classify::classify_error(&e).while_reading_answer(),
+                cause: cause.while_reading_answer(),
                 status: Some(status),
                 retry_after: None,
             };
@@ -311,6 +322,12 @@ impl Sender {
         if !self.allow_private_targets && self.guard.refuses_literal_host(&url) {
             return Err(AttemptFailure::Blocked);
         }
+        let uri: hyper::Uri = url
+            .as_str()
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| {
+                AttemptFailure::InvalidTarget(e.to_string())
+            })?;
         let authorization = match target.credentials() {
             Some(creds) => {
                 let pair = format!("{}:{}", creds.user, creds.password);
@@ -322,7 +339,7 @@ impl Sender {
             }
             None => None,
         };
-        Ok(PreparedTarget { url, authorization })
+        Ok(PreparedTarget { uri, authorization })
     }
 
     /// The Standard Webhooks headers' values for a signed webhook: the
@@ -376,7 +393,6 @@ fn excerpt(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
