@@ -8,6 +8,11 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+/// How long after the kill the receiver may still be reading what the
+/// killed node wrote before it: well inside the 5 s (`DEAD_AFTER`) before
+/// another node may take its work over.
+const KILLED_NODES_REQUESTS_LAND_WITHIN: Duration = Duration::from_secs(1);
+
 fn start_node(dir: &std::path::Path, database: &str) -> Serving {
     start_node_with(dir, database, &[])
 }
@@ -226,9 +231,14 @@ async fn three_nodes_share_the_work_and_survive_a_kill_body() {
             panic!("event {id:?} arrived {arrivals} times and is not in the database");
         };
         let unrecorded = arrivals as i64 - attempts;
+        // The killed node's last requests were written before the kill but
+        // may be read by the receiver a little after it (this process is busy
+        // too); no live node can take a delivery over that early.
+        let by_the_killed_node = first_arrived[id] < killed_at + KILLED_NODES_REQUESTS_LAND_WITHIN;
         assert!(
-            unrecorded <= 1 && (unrecorded < 1 || first_arrived[id] < killed_at),
-            "event {id} arrived {arrivals} times, {attempts} attempts recorded"
+            unrecorded <= 1 && (unrecorded < 1 || by_the_killed_node),
+            "event {id} arrived {arrivals} times, {attempts} attempts recorded, first {:?} after the kill",
+            first_arrived[id].checked_duration_since(killed_at)
         );
         assert!(
             attempts - 1 <= failed,
