@@ -17,6 +17,19 @@ pub fn delivers(event_type: EventType, previous: Option<&str>, tags: &str) -> bo
     !(event_type == EventType::ChatChanged && previous == Some(tags))
 }
 
+/// Whether deciding an event of `event_type` needs the tags last seen of its
+/// chat. Only a `chat_changed` is ever held back, so a store need not read
+/// them for the other types (it still keeps what they report).
+pub fn needs_previous(event_type: EventType) -> bool {
+    event_type == EventType::ChatChanged
+}
+
+/// Whether what is kept of a chat's tags changes: a store need not write
+/// them again when the event reports what was last seen.
+pub fn changes_what_is_kept(previous: Option<&str>, tags: &str) -> bool {
+    previous != Some(tags)
+}
+
 /// The rule over several events of one transaction, in order, as one at a
 /// time would apply it: each event is decided against the tags the event
 /// before it left for its chat, or (its chat's first in the sequence)
@@ -88,6 +101,31 @@ mod tests {
         for t in [ChatStarted, ChatEnded, EventType::VisitorQueued] {
             assert!(delivers(t, Some("a"), "a"), "{t:?}");
         }
+    }
+
+    #[test]
+    fn only_chat_changed_needs_the_tags_last_seen() {
+        assert!(needs_previous(ChatChanged));
+        for t in [
+            ChatStarted,
+            ChatEnded,
+            EventType::VisitorQueued,
+            EventType::TicketCreated,
+        ] {
+            assert!(!needs_previous(t), "{t:?}");
+            // What `delivers` answers without them is what it answers with any.
+            for previous in [None, Some(""), Some("a")] {
+                assert!(delivers(t, previous, "a"), "{t:?} {previous:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn tags_equal_to_the_ones_kept_change_nothing() {
+        assert!(!changes_what_is_kept(Some("a,b"), "a,b"));
+        assert!(changes_what_is_kept(Some("a"), "a,b"));
+        assert!(changes_what_is_kept(None, ""));
+        assert!(changes_what_is_kept(Some(""), "a"));
     }
 
     #[test]
