@@ -32,7 +32,8 @@ pub struct ClientSettings {
 pub struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
-    /// At most `cap` bytes of the body.
+    /// The body, read until it ended or held `cap` bytes (the frame that
+    /// crossed `cap` is kept whole).
     pub body: Vec<u8>,
     /// Why reading the body stopped early, if it broke off.
     pub broken: Option<AttemptFailure>,
@@ -52,7 +53,9 @@ impl HttpClient {
         let mut http = HttpConnector::new_with_resolver(ssrf::Resolver::new(settings.guard));
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(settings.attempt_timeout));
+        // No connect timeout of its own: the attempt's deadline covers
+        // connecting too, so a connection that never comes is `Timeout`,
+        // whichever part of the attempt it was in.
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -118,7 +121,7 @@ impl HttpClient {
 }
 
 /// A request that failed below HTTP, by what hyper says of it.
-pub fn classify_error(e: &hyper_util::client::legacy::Error) -> AttemptFailure {
+fn classify_error(e: &hyper_util::client::legacy::Error) -> AttemptFailure {
     let chain = error_chain(e);
     if chain.contains(ssrf::REFUSED) {
         AttemptFailure::Blocked
