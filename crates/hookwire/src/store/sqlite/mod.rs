@@ -109,7 +109,7 @@ impl SqliteStore {
         )
         .map_err(unavailable)?;
         let checkpointer = Checkpointer::spawn(path, synchronous)?;
-        let (writer, _thread) = Writer::spawn(conn);
+        let (writer, _thread) = Writer::spawn(conn)?;
         let due = Arc::new(tokio::sync::Notify::new());
         Ok(SqliteStore {
             recorder: Recorder::new(writer.clone(), due.clone()),

@@ -154,3 +154,53 @@ pub(super) fn line_place(
         after_failed,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// On the writer's connection, the statement every final record of an
+    /// ordered delivery runs keeps its plan through new bindings (it was
+    /// prepared afresh on every use before `writer::plan_once`).
+    #[test]
+    fn waking_a_line_is_planned_once() {
+        let c = Connection::open_in_memory().unwrap();
+        super::super::writer::plan_once(&c).unwrap();
+        super::super::migrate(&c).unwrap();
+        c.execute(
+            "INSERT INTO webhooks (id, license_id, event_type, data_types, url, token, created_at)
+             VALUES ('w', 'l', 'chat_started', 1, 'https://example.com/', 't', 0)",
+            [],
+        )
+        .unwrap();
+        for seq in 0..20_i64 {
+            c.execute(
+                "INSERT INTO deliveries (event_seq, webhook_id, license_id, data_types, state,
+                     next_attempt_at, lease_until, created_at, updated_at, order_key)
+                 VALUES (?1, 'w', 'l', 1, 'pending', ?2, 0, 0, 0, ?3)",
+                params![
+                    seq,
+                    if seq < 4 { 0 } else { PARKED },
+                    format!("chat-{}", seq % 4)
+                ],
+            )
+            .unwrap();
+        }
+        let webhook = "w".to_string();
+        let mut woken = 0;
+        for id in 1..=16_i64 {
+            c.execute(
+                "UPDATE deliveries SET state = 'delivered' WHERE id = ?1",
+                [id],
+            )
+            .unwrap();
+            let key = format!("chat-{}", (id - 1) % 4);
+            woken += usize::from(wake_head(&c, &webhook, &key, 1_000 + id).unwrap());
+        }
+        assert_eq!(woken, 16, "each finish woke the next of its chat");
+        let wake = c.prepare_cached(WAKE_HEAD).unwrap();
+        assert_eq!(wake.get_status(StatementStatus::Run), 16);
+        assert_eq!(wake.get_status(StatementStatus::RePrepare), 0);
+    }
+}
