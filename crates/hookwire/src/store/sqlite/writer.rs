@@ -63,14 +63,15 @@ impl Writer {
 /// one, the planner weighs a `column = ?` it may filter on by whether the
 /// value is 0 or 1) is marked to be planned again when that parameter is
 /// bound anew, and rusqlite clears the bindings of a cached statement when
-/// it goes back to the cache, which counts as binding anew. So such a statement was
-/// prepared afresh on every use: measured at 3457bed, the ordered key's
-/// `WAKE_HEAD` (`ordering.rs`) once per final record, about 20 us of the
-/// writer's time per delivered event, and the claim once per claim. The
-/// writer's statements are written for their plan without values (none
-/// compares a partially indexed column with a parameter), which is the plan
-/// they are first prepared with anyway. Readers keep the default: the
-/// delivery log's filters (`state = ?`) may use partial indexes.
+/// it goes back to the cache, which counts as binding anew. So such a
+/// statement was prepared afresh on every use: measured at 3457bed, the
+/// ordered key's `WAKE_HEAD` (`ordering.rs`) once per final record, about
+/// 20 us of the writer's time per delivered event, and the claim once per
+/// claim (docs/performance-log.md, 1c7c2b2). The writer's statements are
+/// written for their plan without values (none compares a partially
+/// indexed column with a parameter), which is the plan they are first
+/// prepared with anyway. Readers keep the default: the delivery log's
+/// filters (`state = ?`) may use partial indexes.
 pub fn plan_once(conn: &Connection) -> StoreResult<()> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map_err(StoreError::unavailable)?;
